@@ -1,0 +1,75 @@
+// Asynchronous DNS for one worker: c-ares driven by the worker's io_context, with a
+// TTL-respecting cache. Not thread-safe: one Resolver per worker thread.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pc::net {
+
+namespace asio = boost::asio;
+
+struct ResolverConfig {
+  // "ip" or "ip:port" or "[ipv6]:port". Empty: the system's /etc/resolv.conf.
+  std::vector<std::string> servers;
+  std::chrono::milliseconds timeout{2000};  // per try
+  int tries = 2;
+  bool use_hosts_file = true;               // consult /etc/hosts before DNS
+  std::size_t cache_entries = 10000;        // 0 disables the cache
+  std::chrono::seconds min_ttl{5};
+  std::chrono::seconds max_ttl{3600};
+  std::chrono::seconds negative_ttl{10};    // NXDOMAIN / no data
+};
+
+enum class DnsStatus : std::uint8_t {
+  ok,
+  not_found,  // NXDOMAIN or no A/AAAA data
+  refused,    // server refused or failed (REFUSED, SERVFAIL)
+  timeout,    // no answer in time from any server
+  error,      // anything else (bad name, out of memory, resolver shut down)
+};
+
+std::string_view describe(DnsStatus s);
+
+struct ResolveResult {
+  DnsStatus status = DnsStatus::error;
+  // IPv6 and IPv4 addresses interleaved for happy eyeballs (RFC 8305 order: first
+  // family of the answer first, then alternating).
+  std::vector<asio::ip::address> addresses;
+  bool from_cache = false;
+};
+
+class Resolver {
+ public:
+  Resolver(asio::io_context& io, ResolverConfig cfg);
+  ~Resolver();
+  Resolver(const Resolver&) = delete;
+  Resolver& operator=(const Resolver&) = delete;
+
+  // Resolves A and AAAA for host (an IP literal is returned at once without a query).
+  // UDP with TCP fallback on truncation (c-ares). Concurrent calls for the same name
+  // share one query.
+  asio::awaitable<ResolveResult> resolve(std::string host);
+
+  // Cancels outstanding queries (they complete with DnsStatus::error) and stops.
+  void shutdown();
+
+  struct Stats {
+    std::uint64_t queries = 0, cache_hits = 0, failures = 0, timeouts = 0;
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Stats stats_;
+};
+
+}  // namespace pc::net
