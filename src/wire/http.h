@@ -13,11 +13,11 @@ namespace pc::wire {
 
 // Limits on every dimension a peer controls. Defaults are what docs/config.md documents.
 struct Limits {
-  std::size_t max_head_bytes = 65536;     // start line + fields + final CRLF
-  std::size_t max_fields = 100;           // header (or trailer) field lines
-  std::size_t max_field_bytes = 16384;    // one "name: value" line
-  std::size_t max_url_bytes = 8192;       // request-target
-  std::size_t max_chunk_size_digits = 16; // hex digits of a chunk-size, leading zeros included
+  std::size_t max_head_bytes = 65536;      // start line + fields + final CRLF
+  std::size_t max_fields = 100;            // header (or trailer) field lines
+  std::size_t max_field_bytes = 16384;     // one "name: value" line
+  std::size_t max_url_bytes = 8192;        // request-target
+  std::size_t max_chunk_size_digits = 16;  // hex digits of a chunk-size, leading zeros included
 };
 
 enum class Status : std::uint8_t { complete, incomplete, error };
@@ -123,11 +123,11 @@ ParseResult parse_response_head(std::string_view buf, const Limits& lim, Respons
 struct Target {
   enum class Form : std::uint8_t { origin, absolute, authority, asterisk };
   Form form = Form::origin;
-  std::string_view scheme;   // lower-case expected ("http"); absolute-form only
-  std::string_view host;     // without IPv6 brackets; absolute and authority forms
-  std::uint16_t port = 0;    // explicit or the scheme default (http 80, https 443)
+  std::string_view scheme;  // lower-case expected ("http"); absolute-form only
+  std::string_view host;    // without IPv6 brackets; absolute and authority forms
+  std::uint16_t port = 0;   // explicit or the scheme default (http 80, https 443)
   bool port_explicit = false;
-  std::string_view path;     // path + query, "/" when empty; origin and absolute forms
+  std::string_view path;  // path + query, "/" when empty; origin and absolute forms
 };
 
 // Splits target by form. CONNECT must use authority-form (host:port, port required);
@@ -137,8 +137,8 @@ Error parse_target(std::string_view method, std::string_view target, Target& out
 
 // Parses a Host field value or an authority: host[:port]. default_port fills port when
 // absent.
-Error parse_authority(std::string_view authority, std::uint16_t default_port, std::string_view& host,
-                      std::uint16_t& port, bool& port_explicit);
+Error parse_authority(std::string_view authority, std::uint16_t default_port,
+                      std::string_view& host, std::uint16_t& port, bool& port_explicit);
 
 // ---- message framing and connection semantics (RFC 9112 6, 9; RFC 9110 7.6.1) ----
 
@@ -197,15 +197,28 @@ class ChunkedDecoder {
   std::uint64_t payload_bytes() const { return payload_; }
 
  private:
-  enum class State : std::uint8_t { size, ext, size_lf, data, data_cr, data_lf, trailer, done };
+  enum class State : std::uint8_t {
+    size,
+    ext,
+    size_lf,
+    data,
+    data_cr,
+    data_lf,
+    trailer,
+    done,
+    failed
+  };
+  Step fail(Error e, std::size_t at);
+
   Limits lim_;
   State state_ = State::size;
+  Error error_ = Error::none;  // when failed
   std::uint64_t remaining_ = 0;
   std::uint64_t payload_ = 0;
   std::size_t digits_ = 0;
   std::size_t ext_bytes_ = 0;
   std::size_t trailer_fields_ = 0;
-  std::string line_;  // partial trailer line
+  std::string line_;  // partial chunk extension or trailer line
   std::string trailers_;
 };
 
