@@ -1,0 +1,390 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "base/strings.h"
+
+namespace pc::config {
+namespace {
+
+// Collects errors with positions while walking the document.
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  std::vector<Error> errors;
+
+  void error(const toml::node* n, std::string msg) {
+    Error e{file_, 0, 0, std::move(msg)};
+    if (n) {
+      e.line = static_cast<int>(n->source().begin.line);
+      e.column = static_cast<int>(n->source().begin.column);
+    }
+    errors.push_back(std::move(e));
+  }
+
+  // Reports keys of `t` that are not in `known`.
+  void check_keys(const toml::table& t, std::initializer_list<std::string_view> known,
+                  std::string_view where) {
+    for (auto&& [k, v] : t) {
+      bool ok = false;
+      for (auto name : known) ok = ok || k.str() == name;
+      if (!ok) {
+        std::string msg = "unknown key '" + std::string(k.str()) + "'";
+        if (!where.empty()) msg += " in [" + std::string(where) + "]";
+        error(&v, msg);
+      }
+    }
+  }
+
+  const toml::table* table(const toml::table& t, std::string_view key) {
+    const toml::node* n = t.get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) {
+      error(n, "'" + std::string(key) + "' must be a table");
+      return nullptr;
+    }
+    return n->as_table();
+  }
+
+  void get(const toml::table& t, std::string_view key, std::string& out) {
+    const toml::node* n = t.get(key);
+    if (!n) return;
+    if (auto v = n->value<std::string>()) out = *v;
+    else error(n, "'" + std::string(key) + "' must be a string");
+  }
+
+  void get(const toml::table& t, std::string_view key, bool& out) {
+    const toml::node* n = t.get(key);
+    if (!n) return;
+    if (auto v = n->value_exact<bool>()) out = *v;
+    else error(n, "'" + std::string(key) + "' must be true or false");
+  }
+
+  template <class Int>
+  void get_int(const toml::table& t, std::string_view key, Int& out, std::int64_t lo, std::int64_t hi) {
+    const toml::node* n = t.get(key);
+    if (!n) return;
+    auto v = n->value_exact<std::int64_t>();
+    if (!v) {
+      error(n, "'" + std::string(key) + "' must be an integer");
+      return;
+    }
+    if (*v < lo || *v > hi) {
+      error(n, "'" + std::string(key) + "' must be between " + std::to_string(lo) + " and " +
+                   std::to_string(hi));
+      return;
+    }
+    out = static_cast<Int>(*v);
+  }
+
+  // A duration in seconds (integer or float), stored in milliseconds.
+  template <class Dur>
+  void get_seconds(const toml::table& t, std::string_view key, Dur& out, double lo, double hi) {
+    const toml::node* n = t.get(key);
+    if (!n) return;
+    std::optional<double> v;
+    if (auto i = n->value_exact<std::int64_t>()) v = static_cast<double>(*i);
+    else if (auto d = n->value_exact<double>()) v = *d;
+    if (!v) {
+      error(n, "'" + std::string(key) + "' must be a number of seconds");
+      return;
+    }
+    if (!(*v >= lo && *v <= hi)) {
+      std::ostringstream m;
+      m << "'" << key << "' must be between " << lo << " and " << hi << " seconds";
+      error(n, m.str());
+      return;
+    }
+    out = std::chrono::duration_cast<Dur>(std::chrono::duration<double>(*v));
+  }
+
+  // An array of strings.
+  bool get_strings(const toml::table& t, std::string_view key,
+                   std::vector<std::pair<std::string, const toml::node*>>& out) {
+    const toml::node* n = t.get(key);
+    if (!n) return false;
+    const toml::array* a = n->as_array();
+    if (!a) {
+      error(n, "'" + std::string(key) + "' must be an array of strings");
+      return false;
+    }
+    out.clear();
+    for (const toml::node& e : *a) {
+      if (auto s = e.value<std::string>()) out.emplace_back(*s, &e);
+      else error(&e, "'" + std::string(key) + "' must contain only strings");
+    }
+    return true;
+  }
+
+ private:
+  std::string file_;
+};
+
+std::optional<std::uint16_t> port_of(std::string_view s) {
+  std::uint64_t v = 0;
+  if (!base::parse_u64(s, v) || v == 0 || v > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(v);
+}
+
+// "ip", "ip:port", "[v6]", "[v6]:port"
+bool valid_dns_server(std::string_view s) {
+  if (s.empty()) return false;
+  if (s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos) return false;
+    auto ip = base::parse_ip(s.substr(1, close - 1));
+    if (!ip || ip->is_v4()) return false;
+    auto rest = s.substr(close + 1);
+    return rest.empty() || (rest.front() == ':' && port_of(rest.substr(1)));
+  }
+  if (base::parse_ip(s)) return true;  // bare IPv4 or IPv6
+  auto colon = s.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  auto ip = base::parse_ip(s.substr(0, colon));
+  return ip && ip->is_v4() && port_of(s.substr(colon + 1));
+}
+
+void read(Reader& r, const toml::table& root, Config& c) {
+  r.check_keys(root, {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
+                      "access_log", "log"},
+               "");
+  auto base_dir = c.source.parent_path();
+  auto resolve = [&](const std::string& p) {
+    std::filesystem::path fp(p);
+    return fp.is_absolute() ? fp : (base_dir / fp).lexically_normal();
+  };
+
+  std::string state_dir = ".";
+  if (auto* g = r.table(root, "gateway")) {
+    r.check_keys(*g, {"name", "workers", "state_dir"}, "gateway");
+    r.get(*g, "name", c.name);
+    if (c.name.empty() || c.name.find_first_of(" \t\r\n,;()\"") != std::string::npos)
+      r.error(g->get("name"), "'name' must be a non-empty token (no spaces or separators)");
+    r.get_int(*g, "workers", c.workers, 0, 256);
+    r.get(*g, "state_dir", state_dir);
+  }
+  c.state_dir = resolve(state_dir);
+  if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
+
+  if (const toml::node* ln = root.get("listeners")) {
+    const toml::array* arr = ln->as_array();
+    if (!arr || !arr->is_array_of_tables()) {
+      r.error(ln, "'listeners' must be an array of tables ([[listeners]])");
+    } else {
+      std::set<std::string> names;
+      for (const toml::node& e : *arr) {
+        const toml::table& t = *e.as_table();
+        r.check_keys(t, {"name", "address", "port", "guest"}, "listeners");
+        Listener l;
+        r.get(t, "name", l.name);
+        r.get(t, "address", l.address);
+        r.get_int(t, "port", l.port, 1, 65535);
+        r.get(t, "guest", l.guest);
+        if (!t.get("port")) r.error(&e, "listener needs a 'port'");
+        if (l.name.empty()) l.name = l.guest ? "guest" : "proxy";
+        if (!base::parse_ip(l.address)) r.error(t.get("address"), "'address' must be an IP address");
+        if (!names.insert(l.name + "|" + l.address + "|" + std::to_string(l.port)).second)
+          r.error(&e, "duplicate listener");
+        c.listeners.push_back(std::move(l));
+      }
+    }
+  }
+
+  if (!root.get("listeners")) {  // defaults: users on 8080, guests on 8081
+    c.listeners.push_back({"proxy", "::", 8080, false});
+    c.listeners.push_back({"guest", "::", 8081, true});
+  }
+
+  if (auto* p = r.table(root, "proxy")) {
+    r.check_keys(*p, {"client_networks", "connect_ports", "x_forwarded_for", "max_connections",
+                      "max_connections_per_client"},
+                 "proxy");
+    std::vector<std::pair<std::string, const toml::node*>> nets;
+    if (r.get_strings(*p, "client_networks", nets)) {
+      c.client_networks.clear();
+      for (auto& [s, n] : nets) {
+        if (auto cidr = base::Cidr::parse(s)) c.client_networks.push_back(*cidr);
+        else r.error(n, "invalid network '" + s + "' (expected address/prefix)");
+      }
+    }
+    if (const toml::node* n = p->get("connect_ports")) {
+      const toml::array* a = n->as_array();
+      if (!a) r.error(n, "'connect_ports' must be an array of port numbers");
+      else {
+        c.connect_ports.clear();
+        for (const toml::node& e : *a) {
+          auto v = e.value_exact<std::int64_t>();
+          if (!v || *v < 1 || *v > 65535) r.error(&e, "'connect_ports' entries must be ports (1-65535)");
+          else c.connect_ports.push_back(static_cast<std::uint16_t>(*v));
+        }
+      }
+    }
+    std::string xff = "add";
+    r.get(*p, "x_forwarded_for", xff);
+    if (xff == "add") c.x_forwarded_for = XffMode::add;
+    else if (xff == "keep") c.x_forwarded_for = XffMode::keep;
+    else if (xff == "remove") c.x_forwarded_for = XffMode::remove;
+    else r.error(p->get("x_forwarded_for"), "'x_forwarded_for' must be add, keep or remove");
+    r.get_int(*p, "max_connections", c.max_connections, 1, 10'000'000);
+    r.get_int(*p, "max_connections_per_client", c.max_connections_per_client, 1, 10'000'000);
+  }
+
+  if (auto* l = r.table(root, "limits")) {
+    r.check_keys(*l, {"max_head_bytes", "max_fields", "max_field_bytes", "max_url_bytes",
+                      "max_chunk_size_digits"},
+                 "limits");
+    r.get_int(*l, "max_head_bytes", c.limits.max_head_bytes, 1024, 1 << 24);
+    r.get_int(*l, "max_fields", c.limits.max_fields, 1, 10000);
+    r.get_int(*l, "max_field_bytes", c.limits.max_field_bytes, 64, 1 << 24);
+    r.get_int(*l, "max_url_bytes", c.limits.max_url_bytes, 64, 1 << 24);
+    r.get_int(*l, "max_chunk_size_digits", c.limits.max_chunk_size_digits, 1, 16);
+  }
+
+  if (auto* t = r.table(root, "timeouts")) {
+    r.check_keys(*t, {"header_read", "keepalive_idle", "upstream_connect", "upstream_first_byte",
+                      "body_idle", "tunnel_idle", "upstream_keepalive_idle", "drain"},
+                 "timeouts");
+    auto& to = c.timeouts;
+    r.get_seconds(*t, "header_read", to.header_read, 0.05, 86400);
+    r.get_seconds(*t, "keepalive_idle", to.keepalive_idle, 0.05, 86400);
+    r.get_seconds(*t, "upstream_connect", to.upstream_connect, 0.05, 86400);
+    r.get_seconds(*t, "upstream_first_byte", to.upstream_first_byte, 0.05, 86400);
+    r.get_seconds(*t, "body_idle", to.body_idle, 0.05, 86400);
+    r.get_seconds(*t, "tunnel_idle", to.tunnel_idle, 0.05, 7 * 86400);
+    r.get_seconds(*t, "upstream_keepalive_idle", to.upstream_keepalive_idle, 0.05, 86400);
+    r.get_seconds(*t, "drain", to.drain, 0, 86400);
+  }
+
+  if (auto* d = r.table(root, "dns")) {
+    r.check_keys(*d, {"servers", "timeout", "tries", "hosts_file", "cache_entries", "min_ttl",
+                      "max_ttl", "negative_ttl"},
+                 "dns");
+    std::vector<std::pair<std::string, const toml::node*>> servers;
+    if (r.get_strings(*d, "servers", servers)) {
+      for (auto& [s, n] : servers) {
+        if (valid_dns_server(s)) c.dns.servers.push_back(s);
+        else r.error(n, "invalid DNS server '" + s + "' (expected ip, ip:port or [ipv6]:port)");
+      }
+    }
+    r.get_seconds(*d, "timeout", c.dns.timeout, 0.01, 60);
+    r.get_int(*d, "tries", c.dns.tries, 1, 10);
+    r.get(*d, "hosts_file", c.dns.use_hosts_file);
+    r.get_int(*d, "cache_entries", c.dns.cache_entries, 0, 10'000'000);
+    r.get_seconds(*d, "min_ttl", c.dns.min_ttl, 0, 86400);
+    r.get_seconds(*d, "max_ttl", c.dns.max_ttl, 0, 7 * 86400);
+    r.get_seconds(*d, "negative_ttl", c.dns.negative_ttl, 0, 86400);
+    if (c.dns.min_ttl > c.dns.max_ttl) r.error(d->get("min_ttl"), "'min_ttl' is larger than 'max_ttl'");
+  }
+
+  if (auto* u = r.table(root, "upstream")) {
+    r.check_keys(*u, {"parents", "direct_domains", "retry_after"}, "upstream");
+    if (const toml::node* pn = u->get("parents")) {
+      const toml::array* arr = pn->as_array();
+      if (!arr || !arr->is_array_of_tables()) {
+        r.error(pn, "'parents' must be an array of tables ([[upstream.parents]])");
+      } else {
+        for (const toml::node& e : *arr) {
+          const toml::table& t = *e.as_table();
+          r.check_keys(t, {"host", "port", "username", "password"}, "upstream.parents");
+          Parent p;
+          r.get(t, "host", p.host);
+          r.get_int(t, "port", p.port, 1, 65535);
+          r.get(t, "username", p.username);
+          r.get(t, "password", p.password);
+          if (p.host.empty()) r.error(&e, "parent needs a 'host'");
+          if (p.username.find(':') != std::string::npos)
+            r.error(t.get("username"), "'username' must not contain ':'");
+          c.parents.push_back(std::move(p));
+        }
+      }
+    }
+    std::vector<std::pair<std::string, const toml::node*>> domains;
+    if (r.get_strings(*u, "direct_domains", domains)) {
+      for (auto& [s, n] : domains) {
+        std::string d = base::to_lower(s);
+        while (!d.empty() && d.front() == '.') d.erase(0, 1);
+        while (!d.empty() && d.back() == '.') d.pop_back();
+        if (d.empty()) r.error(n, "empty domain in 'direct_domains'");
+        else c.direct_domains.push_back(d);
+      }
+    }
+    r.get_seconds(*u, "retry_after", c.parent_retry_after, 0, 86400);
+  }
+
+  std::string log_path = "log/access.log";
+  if (auto* a = r.table(root, "access_log")) {
+    r.check_keys(*a, {"path", "format"}, "access_log");
+    r.get(*a, "path", log_path);
+    std::string fmt = "json";
+    r.get(*a, "format", fmt);
+    if (fmt == "json") c.access_log_format = LogFormat::json;
+    else if (fmt == "squid") c.access_log_format = LogFormat::squid;
+    else r.error(a->get("format"), "'format' must be json or squid");
+  }
+  if (log_path == "-") c.access_log_path = "-";
+  else if (!log_path.empty()) {
+    std::filesystem::path fp(log_path);
+    c.access_log_path = fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
+  }
+
+  if (auto* l = r.table(root, "log")) {
+    r.check_keys(*l, {"level"}, "log");
+    r.get(*l, "level", c.log_level);
+    if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+        c.log_level != "error")
+      r.error(l->get("level"), "'level' must be debug, info, warn or error");
+  }
+}
+
+}  // namespace
+
+std::vector<base::Cidr> default_client_networks() {
+  std::vector<base::Cidr> v;
+  for (auto s : {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"})
+    v.push_back(*base::Cidr::parse(s));
+  return v;
+}
+
+std::string format(const Error& e) {
+  std::ostringstream o;
+  o << e.file << ":" << e.line << ":" << e.column << ": " << e.message;
+  return o.str();
+}
+
+LoadResult load_string(std::string_view text, const std::filesystem::path& name) {
+  LoadResult res;
+  Reader r(name.string());
+  auto cfg = std::make_shared<Config>();
+  cfg->source = std::filesystem::absolute(name).lexically_normal();
+  try {
+    toml::table root = toml::parse(text, name.string());
+    read(r, root, *cfg);
+  } catch (const toml::parse_error& e) {
+    Error err{name.string(), static_cast<int>(e.source().begin.line),
+              static_cast<int>(e.source().begin.column), std::string(e.description())};
+    r.errors.push_back(std::move(err));
+  }
+  res.errors = std::move(r.errors);
+  if (res.errors.empty()) res.config = std::move(cfg);
+  return res;
+}
+
+LoadResult load_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult res;
+    res.errors.push_back({path.string(), 0, 0, "cannot open file"});
+    return res;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path);
+}
+
+}  // namespace pc::config

@@ -1,0 +1,44 @@
+// How the proxy rewrites messages as it forwards them (RFC 9110 7.6): hop-by-hop fields,
+// Via, X-Forwarded-For, Max-Forwards, framing, parent-proxy requests. Pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "wire/http.h"
+
+namespace pc::proxy {
+
+// True when a Via field of req names this gateway (the request already went through it).
+bool via_has_loop(const wire::RequestHead& req, std::string_view name);
+
+// True when host (lower-case) is in upstream.direct_domains (or a subdomain of one).
+bool goes_direct(const config::Config& cfg, std::string_view host);
+
+// The answer to OPTIONS with Max-Forwards: 0.
+std::string options_reply();
+// The answer to TRACE with Max-Forwards: 0: the request head as received (credentials and
+// cookies left out) as message/http.
+std::string trace_reply(const wire::RequestHead& req);
+
+// "CONNECT authority HTTP/1.1" for a parent, with Proxy-Authorization when configured.
+std::string connect_request(std::string_view authority, const config::Parent& parent);
+
+// The request head sent upstream: origin-form to an origin, absolute-form to a parent;
+// hop-by-hop fields removed, Via and X-Forwarded-For applied, Max-Forwards decremented,
+// framing re-stated (Content-Length or chunked).
+std::string upstream_request_head(const wire::RequestHead& req, const wire::Target& target,
+                                  const wire::MessageInfo& info, const config::Config& cfg,
+                                  std::string_view client_addr, const config::Parent* parent);
+
+// The response head sent to the client. rechunk: the body is sent chunked;
+// keep_alive: whether the client connection stays open; client10: the client spoke
+// HTTP/1.0; interim: a 1xx response (fields copied, no framing).
+std::string response_head_for_client(const wire::ResponseHead& head, const wire::MessageInfo& info,
+                                     bool rechunk, bool keep_alive, std::string_view name,
+                                     bool interim, bool client10 = false);
+
+std::string base64(std::string_view in);
+
+}  // namespace pc::proxy

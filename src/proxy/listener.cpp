@@ -1,0 +1,71 @@
+#include "proxy/listener.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/v6_only.hpp>
+
+#include "base/log.h"
+
+namespace pc::proxy {
+
+namespace {
+using reuse_port = boost::asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+void open_and_bind(net::tcp::acceptor& a, const net::tcp::endpoint& ep) {
+  a.open(ep.protocol());
+  a.set_option(net::tcp::acceptor::reuse_address(true));
+  a.set_option(reuse_port(true));
+  if (ep.address().is_v6()) {
+    // "::" serves IPv4 too (dual stack); a specific IPv6 address serves only itself.
+    a.set_option(boost::asio::ip::v6_only(!ep.address().is_unspecified()));
+  }
+  a.bind(ep);
+  a.listen(4096);
+}
+}  // namespace
+
+Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port)
+    : w_(w), info_{cfg.name, cfg.guest}, acceptor_(w.io) {
+  auto addr = boost::asio::ip::make_address(cfg.address);
+  try {
+    open_and_bind(acceptor_, {addr, port});
+  } catch (const boost::system::system_error& e) {
+    // No IPv6 on this host: "::" falls back to IPv4.
+    if (!(addr.is_v6() && addr.is_unspecified() &&
+          e.code() == boost::asio::error::address_family_not_supported))
+      throw;
+    boost::system::error_code ignore;
+    acceptor_.close(ignore);
+    log::warn("listener {}: IPv6 unavailable, listening on IPv4 only", cfg.name);
+    open_and_bind(acceptor_, {boost::asio::ip::address_v4::any(), port});
+  }
+  port_ = acceptor_.local_endpoint().port();
+}
+
+void Listener::start() {
+  net::asio::co_spawn(w_.io, accept_loop(), net::asio::detached);
+}
+
+void Listener::close() {
+  boost::system::error_code ignore;
+  acceptor_.close(ignore);
+}
+
+net::asio::awaitable<void> Listener::accept_loop() {
+  net::asio::steady_timer backoff(w_.io);
+  for (;;) {
+    auto [ec, sock] = co_await acceptor_.async_accept(net::use_nothrow);
+    if (ec == net::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec) {
+      // Out of file descriptors or memory: pause instead of spinning on the error.
+      log::warn("listener {}: accept failed: {}", info_.name, ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(net::use_nothrow);
+      continue;
+    }
+    auto s = std::make_shared<Session>(w_, std::move(sock), info_);
+    net::asio::co_spawn(w_.io, s->run(s), net::asio::detached);
+  }
+}
+
+}  // namespace pc::proxy

@@ -1,0 +1,830 @@
+#include "proxy/session.h"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "net/connect.h"
+#include "proxy/forwarding.h"
+#include "proxy/pages.h"
+
+namespace pc::proxy {
+
+using namespace boost::asio::experimental::awaitable_operators;
+using net::asio::awaitable;
+using net::use_nothrow;
+using net::tcp;
+using telemetry::Result;
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+bool is_timeout(const boost::system::error_code& ec) { return ec == net::asio::error::timed_out; }
+}  // namespace
+
+struct Session::Txn {
+  std::shared_ptr<const txn::Snapshot> snap;
+  const config::Config& cfg() const { return *snap->config; }
+  telemetry::AccessRecord rec;
+  net::Clock::time_point start;
+  wire::RequestHead req;
+  wire::Target target;
+  wire::MessageInfo info;
+  std::string host;  // lower-case
+  int parent = -1;   // index of the parent proxy used, or -1 for direct
+  bool response_started = false;
+  bool keep_client = true;  // the client connection may carry another request
+};
+
+Session::Session(Worker& w, tcp::socket s, ListenerInfo listener)
+    : w_(w),
+      client_(std::move(s)),
+      upstream_(client_.get_executor()),
+      listener_(std::move(listener)),
+      cbuf_(16384),
+      ubuf_(16384),
+      watchdog_(client_.get_executor()) {
+  boost::system::error_code ec;
+  auto ep = client_.remote_endpoint(ec);
+  if (!ec) {
+    client_addr_ = net::address_text(ep.address());
+    client_ip_ = net::to_ip_bytes(ep.address());
+  }
+  client_.set_option(tcp::no_delay(true), ec);
+  w_.add(this);
+}
+
+Session::~Session() {
+  w_.remove(this);
+  if (counted_client_) w_.shared.release_client(client_ip_);
+  if (counted_) w_.shared.connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Session::close_all() {
+  boost::system::error_code ignore;
+  if (client_.is_open()) client_.close(ignore);
+  if (upstream_.is_open()) upstream_.close(ignore);
+}
+
+void Session::on_timeout() {
+  boost::system::error_code ignore;
+  if (upstream_scope_ && upstream_.is_open()) upstream_.close(ignore);  // the client gets a 504
+  else close_all();
+}
+
+void Session::close_if_idle() {
+  if (idle_) close_all();
+}
+
+awaitable<void> Session::run(std::shared_ptr<Session> self) {
+  const auto& cfg = *w_.snapshot()->config;
+  // admit: connection limits and the client ACL, before reading anything.
+  std::size_t total = w_.shared.connections.fetch_add(1, std::memory_order_relaxed) + 1;
+  counted_ = true;
+  bool per_client_ok = w_.shared.acquire_client(client_ip_, cfg.max_connections_per_client);
+  counted_client_ = per_client_ok;
+  {
+    int status = 0;
+    std::string reason, message;
+    if (!w_.snapshot()->client_allowed(client_ip_)) {
+      status = 403;
+      reason = "client address not allowed";
+      message = "Your address is not allowed to use this proxy.";
+    } else if (!per_client_ok) {
+      status = 429;
+      reason = "too many connections from this client";
+      message = "Too many connections from your address.";
+    } else if (total > cfg.max_connections) {
+      status = 503;
+      reason = "connection limit reached";
+      message = "The gateway is at its connection limit. Try again shortly.";
+    }
+    if (status != 0) {
+      Txn t;
+      t.snap = w_.snapshot();
+      t.start = net::Clock::now();
+      t.rec.time = std::chrono::system_clock::now();
+      t.rec.listener = listener_.name;
+      t.rec.guest = listener_.guest;
+      t.rec.client = client_addr_;
+      t.rec.request_id = w_.next_request_id();
+      co_await reply_local(t, status, "Access denied", message,
+                           status == 403 ? Result::denied : Result::error, reason, true);
+      close_all();
+      co_return;
+    }
+  }
+
+  auto ex = client_.get_executor();
+  watchdog_.arm(cfg.timeouts.header_read);
+  net::asio::co_spawn(ex, watchdog_.run([this] { on_timeout(); }), net::asio::detached);
+  for (;;) {
+    Outcome o = co_await transaction();
+    if (o == Outcome::close || !client_.is_open()) break;
+  }
+  watchdog_.stop();
+  close_all();
+  (void)self;
+}
+
+// ---- reading the request ----
+
+awaitable<bool> Session::read_request_head(Txn& t, bool& clean_eof) {
+  const auto& cfg = t.cfg();
+  if (cbuf_.empty()) {
+    if (!first_) watchdog_.arm(cfg.timeouts.keepalive_idle);
+    idle_ = true;
+    if (w_.shared.draining.load()) {
+      clean_eof = true;
+      co_return false;
+    }
+    cbuf_.release();  // an idle connection holds no buffer
+    auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, use_nothrow);
+    idle_ = false;
+    if (ec) {
+      clean_eof = true;
+      co_return false;
+    }
+    if (!first_) watchdog_.arm(cfg.timeouts.header_read);
+  }
+  first_ = false;
+  t.start = net::Clock::now();
+  t.rec.time = std::chrono::system_clock::now();
+  for (;;) {
+    if (!cbuf_.empty()) {
+      auto r = wire::parse_request_head(cbuf_.data(), cfg.limits, t.req);
+      if (r.status == wire::Status::complete) {
+        cbuf_.consume(r.consumed);
+        t.rec.bytes_in += r.consumed;
+        co_return true;
+      }
+      if (r.status == wire::Status::error) {
+        co_await reply_local(t, wire::http_status_for(r.error), "Bad request",
+                             "The request could not be understood by the gateway.", Result::error,
+                             std::string("malformed request: ") + std::string(wire::describe(r.error)),
+                             true);
+        co_return false;
+      }
+    }
+    auto span = cbuf_.prepare(8192);
+    auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+    if (ec) {
+      if (cbuf_.empty()) {
+        clean_eof = true;
+      } else {
+        t.rec.status = 408;
+        t.rec.result = Result::error;
+        t.rec.reason = watchdog_.expired() ? "timeout reading request head" : "client closed mid-head";
+        finish(t);
+      }
+      co_return false;
+    }
+    cbuf_.commit(n);
+  }
+}
+
+// ---- the transaction ----
+
+awaitable<Session::Outcome> Session::transaction() {
+  Txn t;
+  t.snap = w_.snapshot();  // pinned for the whole transaction
+  const auto& cfg = t.cfg();
+  t.rec.listener = listener_.name;
+  t.rec.guest = listener_.guest;  // identify: the guest listener marks its transactions
+  t.rec.client = client_addr_;
+
+  bool clean_eof = false;
+  if (!(co_await read_request_head(t, clean_eof))) co_return Outcome::close;
+  t.rec.request_id = w_.next_request_id();
+  t.rec.method = std::string(t.req.method);
+  t.rec.url = std::string(t.req.target);
+
+  // admit: request-target form and message framing (every smuggling rule is in wire/).
+  auto err = wire::parse_target(t.req.method, t.req.target, t.target);
+  if (err == wire::Error::none) err = wire::analyze_request(t.req, t.target, t.info);
+  if (err != wire::Error::none) {
+    co_return co_await reply_local(t, wire::http_status_for(err), "Bad request",
+                                   "The request could not be understood by the gateway.",
+                                   Result::error, "malformed request: " + std::string(wire::describe(err)),
+                                   true);
+  }
+  t.keep_client = t.info.keep_alive && !t.info.upgrade;
+  t.host = base::to_lower(t.target.host);
+
+  // classify + decide (no policy engine yet: protocol and safety rules only).
+  using Form = wire::Target::Form;
+  if (t.target.form == Form::origin || t.target.form == Form::asterisk) {
+    if (t.req.method == "OPTIONS") {
+      std::string r =
+          "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, CONNECT, PATCH\r\n"
+          "Content-Length: 0\r\n\r\n";
+      t.rec.status = 200;
+      t.rec.reason = "answered by the gateway";
+      if (t.info.body != wire::BodyKind::none) t.keep_client = false;
+      co_await write_client(r, t);
+      finish(t);
+      co_return t.keep_client ? Outcome::keep_alive : Outcome::close;
+    }
+    co_return co_await reply_local(
+        t, 200, cfg.name + " web gateway",
+        "This is a web gateway. Configure your browser or system to use it as its HTTP proxy.",
+        Result::allowed, "request addressed to the gateway itself");
+  }
+  if (t.target.form == Form::absolute && t.target.scheme != "http") {
+    co_return co_await reply_local(t, 501, "Unsupported request",
+                                   "Only http:// URLs can be requested this way; https:// goes through CONNECT.",
+                                   Result::error, "unsupported URL scheme");
+  }
+  if (via_has_loop(t.req, cfg.name)) {
+    co_return co_await reply_local(t, 403, "Forwarding loop",
+                                   "The request has already passed through this gateway.",
+                                   Result::denied, "forwarding loop detected (Via)");
+  }
+  if (t.req.method == "CONNECT" && !t.snap->connect_port_allowed(t.target.port)) {
+    co_return co_await reply_local(t, 403, "Port not allowed",
+                                   "Tunnels to this port are not allowed by the gateway.",
+                                   Result::denied, "CONNECT to a port not in connect_ports");
+  }
+  if (t.req.method == "OPTIONS" || t.req.method == "TRACE") {
+    if (auto* mf = t.req.find("Max-Forwards"); mf && mf->value == "0") {
+      std::string r = t.req.method == "OPTIONS" ? options_reply() : trace_reply(t.req);
+      t.rec.status = 200;
+      t.rec.reason = "Max-Forwards reached zero at the gateway";
+      if (t.info.body != wire::BodyKind::none) t.keep_client = false;
+      co_await write_client(r, t);
+      finish(t);
+      co_return t.keep_client ? Outcome::keep_alive : Outcome::close;
+    }
+  }
+
+  // route
+  if (t.req.method == "CONNECT") co_return co_await tunnel(t);
+  co_return co_await forward(t);
+}
+
+// ---- local replies ----
+
+awaitable<bool> Session::write_client(std::string_view data, Txn& t) {
+  auto [ec, n] = co_await net::asio::async_write(client_, net::asio::buffer(data.data(), data.size()), use_nothrow);
+  t.rec.bytes_out += n;
+  if (ec) t.keep_client = false;
+  co_return !ec;
+}
+
+awaitable<Session::Outcome> Session::reply_local(Txn& t, int status, std::string title,
+                                                 std::string message, Result result,
+                                                 std::string reason, bool close) {
+  // An unread request body makes the connection unusable for another request.
+  if (t.info.body != wire::BodyKind::none || !t.keep_client || w_.shared.draining.load()) close = true;
+  if (t.response_started) {
+    // Too late for a page: the client already has part of a response. Cut it off.
+    t.rec.result = result;
+    t.rec.reason = std::move(reason);
+    finish(t);
+    co_return Outcome::close;
+  }
+  Page p{status, std::move(title), std::move(message), t.rec.url, t.rec.request_id, t.cfg().name};
+  std::string resp = render_page(p, close, t.req.method == "HEAD");
+  t.rec.status = status;
+  t.rec.result = result;
+  t.rec.reason = std::move(reason);
+  t.rec.content_type = "text/html";
+  upstream_scope_ = false;
+  watchdog_.arm(t.cfg().timeouts.body_idle);
+  co_await write_client(resp, t);
+  finish(t);
+  if (close) {
+    boost::system::error_code ignore;
+    client_.shutdown(tcp::socket::shutdown_send, ignore);
+  }
+  co_return close ? Outcome::close : Outcome::keep_alive;
+}
+
+void Session::finish(Txn& t) {
+  t.rec.duration = std::chrono::duration_cast<std::chrono::microseconds>(net::Clock::now() - t.start);
+  if (t.rec.method.empty()) t.rec.method = "-";
+  if (t.rec.status >= 500 && t.rec.result == Result::allowed) t.rec.result = Result::error;
+  log::debug("{} {} {} {} {}", t.rec.client, t.rec.method, t.rec.url, t.rec.status, t.rec.reason);
+  w_.shared.access_log.submit(std::move(t.rec));
+}
+
+// ---- upstream selection and connection ----
+
+awaitable<bool> Session::open_upstream(Txn& t, bool for_connect) {
+  const auto& cfg = t.cfg();
+  if (!cfg.parents.empty() && !goes_direct(cfg, t.host)) co_return co_await connect_parent(t);
+  (void)for_connect;
+  co_return co_await connect_direct(t, t.host, t.target.port);
+}
+
+awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::uint16_t port) {
+  const auto& cfg = t.cfg();
+  upstream_key_ = host + ":" + std::to_string(port);
+  upstream_reused_ = false;
+  // A pooled connection, for requests that can be retried safely (no body to replay).
+  if (t.req.method != "CONNECT" && t.info.body == wire::BodyKind::none && !skip_pool_) {
+    upstream_ = w_.pool().take(upstream_key_, upstream_peer_);
+    if (upstream_.is_open()) {
+      upstream_reused_ = true;
+      t.rec.upstream = net::endpoint_text(upstream_peer_);
+      co_return true;
+    }
+  }
+  auto resolver = w_.resolver();
+  auto res = co_await resolver->resolve(host);
+  if (res.status != net::DnsStatus::ok) {
+    bool timeout = res.status == net::DnsStatus::timeout;
+    co_await reply_local(t, timeout ? 504 : 502, timeout ? "DNS timeout" : "Host not found",
+                         std::string("The gateway could not resolve the host name: ") +
+                             std::string(net::describe(res.status)) + ".",
+                         Result::error, "DNS: " + std::string(net::describe(res.status)));
+    co_return false;
+  }
+  for (const auto& a : res.addresses) {
+    if (t.snap->is_self(net::to_ip_bytes(a), port)) {
+      co_await reply_local(t, 403, "Request refused",
+                           "The gateway does not forward requests to itself.", Result::denied,
+                           "destination is the gateway itself");
+      co_return false;
+    }
+  }
+  auto cr = co_await net::connect_any(res.addresses, port, cfg.timeouts.upstream_connect);
+  if (cr.ec) {
+    bool timeout = is_timeout(cr.ec);
+    co_await reply_local(t, timeout ? 504 : 502, timeout ? "Connection timeout" : "Server unreachable",
+                         timeout ? "The server did not accept the connection in time."
+                                 : "The gateway could not connect to the server: " + cr.ec.message() + ".",
+                         Result::error, "connect: " + cr.ec.message());
+    co_return false;
+  }
+  upstream_ = std::move(cr.socket);
+  upstream_peer_ = cr.peer;
+  t.rec.upstream = net::endpoint_text(upstream_peer_);
+  co_return true;
+}
+
+awaitable<bool> Session::connect_parent(Txn& t) {
+  const auto& cfg = t.cfg();
+  const bool is_connect = t.req.method == "CONNECT";
+  upstream_reused_ = false;
+  // First pass: parents not backing off; second pass: all of them.
+  for (int pass = 0; pass < 2; ++pass) {
+    bool tried = false;
+    for (std::size_t i = 0; i < cfg.parents.size(); ++i) {
+      if (pass == 0 && !w_.parent_usable(i)) continue;
+      if (pass == 1 && w_.parent_usable(i)) continue;  // already tried in pass 0
+      tried = true;
+      const auto& p = cfg.parents[i];
+      upstream_key_ = "parent" + std::to_string(i) + "|" + p.host + ":" + std::to_string(p.port);
+      t.parent = static_cast<int>(i);
+      if (!is_connect && t.info.body == wire::BodyKind::none && !skip_pool_) {
+        upstream_ = w_.pool().take(upstream_key_, upstream_peer_);
+        if (upstream_.is_open()) {
+          upstream_reused_ = true;
+          t.rec.upstream = net::endpoint_text(upstream_peer_);
+          co_return true;
+        }
+      }
+      auto resolver = w_.resolver();
+      auto res = co_await resolver->resolve(p.host);
+      if (res.status != net::DnsStatus::ok) {
+        log::warn("parent proxy {}: {}", p.host, net::describe(res.status));
+        w_.parent_failed(i);
+        continue;
+      }
+      auto cr = co_await net::connect_any(res.addresses, p.port, cfg.timeouts.upstream_connect);
+      if (cr.ec) {
+        log::warn("parent proxy {}:{} unreachable: {}", p.host, p.port, cr.ec.message());
+        w_.parent_failed(i);
+        continue;
+      }
+      w_.parent_ok(i);
+      upstream_ = std::move(cr.socket);
+      upstream_peer_ = cr.peer;
+      t.rec.upstream = net::endpoint_text(upstream_peer_);
+      if (!is_connect) co_return true;
+
+      // Ask the parent for the tunnel.
+      std::string req = connect_request(t.req.target, p);
+      upstream_scope_ = true;
+      watchdog_.arm(cfg.timeouts.upstream_first_byte);
+      auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(req), use_nothrow);
+      wire::ResponseHead head;
+      wire::ParseResult pr;
+      boost::system::error_code rec = wec;
+      while (!rec) {
+        if (!ubuf_.empty()) {
+          pr = wire::parse_response_head(ubuf_.data(), cfg.limits, head);
+          if (pr.status != wire::Status::incomplete) break;
+        }
+        auto span = ubuf_.prepare(4096);
+        auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+        rec = ec;
+        ubuf_.commit(n);
+      }
+      if (rec || pr.status != wire::Status::complete) {
+        co_await reply_local(t, 502, "Upstream proxy error",
+                             "The upstream proxy did not answer the tunnel request.", Result::error,
+                             "parent CONNECT failed: " + (rec ? rec.message() : "malformed response"));
+        co_return false;
+      }
+      ubuf_.consume(pr.consumed);
+      if (head.status / 100 != 2) {
+        co_await reply_local(t, 502, "Upstream proxy refused",
+                             "The upstream proxy refused the tunnel (status " + std::to_string(head.status) + ").",
+                             Result::error, "parent refused CONNECT with " + std::to_string(head.status));
+        co_return false;
+      }
+      co_return true;
+    }
+    if (!tried && pass == 1) break;
+  }
+  co_await reply_local(t, 502, "Upstream proxy unreachable",
+                       "None of the configured upstream proxies could be reached.", Result::error,
+                       "no parent proxy reachable");
+  co_return false;
+}
+
+// ---- CONNECT tunnels ----
+
+awaitable<Session::Outcome> Session::tunnel(Txn& t) {
+  const auto& cfg = t.cfg();
+  if (!(co_await open_upstream(t, true))) co_return Outcome::close;
+  t.rec.status = 200;
+  if (!(co_await write_client("HTTP/1.1 200 Connection established\r\n\r\n", t))) {
+    finish(t);
+    co_return Outcome::close;
+  }
+  t.response_started = true;
+  watchdog_.arm(cfg.timeouts.tunnel_idle);
+  std::uint64_t up = 0, down = 0;
+  bool e1 = false, e2 = false;
+  co_await (pump(client_, upstream_, cbuf_, up, e1) && pump(upstream_, client_, ubuf_, down, e2));
+  t.rec.bytes_in += up;
+  t.rec.bytes_out += down;
+  if (watchdog_.expired()) t.rec.reason = "tunnel idle timeout";
+  finish(t);
+  co_return Outcome::close;
+}
+
+awaitable<void> Session::pump(tcp::socket& from, tcp::socket& to, base::Buffer& buf,
+                              std::uint64_t& counter, bool& eof) {
+  const auto idle = w_.snapshot()->config->timeouts.tunnel_idle;
+  for (;;) {
+    if (!buf.empty()) {
+      auto d = buf.data();
+      auto [wec, wn] = co_await net::asio::async_write(to, net::asio::buffer(d.data(), d.size()), use_nothrow);
+      counter += wn;
+      buf.consume(wn);
+      if (wec) break;
+    }
+    auto span = buf.prepare(kReadChunk);
+    auto [ec, n] = co_await from.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+    if (ec) {
+      if (ec == net::asio::error::eof) {
+        eof = true;
+        boost::system::error_code ignore;
+        to.shutdown(tcp::socket::shutdown_send, ignore);
+        co_return;
+      }
+      break;
+    }
+    buf.commit(n);
+    watchdog_.arm(idle);
+  }
+  close_all();  // an error in one direction ends the tunnel
+}
+
+// ---- forwarding HTTP ----
+
+awaitable<Session::Outcome> Session::forward(Txn& t) {
+  const auto& cfg = t.cfg();
+  skip_pool_ = false;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 0) skip_pool_ = true;
+    if (!(co_await open_upstream(t, false))) co_return Outcome::close;
+    std::string head = upstream_request_head(t.req, t.target, t.info, cfg, client_addr_,
+                                             t.parent >= 0 ? &cfg.parents[static_cast<std::size_t>(t.parent)] : nullptr);
+    bool upload_done = t.info.body == wire::BodyKind::none;
+    bool upload_ok = true;
+    upstream_scope_ = true;
+    watchdog_.arm(cfg.timeouts.upstream_first_byte);
+    auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(head), use_nothrow);
+    if (wec) {
+      boost::system::error_code ignore;
+      upstream_.close(ignore);
+      if (upstream_reused_ && attempt == 0) continue;  // a stale pooled connection: retry fresh
+      co_return co_await reply_local(t, 502, "Server unreachable",
+                                     "The connection to the server failed.", Result::error,
+                                     "write to upstream: " + wec.message());
+    }
+    if (upload_done) {
+      co_await relay_response(t, upload_done, upload_ok);
+    } else {
+      co_await (upload_body(t, upload_done, upload_ok) && relay_response(t, upload_done, upload_ok));
+    }
+    if (!t.response_started && t.rec.status == 0 && upstream_reused_ && attempt == 0 &&
+        t.info.body == wire::BodyKind::none && client_.is_open()) {
+      // The pooled connection was closed by the server before answering: retry once.
+      boost::system::error_code ignore;
+      upstream_.close(ignore);
+      ubuf_.clear();
+      t.rec.upstream.clear();
+      continue;
+    }
+    if (t.rec.status == 0) {
+      // relay_response gave up before any response: tell the client why.
+      std::string why = t.rec.reason.empty() ? "no response from upstream" : t.rec.reason;
+      bool timeout = watchdog_.expired() || why.find("timeout") != std::string::npos;
+      co_return co_await reply_local(t, timeout ? 504 : 502, timeout ? "Server timeout" : "Bad gateway",
+                                     timeout ? "The server did not answer in time."
+                                             : "The server's response was not valid or was cut off.",
+                                     Result::error, why, true);
+    }
+    finish(t);
+    co_return t.keep_client && client_.is_open() && !w_.shared.draining.load() ? Outcome::keep_alive
+                                                                                : Outcome::close;
+  }
+}
+
+awaitable<void> Session::upload_body(Txn& t, bool& done, bool& ok) {
+  const auto& cfg = t.cfg();
+  if (t.info.body == wire::BodyKind::length) {
+    std::uint64_t left = t.info.content_length;
+    while (left > 0) {
+      if (cbuf_.empty()) {
+        auto span = cbuf_.prepare(kReadChunk);
+        auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+        if (ec) {
+          ok = false;
+          break;
+        }
+        cbuf_.commit(n);
+        watchdog_.arm(cfg.timeouts.body_idle);
+      }
+      auto d = cbuf_.data();
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, d.size()));
+      auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(d.data(), n), use_nothrow);
+      if (wec) {
+        ok = false;
+        break;
+      }
+      cbuf_.consume(n);
+      left -= n;
+      t.rec.bytes_in += n;
+    }
+  } else if (t.info.body == wire::BodyKind::chunked) {
+    wire::ChunkedDecoder dec(cfg.limits);
+    std::string out;
+    bool complete = false;
+    while (!complete && ok) {
+      out.clear();
+      bool need_more = cbuf_.empty();
+      while (!cbuf_.empty()) {
+        auto st = dec.next(cbuf_.data());
+        if (st.status == wire::Status::error) {
+          ok = false;
+          t.rec.reason = "malformed chunked request body: " + std::string(wire::describe(st.error));
+          break;
+        }
+        if (!st.data.empty()) {
+          wire::append_chunk_header(out, st.data.size());
+          out.append(st.data);
+          out += "\r\n";
+        }
+        cbuf_.consume(st.consumed);
+        t.rec.bytes_in += st.consumed;
+        if (st.status == wire::Status::complete) {
+          wire::append_last_chunk(out, dec.trailers());
+          complete = true;
+          break;
+        }
+        if (st.consumed == 0 && st.data.empty()) {
+          need_more = true;
+          break;
+        }
+      }
+      if (!ok) break;
+      if (!out.empty()) {
+        auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(out), use_nothrow);
+        if (wec) {
+          ok = false;
+          break;
+        }
+      }
+      if (complete || !need_more) continue;
+      auto span = cbuf_.prepare(kReadChunk);
+      auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      if (ec) {
+        ok = false;
+        break;
+      }
+      cbuf_.commit(n);
+      watchdog_.arm(cfg.timeouts.body_idle);
+    }
+  }
+  done = true;
+  if (!ok) {
+    // The request cannot be completed: never let the server see a truncated body as whole.
+    t.keep_client = false;
+    boost::system::error_code ignore;
+    upstream_.close(ignore);
+  }
+}
+
+awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_ok) {
+  const auto& cfg = t.cfg();
+  const bool client10 = t.req.version_minor == 0;
+  wire::ResponseHead head;
+  wire::MessageInfo rinfo;
+  // Response head(s): relay 1xx (to HTTP/1.1 clients), stop at the final one.
+  for (;;) {
+    wire::ParseResult pr;
+    boost::system::error_code rec;
+    for (;;) {
+      if (!ubuf_.empty()) {
+        pr = wire::parse_response_head(ubuf_.data(), cfg.limits, head);
+        if (pr.status != wire::Status::incomplete) break;
+      }
+      auto span = ubuf_.prepare(16384);
+      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      if (ec) {
+        rec = ec;
+        break;
+      }
+      ubuf_.commit(n);
+    }
+    if (rec) {
+      if (t.rec.reason.empty())
+        t.rec.reason = watchdog_.expired() ? "timeout waiting for the upstream response"
+                       : rec == net::asio::error::eof ? "upstream closed the connection without a response"
+                                                       : "upstream read: " + rec.message();
+      if (ubuf_.size() > 0) upstream_reused_ = false;  // no retry after partial bytes
+      co_return;
+    }
+    if (pr.status == wire::Status::error) {
+      t.rec.reason = "malformed upstream response: " + std::string(wire::describe(pr.error));
+      upstream_reused_ = false;
+      boost::system::error_code ignore;
+      upstream_.close(ignore);
+      co_return;
+    }
+    ubuf_.consume(pr.consumed);
+    upstream_reused_ = false;  // a response arrived: the connection was good
+    if (head.status >= 200) break;
+    if (head.status == 101) {
+      t.rec.reason = "upstream switched protocols without being asked";
+      boost::system::error_code ignore;
+      upstream_.close(ignore);
+      co_return;
+    }
+    if (!client10) {
+      std::string interim = response_head_for_client(head, wire::MessageInfo{}, false, true, cfg.name, true);
+      co_await write_client(interim, t);
+    }
+    watchdog_.arm(cfg.timeouts.upstream_first_byte);
+  }
+  upstream_scope_ = false;
+  auto err = wire::analyze_response(head, t.req.method, rinfo);
+  if (err != wire::Error::none) {
+    t.rec.reason = "malformed upstream response: " + std::string(wire::describe(err));
+    boost::system::error_code ignore;
+    upstream_.close(ignore);
+    co_return;
+  }
+
+  // How the body reaches the client: re-chunked for HTTP/1.1 when the length is unknown,
+  // delimited by closing the connection for HTTP/1.0.
+  using wire::BodyKind;
+  const bool rechunk = !client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close);
+  if (client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close)) t.keep_client = false;
+  if (w_.shared.draining.load()) t.keep_client = false;
+  std::string out = response_head_for_client(head, rinfo, rechunk, t.keep_client, cfg.name, false, client10);
+  t.rec.status = head.status;
+  if (auto* ct = head.find("Content-Type")) t.rec.content_type = std::string(ct->value);
+  watchdog_.arm(cfg.timeouts.body_idle);
+
+  bool body_ok = true;
+  bool upstream_eof = false;
+  if (rinfo.body == BodyKind::length) {
+    std::uint64_t left = rinfo.content_length;
+    // The head and the first body bytes go out in one write.
+    std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(left, ubuf_.size()));
+    std::array<net::asio::const_buffer, 2> bufs{net::asio::buffer(out), net::asio::buffer(ubuf_.data().data(), first)};
+    auto [wec, wn] = co_await net::asio::async_write(client_, bufs, use_nothrow);
+    t.rec.bytes_out += wn;
+    t.response_started = true;
+    if (wec) body_ok = false;
+    ubuf_.consume(first);
+    left -= first;
+    while (body_ok && left > 0) {
+      auto span = ubuf_.prepare(kReadChunk);
+      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      if (ec) {
+        body_ok = false;
+        t.rec.reason = "upstream closed mid-body";
+        break;
+      }
+      ubuf_.commit(n);
+      watchdog_.arm(cfg.timeouts.body_idle);
+      auto d = ubuf_.data();
+      std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, d.size()));
+      auto [wec2, wn2] = co_await net::asio::async_write(client_, net::asio::buffer(d.data(), take), use_nothrow);
+      t.rec.bytes_out += wn2;
+      if (wec2) {
+        body_ok = false;
+        break;
+      }
+      ubuf_.consume(take);
+      left -= take;
+    }
+  } else if (rinfo.body == BodyKind::none) {
+    co_await write_client(out, t);
+    t.response_started = true;
+  } else {
+    // chunked or until-close
+    if (!(co_await write_client(out, t))) body_ok = false;
+    t.response_started = true;
+    wire::ChunkedDecoder dec(cfg.limits);
+    bool complete = false;
+    while (body_ok && !complete) {
+      out.clear();
+      if (rinfo.body == BodyKind::chunked) {
+        while (!ubuf_.empty()) {
+          auto st = dec.next(ubuf_.data());
+          if (st.status == wire::Status::error) {
+            body_ok = false;
+            t.rec.reason = "malformed chunked response body: " + std::string(wire::describe(st.error));
+            break;
+          }
+          if (!st.data.empty()) {
+            if (rechunk) wire::append_chunk_header(out, st.data.size());
+            out.append(st.data);
+            if (rechunk) out += "\r\n";
+          }
+          ubuf_.consume(st.consumed);
+          if (st.status == wire::Status::complete) {
+            if (rechunk) wire::append_last_chunk(out, dec.trailers());
+            complete = true;
+            break;
+          }
+          if (st.consumed == 0 && st.data.empty()) break;
+        }
+      } else if (!ubuf_.empty()) {
+        auto d = ubuf_.data();
+        if (rechunk) wire::append_chunk_header(out, d.size());
+        out.append(d);
+        if (rechunk) out += "\r\n";
+        ubuf_.consume(d.size());
+      }
+      if (!body_ok) break;
+      if (upstream_eof) {  // until-close body ended
+        if (rechunk) wire::append_last_chunk(out);
+        complete = true;
+      }
+      if (!out.empty() && !(co_await write_client(out, t))) {
+        body_ok = false;
+        break;
+      }
+      if (complete) break;
+      auto span = ubuf_.prepare(kReadChunk);
+      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      if (ec == net::asio::error::eof && rinfo.body == BodyKind::until_close) {
+        upstream_eof = true;
+        continue;
+      }
+      if (ec) {
+        body_ok = false;
+        t.rec.reason = "upstream closed mid-body";
+        break;
+      }
+      ubuf_.commit(n);
+      watchdog_.arm(cfg.timeouts.body_idle);
+    }
+  }
+
+  if (!upload_done) {
+    // The response is complete while the request body is still arriving: stop the upload.
+    t.keep_client = false;
+    boost::system::error_code ignore;
+    client_.cancel(ignore);
+    upstream_.close(ignore);
+  }
+  if (!body_ok) {
+    t.keep_client = false;
+    if (t.rec.reason.empty()) t.rec.reason = "client went away mid-response";
+    t.rec.result = Result::error;
+  }
+  bool reusable = body_ok && upload_ok && upload_done && rinfo.keep_alive && !upstream_eof &&
+                  upstream_.is_open() && ubuf_.empty() && !w_.shared.draining.load();
+  if (reusable) {
+    w_.pool().put(upstream_key_, std::move(upstream_), upstream_peer_, cfg.timeouts.upstream_keepalive_idle);
+    upstream_ = tcp::socket(client_.get_executor());
+  } else {
+    boost::system::error_code ignore;
+    upstream_.close(ignore);
+  }
+  ubuf_.clear();
+}
+
+}  // namespace pc::proxy

@@ -1,0 +1,77 @@
+// One accepted client connection of the forward proxy: a coroutine that loops over the
+// requests on it, running each through the transaction phases
+//   admit -> identify -> classify -> decide -> route -> deliver -> log.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/buffer.h"
+#include "net/io.h"
+#include "proxy/worker.h"
+#include "telemetry/access_log.h"
+#include "wire/http.h"
+
+namespace pc::proxy {
+
+struct ListenerInfo {
+  std::string name;
+  bool guest = false;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Worker& w, net::tcp::socket s, ListenerInfo listener);
+  ~Session();
+
+  // Runs the connection to its end. Call as co_spawn(ex, s->run(s), detached).
+  net::asio::awaitable<void> run(std::shared_ptr<Session> self);
+
+  // Worker::drain: closes the connection when it is between requests.
+  void close_if_idle();
+
+ private:
+  struct Txn;  // one request/response exchange
+  enum class Outcome { keep_alive, close };
+
+  net::asio::awaitable<Outcome> transaction();
+  net::asio::awaitable<bool> read_request_head(Txn& t, bool& clean_eof);
+  net::asio::awaitable<Outcome> forward(Txn& t);
+  net::asio::awaitable<Outcome> tunnel(Txn& t);
+  net::asio::awaitable<bool> open_upstream(Txn& t, bool for_connect);
+  net::asio::awaitable<bool> connect_direct(Txn& t, const std::string& host, std::uint16_t port);
+  net::asio::awaitable<bool> connect_parent(Txn& t);
+  net::asio::awaitable<void> upload_body(Txn& t, bool& done, bool& ok);
+  net::asio::awaitable<void> relay_response(Txn& t, bool& upload_done, bool& upload_ok);
+  net::asio::awaitable<void> pump(net::tcp::socket& from, net::tcp::socket& to, base::Buffer& buf,
+                                  std::uint64_t& counter, bool& eof);
+  net::asio::awaitable<Outcome> reply_local(Txn& t, int status, std::string title,
+                                            std::string message, telemetry::Result result,
+                                            std::string reason, bool close = false);
+  net::asio::awaitable<bool> write_client(std::string_view data, Txn& t);
+  void finish(Txn& t);
+  void close_all();
+  void on_timeout();
+
+  Worker& w_;
+  net::tcp::socket client_;
+  net::tcp::socket upstream_;
+  net::tcp::endpoint upstream_peer_;
+  std::string upstream_key_;  // pool key of upstream_ while open
+  bool upstream_reused_ = false;
+  ListenerInfo listener_;
+  std::string client_addr_;
+  base::IpBytes client_ip_;
+  bool counted_ = false;         // in Shared::connections
+  bool counted_client_ = false;  // in Shared's per-client count
+  bool upstream_scope_ = false;  // the running deadline is the upstream's: on expiry close only it
+  bool skip_pool_ = false;       // retrying after a stale pooled connection
+  bool idle_ = false;
+  bool first_ = true;
+  base::Buffer cbuf_;  // bytes from the client
+  base::Buffer ubuf_;  // bytes from the upstream
+  net::Watchdog watchdog_;
+};
+
+}  // namespace pc::proxy

@@ -1,0 +1,80 @@
+#include "proxy/worker.h"
+
+#include <fmt/format.h>
+
+#include "proxy/session.h"
+
+namespace pc::proxy {
+
+bool Shared::acquire_client(const base::IpBytes& a, std::size_t limit) {
+  std::lock_guard lk(mu_);
+  auto& n = per_client_[a];
+  if (n >= limit) {
+    if (n == 0) per_client_.erase(a);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void Shared::release_client(const base::IpBytes& a) {
+  std::lock_guard lk(mu_);
+  auto it = per_client_.find(a);
+  if (it == per_client_.end()) return;
+  if (--it->second == 0) per_client_.erase(it);
+}
+
+Worker::Worker(Shared& s, unsigned idx, std::shared_ptr<const txn::Snapshot> snap)
+    : shared(s), index(idx), pool_(io) {
+  apply(std::move(snap));
+}
+
+Worker::~Worker() {
+  pool_.clear();
+  if (resolver_) resolver_->shutdown();
+}
+
+void Worker::apply(std::shared_ptr<const txn::Snapshot> s) {
+  const auto& dns = s->config->dns;
+  bool new_resolver = !resolver_ || !snapshot_;
+  if (!new_resolver) {
+    const auto& old = snapshot_->config->dns;
+    new_resolver = old.servers != dns.servers || old.timeout != dns.timeout || old.tries != dns.tries ||
+                   old.use_hosts_file != dns.use_hosts_file || old.cache_entries != dns.cache_entries ||
+                   old.min_ttl != dns.min_ttl || old.max_ttl != dns.max_ttl ||
+                   old.negative_ttl != dns.negative_ttl;
+  }
+  if (new_resolver) {
+    // Sessions still resolving hold the old one until they finish.
+    resolver_ = std::make_shared<net::Resolver>(io, dns);
+  }
+  if (!snapshot_ || snapshot_->config->parents.size() != s->config->parents.size())
+    parent_down_until_.assign(s->config->parents.size(), net::Clock::time_point{});
+  snapshot_ = std::move(s);
+}
+
+bool Worker::parent_usable(std::size_t i) const {
+  return i < parent_down_until_.size() && parent_down_until_[i] <= net::Clock::now();
+}
+
+void Worker::parent_failed(std::size_t i) {
+  if (i < parent_down_until_.size())
+    parent_down_until_[i] = net::Clock::now() + snapshot_->config->parent_retry_after;
+}
+
+void Worker::parent_ok(std::size_t i) {
+  if (i < parent_down_until_.size()) parent_down_until_[i] = net::Clock::time_point{};
+}
+
+std::string Worker::next_request_id() {
+  return fmt::format("{}{:02x}{:06x}", shared.id_prefix, index & 0xff, ++requests_ & 0xffffff);
+}
+
+void Worker::drain() {
+  // close_if_idle may destroy nothing synchronously (sessions end on their own coroutine),
+  // so iterating the set directly is safe.
+  for (Session* s : sessions_) s->close_if_idle();
+  pool_.clear();
+}
+
+}  // namespace pc::proxy

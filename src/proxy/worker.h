@@ -1,0 +1,85 @@
+// One worker thread's world: its io_context, resolver, upstream pool, the snapshot it serves
+// with, and its live sessions. Everything here is touched only on the worker's thread,
+// except `Shared`, which is process-wide and thread-safe.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "net/connect.h"
+#include "net/resolver.h"
+#include "telemetry/access_log.h"
+#include "txn/snapshot.h"
+
+namespace pc::proxy {
+
+class Session;
+
+// Process-wide state shared by all workers.
+struct Shared {
+  explicit Shared(telemetry::AccessLog& l) : access_log(l) {}
+  telemetry::AccessLog& access_log;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<bool> draining{false};
+  std::string id_prefix;  // random, per process start: request IDs are unique across restarts
+
+  // Counts client connections per source address; false when the limit is reached.
+  bool acquire_client(const base::IpBytes& a, std::size_t limit);
+  void release_client(const base::IpBytes& a);
+
+ private:
+  struct Hash {
+    std::size_t operator()(const base::IpBytes& a) const noexcept {
+      std::size_t h = 1469598103934665603ull;
+      for (auto b : a.b) h = (h ^ b) * 1099511628211ull;
+      return h;
+    }
+  };
+  std::mutex mu_;
+  std::unordered_map<base::IpBytes, std::size_t, Hash> per_client_;
+};
+
+class Worker {
+ public:
+  Worker(Shared& shared, unsigned index, std::shared_ptr<const txn::Snapshot> snap);
+  ~Worker();
+
+  boost::asio::io_context io{1};
+  Shared& shared;
+  const unsigned index;
+
+  const std::shared_ptr<const txn::Snapshot>& snapshot() const { return snapshot_; }
+  // Worker thread only: serve new transactions with s (in-flight ones keep theirs).
+  void apply(std::shared_ptr<const txn::Snapshot> s);
+
+  std::shared_ptr<net::Resolver> resolver() const { return resolver_; }
+  net::UpstreamPool& pool() { return pool_; }
+
+  // Parent proxy health: index into snapshot()->config->parents.
+  bool parent_usable(std::size_t i) const;
+  void parent_failed(std::size_t i);
+  void parent_ok(std::size_t i);
+
+  std::string next_request_id();
+
+  void add(Session* s) { sessions_.insert(s); }
+  void remove(Session* s) { sessions_.erase(s); }
+  // Worker thread only: close idle keep-alive connections; busy ones close after their
+  // current transaction.
+  void drain();
+
+ private:
+  std::shared_ptr<const txn::Snapshot> snapshot_;
+  std::shared_ptr<net::Resolver> resolver_;
+  net::UpstreamPool pool_;
+  std::vector<net::Clock::time_point> parent_down_until_;
+  std::uint64_t requests_ = 0;
+  std::unordered_set<Session*> sessions_;
+};
+
+}  // namespace pc::proxy
