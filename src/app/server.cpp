@@ -54,6 +54,13 @@ Server::~Server() {
     for (auto& w : workers_) w->io.stop();
     for (auto& t : threads_) t.join();
   }
+  release();
+}
+
+void Server::release() {
+  for (auto& ls : listeners_)
+    for (auto& l : ls) l->close();
+  for (auto& w : workers_) w->shutdown();
   listeners_.clear();
   workers_.clear();
 }
@@ -127,6 +134,7 @@ void Server::drain_and_stop() {
   for (auto& t : threads_) t.join();
   threads_.clear();
   stopped_ = true;
+  release();
   access_log_->flush();
 }
 

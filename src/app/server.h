@@ -35,6 +35,7 @@ class Server {
   std::size_t connections() const { return shared_->connections.load(); }
 
  private:
+  void release();  // threads stopped: unwind connections, free workers and listeners
   std::shared_ptr<const config::Config> cfg_;
   std::unique_ptr<telemetry::AccessLog> access_log_;
   std::unique_ptr<proxy::Shared> shared_;

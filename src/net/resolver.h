@@ -21,11 +21,11 @@ struct ResolverConfig {
   std::vector<std::string> servers;
   std::chrono::milliseconds timeout{2000};  // per try
   int tries = 2;
-  bool use_hosts_file = true;               // consult /etc/hosts before DNS
-  std::size_t cache_entries = 10000;        // 0 disables the cache
+  bool use_hosts_file = true;         // consult /etc/hosts before DNS
+  std::size_t cache_entries = 10000;  // 0 disables the cache
   std::chrono::seconds min_ttl{5};
   std::chrono::seconds max_ttl{3600};
-  std::chrono::seconds negative_ttl{10};    // NXDOMAIN / no data
+  std::chrono::seconds negative_ttl{10};  // NXDOMAIN / no data
 };
 
 enum class DnsStatus : std::uint8_t {
@@ -40,8 +40,8 @@ std::string_view describe(DnsStatus s);
 
 struct ResolveResult {
   DnsStatus status = DnsStatus::error;
-  // IPv6 and IPv4 addresses interleaved for happy eyeballs (RFC 8305 order: first
-  // family of the answer first, then alternating).
+  // IPv6 and IPv4 addresses interleaved for happy eyeballs (RFC 8305 order: IPv6
+  // first if there is any, then alternating; the rest of the longer family at the end).
   std::vector<asio::ip::address> addresses;
   bool from_cache = false;
 };
@@ -55,14 +55,21 @@ class Resolver {
 
   // Resolves A and AAAA for host (an IP literal is returned at once without a query).
   // UDP with TCP fallback on truncation (c-ares). Concurrent calls for the same name
-  // share one query.
+  // share one query. The name is taken as absolute: search domains are not appended.
+  // After resuming from a query the coroutine no longer touches the Resolver, so it may
+  // be destroyed while resolves are pending (they complete with DnsStatus::error).
   asio::awaitable<ResolveResult> resolve(std::string host);
 
   // Cancels outstanding queries (they complete with DnsStatus::error) and stops.
+  // Later resolve() calls return DnsStatus::error (IP literals still succeed).
   void shutdown();
 
   struct Stats {
-    std::uint64_t queries = 0, cache_hits = 0, failures = 0, timeouts = 0;
+    // queries: lookups sent to DNS (one per name, each an A and an AAAA question);
+    // cache_hits: answers served from the cache; coalesced: calls that joined a lookup
+    // already in flight; failures: lookups that ended without addresses (timeouts
+    // included); timeouts: lookups that ended with DnsStatus::timeout.
+    std::uint64_t queries = 0, cache_hits = 0, failures = 0, timeouts = 0, coalesced = 0;
   };
   const Stats& stats() const { return stats_; }
 

@@ -30,6 +30,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Worker::drain: closes the connection when it is between requests.
   void close_if_idle();
+  // Closes both connections (shutdown).
+  void close() {
+    watchdog_.stop();
+    close_all();
+  }
 
  private:
   struct Txn;  // one request/response exchange

@@ -29,9 +29,16 @@ Worker::Worker(Shared& s, unsigned idx, std::shared_ptr<const txn::Snapshot> sna
   apply(std::move(snap));
 }
 
-Worker::~Worker() {
+Worker::~Worker() { shutdown(); }
+
+void Worker::shutdown() {
+  std::vector<Session*> live(sessions_.begin(), sessions_.end());
+  for (Session* s : live) s->close();
   pool_.clear();
   if (resolver_) resolver_->shutdown();
+  io.restart();
+  for (int i = 0; i < 200 && io.poll() > 0; ++i) {
+  }
 }
 
 void Worker::apply(std::shared_ptr<const txn::Snapshot> s) {

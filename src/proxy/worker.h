@@ -49,8 +49,13 @@ class Worker {
   Worker(Shared& shared, unsigned index, std::shared_ptr<const txn::Snapshot> snap);
   ~Worker();
 
-  boost::asio::io_context io{1};
   Shared& shared;
+ private:
+  // Declared before io: sessions unwound while io is destroyed still find it.
+  std::unordered_set<Session*> sessions_;
+
+ public:
+  boost::asio::io_context io{1};
   const unsigned index;
 
   const std::shared_ptr<const txn::Snapshot>& snapshot() const { return snapshot_; }
@@ -72,6 +77,9 @@ class Worker {
   // Worker thread only: close idle keep-alive connections; busy ones close after their
   // current transaction.
   void drain();
+  // Control thread, after the worker thread has stopped: closes every connection and lets
+  // their coroutines unwind so that nothing outlives the worker.
+  void shutdown();
 
  private:
   std::shared_ptr<const txn::Snapshot> snapshot_;
@@ -79,7 +87,6 @@ class Worker {
   net::UpstreamPool pool_;
   std::vector<net::Clock::time_point> parent_down_until_;
   std::uint64_t requests_ = 0;
-  std::unordered_set<Session*> sessions_;
 };
 
 }  // namespace pc::proxy
