@@ -56,6 +56,8 @@ class Resolver {
   // Resolves A and AAAA for host (an IP literal is returned at once without a query).
   // UDP with TCP fallback on truncation (c-ares). Concurrent calls for the same name
   // share one query. The name is taken as absolute: search domains are not appended.
+  // With use_hosts_file, "localhost" and names under it are loopback even when
+  // /etc/hosts does not list them.
   // After resuming from a query the coroutine no longer touches the Resolver, so it may
   // be destroyed while resolves are pending (they complete with DnsStatus::error).
   asio::awaitable<ResolveResult> resolve(std::string host);
