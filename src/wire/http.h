@@ -15,7 +15,7 @@ namespace pc::wire {
 struct Limits {
   std::size_t max_head_bytes = 65536;      // start line + fields + final CRLF
   std::size_t max_fields = 100;            // header (or trailer) field lines
-  std::size_t max_field_bytes = 16384;     // one "name: value" line
+  std::size_t max_field_bytes = 16384;     // one "name: value" line, CRLF excluded
   std::size_t max_url_bytes = 8192;        // request-target
   std::size_t max_chunk_size_digits = 16;  // hex digits of a chunk-size, leading zeros included
 };
@@ -70,8 +70,9 @@ struct Field {
   std::string_view value;  // leading and trailing SP/HTAB removed
 };
 
-// An owned head: `raw` holds the bytes, the views point into it and stay valid when the
-// head is moved (the buffer is heap-allocated and never reallocated).
+// An owned head: `raw` holds the bytes (from the start line through the final CRLF; empty
+// lines before a request line are not included), the views point into it and stay valid when
+// the head is moved (the buffer is heap-allocated and never reallocated).
 struct Head {
   Head() = default;
   Head(Head&&) noexcept = default;
@@ -111,10 +112,16 @@ struct ParseResult {
 // Parses one head from the front of buf (RFC 9112 sections 2-5, strictly: CRLF line endings
 // only, no obs-fold, no whitespace before a colon, no NUL or bare CR/LF, token method and
 // field names). Returns incomplete while more bytes are needed; once buf holds more than
-// max_head_bytes without a complete head, returns head_too_large. A request line
-// longer than max_url_bytes gives uri_too_long as soon as that is certain.
+// max_head_bytes without a complete head, returns head_too_large. A request-target
+// longer than max_url_bytes gives uri_too_long, and a field line longer than max_field_bytes
+// field_too_large, as soon as that is certain.
 // Leading empty lines before a request line are tolerated (RFC 9112 2.2) and counted in
-// `consumed`.
+// `consumed` and against max_head_bytes.
+// Stateless: call again with the grown buffer after incomplete. `out` is filled only when
+// complete (its field vector's capacity is reused across calls); otherwise it holds no views.
+// Responses: the status line must be "HTTP/1.0" or "HTTP/1.1" SP 3DIGIT (100-599) and
+// optionally SP reason; any other version, like every status-line error other than
+// NUL/CR/LF, is bad_status_line. No empty lines are tolerated before a status line.
 ParseResult parse_request_head(std::string_view buf, const Limits& lim, RequestHead& out);
 ParseResult parse_response_head(std::string_view buf, const Limits& lim, ResponseHead& out);
 
@@ -123,7 +130,7 @@ ParseResult parse_response_head(std::string_view buf, const Limits& lim, Respons
 struct Target {
   enum class Form : std::uint8_t { origin, absolute, authority, asterisk };
   Form form = Form::origin;
-  std::string_view scheme;  // lower-case expected ("http"); absolute-form only
+  std::string_view scheme;  // "http" or "https" (only these, lower-case); absolute-form only
   std::string_view host;    // without IPv6 brackets; absolute and authority forms
   std::uint16_t port = 0;   // explicit or the scheme default (http 80, https 443)
   bool port_explicit = false;
@@ -133,10 +140,18 @@ struct Target {
 // Splits target by form. CONNECT must use authority-form (host:port, port required);
 // OPTIONS may use "*"; other methods origin- or absolute-form. Userinfo in the authority
 // and fragments are rejected (bad_target). Host: reg-name, IPv4 or [IPv6].
+// Every error is bad_target. Only visible ASCII is accepted; the path and query are not
+// otherwise validated (no percent-decoding, no normalisation). An absolute-form with a query
+// but an empty path ("http://a.example?q") is rejected, since its path would not be a view
+// of the target.
 Error parse_target(std::string_view method, std::string_view target, Target& out);
 
 // Parses a Host field value or an authority: host[:port]. default_port fills port when
-// absent.
+// absent. Returns bad_host on any error. Stricter than RFC 3986: a reg-name is limited to
+// ALPHA / DIGIT / "-" / "." / "_" / "~" (no percent-encoding or sub-delims, at most 255
+// bytes); a name whose last label is numeric (decimal or 0x-hex) must be a dotted-quad IPv4
+// address without leading zeros; IPv6 zone identifiers and IPvFuture are rejected; a port is
+// 1-5 digits in 1..65535 (an empty port after ":" is rejected).
 Error parse_authority(std::string_view authority, std::uint16_t default_port,
                       std::string_view& host, std::uint16_t& port, bool& port_explicit);
 
@@ -155,12 +170,19 @@ struct MessageInfo {
 
 // Every request-smuggling defence: CL+TE, duplicate or invalid Content-Length, TE other
 // than chunked last, TE in HTTP/1.0, Host missing / duplicated / invalid, and (when
-// target.form == absolute) an authority that does not match Host.
+// target.form == absolute) an authority that does not match Host (host compared
+// case-insensitively, port with the scheme default). Checked in the order CL+TE, TE in
+// HTTP/1.0, duplicate CL fields, TE codings, CL value, Host. The only accepted
+// Transfer-Encoding is a single "chunked" (any case, empty list elements ignored): a last
+// coding other than chunked is te_not_chunked_last, anything before a final chunked
+// (including a second chunked) unsupported_te. Content-Length must be 1*DIGIT below 2^63.
+// Views in `out` point into `head`.
 Error analyze_request(const RequestHead& head, const Target& target, MessageInfo& out);
 
 // Framing of a response to a request with request_method: HEAD, 1xx, 204 and 304 have no
 // body; a 2xx to CONNECT is a tunnel (body none); otherwise chunked, length, or
-// until_close. Applies the same CL/TE rules as requests.
+// until_close. Applies the same CL/TE rules as requests (also to bodiless responses), except
+// that a Transfer-Encoding whose last coding is not chunked means until_close (RFC 9112 6.3).
 Error analyze_response(const ResponseHead& head, std::string_view request_method, MessageInfo& out);
 
 // True for the hop-by-hop fields a proxy never forwards: Connection, Proxy-Connection,
@@ -178,7 +200,11 @@ bool iequals(std::string_view a, std::string_view b);
 //   status incomplete: consume `consumed` bytes, deliver `data`, call again (with more
 //                      input when consumed == 0 and data is empty);
 //   status complete:   the last chunk and trailer section have been consumed;
-//   status error:      `error` says why; framing is lost.
+//   status error:      `error` says why; framing is lost (every later call fails too;
+//                      `consumed` is the offset of the offending byte).
+// Limits: chunk-size digits (leading zeros included) by max_chunk_size_digits; the
+// extensions of one chunk by max_field_bytes; trailer lines like header fields
+// (max_field_bytes, max_fields), the whole trailer section by max_head_bytes.
 class ChunkedDecoder {
  public:
   explicit ChunkedDecoder(const Limits& lim) : lim_(lim) {}

@@ -238,10 +238,11 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(RequestSemantics, Info) {
   MessageInfo info;
+  RequestHead head;
   ASSERT_EQ(test::analyze(req(H + "Content-Length: 42\r\nConnection: close, X-Foo\r\n"
                                   "Connection: Upgrade\r\nUpgrade: websocket\r\n"
                                   "Expect: 100-Continue\r\n"),
-                          &info),
+                          &info, &head),
             Error::none);
   EXPECT_EQ(info.body, BodyKind::length);
   EXPECT_EQ(info.content_length, 42u);

@@ -9,9 +9,12 @@
 namespace pc::wire::test {
 
 // Parses a complete request head, its target, and analyzes it; returns the first error.
-inline Error analyze(std::string_view text, MessageInfo* info = nullptr, Limits lim = {}) {
-  RequestHead head;
-  ParseResult r = parse_request_head(text, lim, head);
+// The views in *info point into *head, which the caller keeps alive when it reads them.
+inline Error analyze(std::string_view text, MessageInfo* info = nullptr,
+                     RequestHead* keep = nullptr) {
+  RequestHead local_head;
+  RequestHead& head = keep != nullptr ? *keep : local_head;
+  ParseResult r = parse_request_head(text, Limits{}, head);
   if (r.status == Status::error) return r.error;
   if (r.status != Status::complete) return Error::none;
   Target target;
