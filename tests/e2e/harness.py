@@ -207,6 +207,7 @@ class Proxy:
             deep_merge(self.cfg, overrides)
         self.proc = None
         self.expect_exit = False  # set by wait_exit(): the test itself ended the process
+        self.crashes = []  # earlier processes of a shared proxy that died (see revive())
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self._stderr = None
@@ -254,6 +255,21 @@ class Proxy:
             except OSError:
                 time.sleep(0.05)
         return self
+
+    def revive(self):
+        """For a proxy shared by a test class: when it is no longer running, remember why
+        (stop() reports it at the end) and start a fresh process with the same config so
+        the remaining tests still run."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        rc = self.proc.returncode
+        self.crashes.append("portcullis had exited with %s during the tests\n%s" % (rc, self.stderr_text()))
+        for f in (self._stderr, self._stdout):
+            if f:
+                f.close()
+        n = len(self.crashes)
+        os.replace(self.stderr_path, "%s.%d" % (self.stderr_path, n))
+        self.start()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -310,6 +326,8 @@ class Proxy:
                                    % (-rc, " before the test ended" if already_dead else "", err))
             if already_dead and not self.expect_exit:
                 raise ProxyCrashed("portcullis exited on its own with %d before the test ended\n%s" % (rc, err))
+            if self.crashes:
+                raise ProxyCrashed("\n\n".join(self.crashes))
             for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer", "ThreadSanitizer"):
                 if marker in err:
                     raise AssertionError("sanitizer report in portcullis stderr:\n" + err)
@@ -1116,9 +1134,17 @@ class PortcullisTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not os.path.exists(portcullis_bin()):
+            if os.environ.get("PORTCULLIS_BIN"):
+                raise AssertionError("PORTCULLIS_BIN=%s does not exist" % portcullis_bin())
             raise unittest.SkipTest("portcullis binary not found at %s (set PORTCULLIS_BIN)" % portcullis_bin())
         cls.workdir = tempfile.mkdtemp(prefix="pc-e2e-")
         cls.addClassCleanup(shutil.rmtree, cls.workdir, True)
+
+    def tearDown(self):
+        # a proxy shared by the class must survive every test; the test that ended it fails
+        p = getattr(type(self), "p", None)
+        if isinstance(p, Proxy) and p.proc is not None and not p.expect_exit and p.proc.poll() is not None:
+            self.fail("portcullis died during this test (exit %s)\n%s" % (p.proc.returncode, p.stderr_text()))
 
     # -- servers -------------------------------------------------------------------
     def origin(self, host="127.0.0.1", tls_context=None):
@@ -1196,17 +1222,25 @@ class PortcullisTestCase(unittest.TestCase):
         """Sends raw bytes, returns the first Response (or None if closed without one)."""
         s = connect(port, host, timeout)
         self.addCleanup(s.close)
-        s.sendall(data)
         reader = ConnReader(s, timeout=timeout)
         try:
+            s.sendall(data)
             return read_response(reader, method)
-        except (ConnectionResetError, EOFError):
+        except (ConnectionResetError, BrokenPipeError, EOFError):
             return None
+        except socket.timeout:
+            self.fail("no complete response within %.0fs to %r" % (timeout, data[:300]))
 
-    def assertNoOriginRequest(self, origin, before=0, settle=0.3):
+    def assertNoOriginRequest(self, origin, before=0, settle=0.5, marker=None):
+        """No request head reached origin: none beyond the first `before`, or (with marker)
+        none whose target contains marker."""
         time.sleep(settle)
         with origin.lock:
             heads = list(origin.heads)
+        if marker is not None:
+            bad = [hd for hd in heads if marker in hd[2]]
+            self.assertEqual(bad, [], "the origin received a request it must not have")
+            return
         self.assertEqual(len(heads), before, "the origin received a request it must not have: %r"
                          % (heads[before:],))
 

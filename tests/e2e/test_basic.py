@@ -22,7 +22,7 @@ class Forwarding(h.PortcullisTestCase):
         cls.p = cls.class_proxy()
 
     def setUp(self):
-        self.p.assert_alive()
+        self.p.revive()
 
     def via_proxy(self, method, path, body=None, headers=None, conn=None):
         c = conn or http.client.HTTPConnection("127.0.0.1", self.p.port, timeout=20)
@@ -184,7 +184,7 @@ class ProxyDuties(h.PortcullisTestCase):
         cls.p = cls.class_proxy()
 
     def setUp(self):
-        self.p.assert_alive()
+        self.p.revive()
 
     def send(self, method, path, headers=(), body=b"", version="HTTP/1.1"):
         head = "%s %s %s\r\nHost: %s\r\n" % (method, self.o.url(path), version, self.o.authority)

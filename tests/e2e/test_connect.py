@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -31,7 +32,7 @@ class Connect(h.PortcullisTestCase):
                                 listeners=cls.listeners)
 
     def setUp(self):
-        self.p.assert_alive()
+        self.p.revive()
 
     def test_curl_tunnel(self):
         r = self.curl("-p", "-x", self.p.url, "--cacert", self.cert, self.tls.url("/echo?tls=1"))
@@ -82,6 +83,7 @@ class Connect(h.PortcullisTestCase):
         self.assertEqual(rd.buf, b"")
         ctx = h.client_tls_context(self.cert)
         ts = ctx.wrap_socket(s, server_hostname="localhost")
+        self.addCleanup(ts.close)
         ts.sendall(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         inner = h.read_response(h.ConnReader(ts))
         self.assertEqual(inner.status, 200)
@@ -108,6 +110,8 @@ class Connect(h.PortcullisTestCase):
                         % (self.closed_port, self.closed_port), method="CONNECT")
         self.assertIsNotNone(resp)
         self.assertIn(resp.status, (502, 503, 504))
+        time.sleep(0.5)
+        self.p.assert_alive()
 
     def test_connect_bad_authority(self):
         for target in (b"127.0.0.1", b"/path", b"http://127.0.0.1:%d/" % self.tls.port):

@@ -38,7 +38,7 @@ class Dns(h.PortcullisTestCase):
         })
 
     def setUp(self):
-        self.p.assert_alive()
+        self.p.revive()
 
     def get(self, host, path="/echo", port=None):
         port = port or self.o.port

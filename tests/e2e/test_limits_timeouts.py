@@ -48,7 +48,7 @@ class SelfDestination(h.PortcullisTestCase):
                                 listeners=cls.listeners)
 
     def setUp(self):
-        self.p.assert_alive()
+        self.p.revive()
 
     def test_absolute_form_to_own_listener(self):
         for l in self.listeners:
@@ -82,7 +82,7 @@ class Timeouts(h.PortcullisTestCase):
         cls.p = cls.class_proxy({"timeouts": {"header_read": 1, "keepalive_idle": 2, "upstream_first_byte": 1}})
 
     def setUp(self):
-        self.p.assert_alive()
+        self.p.revive()
 
     def test_header_read_timeout_does_not_block_others(self):
         slow = h.connect(self.p.port)

@@ -185,9 +185,17 @@ class Signals(h.PortcullisTestCase):
         return h.get_fields(json.loads(r.read())["headers"], "X-Forwarded-For")
 
     def fresh_xff(self, p, o):
+        """X-Forwarded-For seen by the origin for a request on a new connection (None when
+        the request failed)."""
         c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
         try:
-            return self.xff(c, o)
+            c.request("GET", o.url("/echo"))
+            r = c.getresponse()
+            if r.status != 200:
+                return None
+            return h.get_fields(json.loads(r.read())["headers"], "X-Forwarded-For")
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
         finally:
             c.close()
 
