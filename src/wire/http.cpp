@@ -515,7 +515,8 @@ struct Framing {
   const Field* content_length = nullptr;
   bool has_te = false;
   std::size_t te_codings = 0;
-  std::string_view te_last;
+  std::size_t te_chunked = 0;  // elements equal to "chunked"
+  bool te_last_chunked = false;
   std::size_t host_fields = 0;
   const Field* host = nullptr;
   const Field* expect = nullptr;
@@ -565,7 +566,8 @@ Framing scan_framing(const Head& head, MessageInfo& out) {
           f.has_te = true;
           for_each_element(field.value, [&](std::string_view coding) {
             ++f.te_codings;
-            f.te_last = coding;
+            f.te_last_chunked = iequals(coding, "chunked");
+            if (f.te_last_chunked) ++f.te_chunked;
             return true;
           });
         }
@@ -601,14 +603,18 @@ Error check_framing(const Head& head, const Framing& f, bool is_request, Message
   if (f.has_te && head.version_minor == 0) return Error::te_in_http10;
   if (f.content_length_fields > 1) return Error::duplicate_content_length;
   if (f.has_te) {
-    if (!iequals(f.te_last, "chunked")) {
-      if (is_request) return Error::te_not_chunked_last;
-      out.body = BodyKind::until_close;  // RFC 9112 6.3 item 4
+    // Responses: a final coding other than chunked means the body ends at close (RFC 9112
+    // 6.3 item 4).
+    if (!is_request && !f.te_last_chunked) {
+      out.body = BodyKind::until_close;
       return Error::none;
     }
-    // chunked is last; anything before it is a coding this proxy does not implement
-    // (including a second chunked, which RFC 9112 6.1 forbids).
-    if (f.te_codings > 1) return Error::unsupported_te;
+    // Requests: an empty list, or chunked anywhere but last (including twice), leaves the
+    // length undeterminable (400).
+    const bool chunked_not_last = f.te_chunked > (f.te_last_chunked ? 1u : 0u);
+    if (f.te_codings == 0 || chunked_not_last) return Error::te_not_chunked_last;
+    // Any other coding is one this proxy does not implement (501).
+    if (f.te_codings > f.te_chunked) return Error::unsupported_te;
     out.body = BodyKind::chunked;
     return Error::none;
   }

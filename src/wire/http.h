@@ -172,11 +172,11 @@ struct MessageInfo {
 // than chunked last, TE in HTTP/1.0, Host missing / duplicated / invalid, and (when
 // target.form == absolute) an authority that does not match Host (host compared
 // case-insensitively, port with the scheme default). Checked in the order CL+TE, TE in
-// HTTP/1.0, duplicate CL fields, TE codings, CL value, Host. The only accepted
-// Transfer-Encoding is a single "chunked" (any case, empty list elements ignored): a last
-// coding other than chunked is te_not_chunked_last, anything before a final chunked
-// (including a second chunked) unsupported_te. Content-Length must be 1*DIGIT below 2^63.
-// Views in `out` point into `head`.
+// HTTP/1.0, duplicate CL fields, TE codings, CL value, Host. Transfer-Encoding (all fields
+// together, any case, empty list elements ignored): an empty list or chunked anywhere but
+// last (e.g. "chunked, gzip", "chunked, chunked") is te_not_chunked_last; otherwise any
+// coding other than chunked ("gzip", "gzip, chunked") is unsupported_te. Content-Length must be
+// 1*DIGIT below 2^63. Views in `out` point into `head`.
 Error analyze_request(const RequestHead& head, const Target& target, MessageInfo& out);
 
 // Framing of a response to a request with request_method: HEAD, 1xx, 204 and 304 have no
