@@ -18,7 +18,8 @@ namespace asio = boost::asio;
 
 namespace {
 telemetry::Format log_format(const config::Config& c) {
-  return c.access_log_format == config::LogFormat::squid ? telemetry::Format::squid : telemetry::Format::json;
+  return c.access_log_format == config::LogFormat::squid ? telemetry::Format::squid
+                                                         : telemetry::Format::json;
 }
 
 std::string random_prefix() {
@@ -29,17 +30,36 @@ std::string random_prefix() {
   return buf;
 }
 
+// Workers share a port through SO_REUSEPORT, which would also let a second gateway started
+// by mistake share it silently. A plain bind first proves the port is really free.
+void ensure_port_free(const config::Listener& l) {
+  std::string text = l.address;
+  if (text.size() > 2 && text.front() == '[') text = text.substr(1, text.size() - 2);
+  auto addr = asio::ip::make_address(text);
+  asio::io_context io;
+  asio::ip::tcp::acceptor probe(io);
+  boost::system::error_code ec;
+  probe.open(addr.is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), ec);
+  if (ec) return;  // no such address family: the listener reports it
+  probe.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  probe.bind({addr, l.port}, ec);
+  if (ec == asio::error::address_in_use)
+    throw std::runtime_error("listener " + l.name + ": " + l.address + " port " +
+                             std::to_string(l.port) + " is already in use");
+}
+
 bool same_listeners(const config::Config& a, const config::Config& b) {
   if (a.listeners.size() != b.listeners.size() || a.workers != b.workers) return false;
   for (std::size_t i = 0; i < a.listeners.size(); ++i) {
     const auto &x = a.listeners[i], &y = b.listeners[i];
-    if (x.name != y.name || x.address != y.address || x.port != y.port || x.guest != y.guest) return false;
+    if (x.name != y.name || x.address != y.address || x.port != y.port || x.guest != y.guest)
+      return false;
   }
   return true;
 }
 }  // namespace
 
-Server::Server(std::shared_ptr<const config::Config> cfg) : cfg_(std::move(cfg)) {
+Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cfg_(std::move(cfg)) {
   log::set_level(cfg_->log_level);
   access_log_ = std::make_unique<telemetry::AccessLog>(cfg_->access_log_path, log_format(*cfg_));
   shared_ = std::make_unique<proxy::Shared>(*access_log_);
@@ -70,6 +90,7 @@ void Server::start() {
   ports_.clear();
   for (const auto& l : cfg_->listeners) {
     std::uint16_t port = l.port;
+    if (port != 0) ensure_port_free(l);
     for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
       auto lis = std::make_unique<proxy::Listener>(*workers_[wi], l, port);
       port = lis->port();  // port 0: the others join the port the first one got
@@ -95,23 +116,23 @@ void Server::start() {
   }
 }
 
-bool Server::reload(std::shared_ptr<const config::Config> cfg, std::string& why) {
-  if (!same_listeners(*cfg_, *cfg)) {
-    // Keep the running listeners; everything else is applied.
-    auto copy = std::make_shared<config::Config>(*cfg);
-    copy->listeners = cfg_->listeners;
-    copy->workers = cfg_->workers;
-    cfg = copy;
+void Server::reload(std::shared_ptr<const config::Config> loaded, std::string& why) {
+  why.clear();
+  if (!same_listeners(*configured_, *loaded))
     why = "listener and worker changes take effect after a restart";
-  }
-  if (cfg->access_log_path != cfg_->access_log_path)
-    why += std::string(why.empty() ? "" : "; ") + "access_log.path changes take effect after a restart";
+  if (loaded->access_log_path != cfg_->access_log_path)
+    why += std::string(why.empty() ? "" : "; ") +
+           "access_log.path changes take effect after a restart";
+  // What cannot change while running is kept as it runs (port-0 listeners keep their ports).
+  auto cfg = std::make_shared<config::Config>(*loaded);
+  cfg->listeners = cfg_->listeners;
+  cfg->workers = cfg_->workers;
+  cfg->access_log_path = cfg_->access_log_path;
   log::set_level(cfg->log_level);
   access_log_->set_format(log_format(*cfg));
   cfg_ = cfg;
   auto snap = txn::make_snapshot(cfg_, ++generation_);
   for (auto& w : workers_) asio::post(w->io, [w = w.get(), snap] { w->apply(snap); });
-  return true;
 }
 
 void Server::drain_and_stop() {
@@ -168,7 +189,8 @@ int run_main(const std::string& config_path) {
       } else {
         std::string why;
         server->reload(next.config, why);
-        log::info("configuration reloaded{}{}", why.empty() ? "" : " (", why.empty() ? "" : why + ")");
+        log::info("configuration reloaded{}{}", why.empty() ? "" : " (",
+                  why.empty() ? "" : why + ")");
       }
     } else if (sig == SIGUSR1) {
       server->reopen_logs();

@@ -24,9 +24,9 @@ class Server {
   // Ports actually bound, in the order of config listeners (port 0 resolved).
   const std::vector<std::uint16_t>& ports() const { return ports_; }
 
-  // Publishes a new configuration to the workers (listener changes need a restart and are
-  // reported, not applied). Returns false with reasons when it cannot be applied.
-  bool reload(std::shared_ptr<const config::Config> cfg, std::string& why);
+  // Publishes a new configuration to the workers. Listener, worker and access-log path
+  // changes need a restart: they are kept as running and `why` says so.
+  void reload(std::shared_ptr<const config::Config> cfg, std::string& why);
   // Stops accepting, lets in-flight transactions finish (up to the drain timeout), stops.
   void drain_and_stop();
   void reopen_logs() { access_log_->reopen(); }
@@ -36,7 +36,8 @@ class Server {
 
  private:
   void release();  // threads stopped: unwind connections, free workers and listeners
-  std::shared_ptr<const config::Config> cfg_;
+  std::shared_ptr<const config::Config> configured_;  // as loaded (listener ports may be 0)
+  std::shared_ptr<const config::Config> cfg_;         // as running
   std::unique_ptr<telemetry::AccessLog> access_log_;
   std::unique_ptr<proxy::Shared> shared_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;

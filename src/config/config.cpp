@@ -55,19 +55,24 @@ class Reader {
   void get(const toml::table& t, std::string_view key, std::string& out) {
     const toml::node* n = t.get(key);
     if (!n) return;
-    if (auto v = n->value<std::string>()) out = *v;
-    else error(n, "'" + std::string(key) + "' must be a string");
+    if (auto v = n->value<std::string>())
+      out = *v;
+    else
+      error(n, "'" + std::string(key) + "' must be a string");
   }
 
   void get(const toml::table& t, std::string_view key, bool& out) {
     const toml::node* n = t.get(key);
     if (!n) return;
-    if (auto v = n->value_exact<bool>()) out = *v;
-    else error(n, "'" + std::string(key) + "' must be true or false");
+    if (auto v = n->value_exact<bool>())
+      out = *v;
+    else
+      error(n, "'" + std::string(key) + "' must be true or false");
   }
 
   template <class Int>
-  void get_int(const toml::table& t, std::string_view key, Int& out, std::int64_t lo, std::int64_t hi) {
+  void get_int(const toml::table& t, std::string_view key, Int& out, std::int64_t lo,
+               std::int64_t hi) {
     const toml::node* n = t.get(key);
     if (!n) return;
     auto v = n->value_exact<std::int64_t>();
@@ -89,8 +94,10 @@ class Reader {
     const toml::node* n = t.get(key);
     if (!n) return;
     std::optional<double> v;
-    if (auto i = n->value_exact<std::int64_t>()) v = static_cast<double>(*i);
-    else if (auto d = n->value_exact<double>()) v = *d;
+    if (auto i = n->value_exact<std::int64_t>())
+      v = static_cast<double>(*i);
+    else if (auto d = n->value_exact<double>())
+      v = *d;
     if (!v) {
       error(n, "'" + std::string(key) + "' must be a number of seconds");
       return;
@@ -116,8 +123,10 @@ class Reader {
     }
     out.clear();
     for (const toml::node& e : *a) {
-      if (auto s = e.value<std::string>()) out.emplace_back(*s, &e);
-      else error(&e, "'" + std::string(key) + "' must contain only strings");
+      if (auto s = e.value<std::string>())
+        out.emplace_back(*s, &e);
+      else
+        error(&e, "'" + std::string(key) + "' must contain only strings");
     }
     return true;
   }
@@ -151,8 +160,9 @@ bool valid_dns_server(std::string_view s) {
 }
 
 void read(Reader& r, const toml::table& root, Config& c) {
-  r.check_keys(root, {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
-                      "access_log", "log"},
+  r.check_keys(root,
+               {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
+                "access_log", "log"},
                "");
   auto base_dir = c.source.parent_path();
   auto resolve = [&](const std::string& p) {
@@ -188,9 +198,14 @@ void read(Reader& r, const toml::table& root, Config& c) {
         r.get(t, "guest", l.guest);
         if (!t.get("port")) r.error(&e, "listener needs a 'port'");
         if (l.name.empty()) l.name = l.guest ? "guest" : "proxy";
-        if (!base::parse_ip(l.address)) r.error(t.get("address"), "'address' must be an IP address");
-        if (!names.insert(l.name + "|" + l.address + "|" + std::to_string(l.port)).second)
-          r.error(&e, "duplicate listener");
+        if (!base::parse_ip(l.address))
+          r.error(t.get("address"), "'address' must be an IP address");
+        auto ip = base::parse_ip(l.address);
+        std::string key =
+            (ip ? std::string(reinterpret_cast<const char*>(ip->b.data()), 16) : l.address) + "|" +
+            std::to_string(l.port);
+        if (!names.insert(key).second)
+          r.error(&e, "another listener already uses this address and port");
         c.listeners.push_back(std::move(l));
       }
     }
@@ -202,42 +217,53 @@ void read(Reader& r, const toml::table& root, Config& c) {
   }
 
   if (auto* p = r.table(root, "proxy")) {
-    r.check_keys(*p, {"client_networks", "connect_ports", "x_forwarded_for", "max_connections",
-                      "max_connections_per_client"},
+    r.check_keys(*p,
+                 {"client_networks", "connect_ports", "x_forwarded_for", "max_connections",
+                  "max_connections_per_client"},
                  "proxy");
     std::vector<std::pair<std::string, const toml::node*>> nets;
     if (r.get_strings(*p, "client_networks", nets)) {
       c.client_networks.clear();
       for (auto& [s, n] : nets) {
-        if (auto cidr = base::Cidr::parse(s)) c.client_networks.push_back(*cidr);
-        else r.error(n, "invalid network '" + s + "' (expected address/prefix)");
+        if (auto cidr = base::Cidr::parse(s))
+          c.client_networks.push_back(*cidr);
+        else
+          r.error(n, "invalid network '" + s + "' (expected address/prefix)");
       }
     }
     if (const toml::node* n = p->get("connect_ports")) {
       const toml::array* a = n->as_array();
-      if (!a) r.error(n, "'connect_ports' must be an array of port numbers");
+      if (!a)
+        r.error(n, "'connect_ports' must be an array of port numbers");
       else {
         c.connect_ports.clear();
         for (const toml::node& e : *a) {
           auto v = e.value_exact<std::int64_t>();
-          if (!v || *v < 1 || *v > 65535) r.error(&e, "'connect_ports' entries must be ports (1-65535)");
-          else c.connect_ports.push_back(static_cast<std::uint16_t>(*v));
+          if (!v || *v < 1 || *v > 65535)
+            r.error(&e, "'connect_ports' entries must be ports (1-65535)");
+          else
+            c.connect_ports.push_back(static_cast<std::uint16_t>(*v));
         }
       }
     }
     std::string xff = "add";
     r.get(*p, "x_forwarded_for", xff);
-    if (xff == "add") c.x_forwarded_for = XffMode::add;
-    else if (xff == "keep") c.x_forwarded_for = XffMode::keep;
-    else if (xff == "remove") c.x_forwarded_for = XffMode::remove;
-    else r.error(p->get("x_forwarded_for"), "'x_forwarded_for' must be add, keep or remove");
+    if (xff == "add")
+      c.x_forwarded_for = XffMode::add;
+    else if (xff == "keep")
+      c.x_forwarded_for = XffMode::keep;
+    else if (xff == "remove")
+      c.x_forwarded_for = XffMode::remove;
+    else
+      r.error(p->get("x_forwarded_for"), "'x_forwarded_for' must be add, keep or remove");
     r.get_int(*p, "max_connections", c.max_connections, 1, 10'000'000);
     r.get_int(*p, "max_connections_per_client", c.max_connections_per_client, 1, 10'000'000);
   }
 
   if (auto* l = r.table(root, "limits")) {
-    r.check_keys(*l, {"max_head_bytes", "max_fields", "max_field_bytes", "max_url_bytes",
-                      "max_chunk_size_digits"},
+    r.check_keys(*l,
+                 {"max_head_bytes", "max_fields", "max_field_bytes", "max_url_bytes",
+                  "max_chunk_size_digits"},
                  "limits");
     r.get_int(*l, "max_head_bytes", c.limits.max_head_bytes, 1024, 1 << 24);
     r.get_int(*l, "max_fields", c.limits.max_fields, 1, 10000);
@@ -247,8 +273,9 @@ void read(Reader& r, const toml::table& root, Config& c) {
   }
 
   if (auto* t = r.table(root, "timeouts")) {
-    r.check_keys(*t, {"header_read", "keepalive_idle", "upstream_connect", "upstream_first_byte",
-                      "body_idle", "tunnel_idle", "upstream_keepalive_idle", "drain"},
+    r.check_keys(*t,
+                 {"header_read", "keepalive_idle", "upstream_connect", "upstream_first_byte",
+                  "body_idle", "tunnel_idle", "upstream_keepalive_idle", "drain"},
                  "timeouts");
     auto& to = c.timeouts;
     r.get_seconds(*t, "header_read", to.header_read, 0.05, 86400);
@@ -262,14 +289,17 @@ void read(Reader& r, const toml::table& root, Config& c) {
   }
 
   if (auto* d = r.table(root, "dns")) {
-    r.check_keys(*d, {"servers", "timeout", "tries", "hosts_file", "cache_entries", "min_ttl",
-                      "max_ttl", "negative_ttl"},
+    r.check_keys(*d,
+                 {"servers", "timeout", "tries", "hosts_file", "cache_entries", "min_ttl",
+                  "max_ttl", "negative_ttl"},
                  "dns");
     std::vector<std::pair<std::string, const toml::node*>> servers;
     if (r.get_strings(*d, "servers", servers)) {
       for (auto& [s, n] : servers) {
-        if (valid_dns_server(s)) c.dns.servers.push_back(s);
-        else r.error(n, "invalid DNS server '" + s + "' (expected ip, ip:port or [ipv6]:port)");
+        if (valid_dns_server(s))
+          c.dns.servers.push_back(s);
+        else
+          r.error(n, "invalid DNS server '" + s + "' (expected ip, ip:port or [ipv6]:port)");
       }
     }
     r.get_seconds(*d, "timeout", c.dns.timeout, 0.01, 60);
@@ -279,7 +309,8 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.get_seconds(*d, "min_ttl", c.dns.min_ttl, 0, 86400);
     r.get_seconds(*d, "max_ttl", c.dns.max_ttl, 0, 7 * 86400);
     r.get_seconds(*d, "negative_ttl", c.dns.negative_ttl, 0, 86400);
-    if (c.dns.min_ttl > c.dns.max_ttl) r.error(d->get("min_ttl"), "'min_ttl' is larger than 'max_ttl'");
+    if (c.dns.min_ttl > c.dns.max_ttl)
+      r.error(d->get("min_ttl"), "'min_ttl' is larger than 'max_ttl'");
   }
 
   if (auto* u = r.table(root, "upstream")) {
@@ -310,8 +341,10 @@ void read(Reader& r, const toml::table& root, Config& c) {
         std::string d = base::to_lower(s);
         while (!d.empty() && d.front() == '.') d.erase(0, 1);
         while (!d.empty() && d.back() == '.') d.pop_back();
-        if (d.empty()) r.error(n, "empty domain in 'direct_domains'");
-        else c.direct_domains.push_back(d);
+        if (d.empty())
+          r.error(n, "empty domain in 'direct_domains'");
+        else
+          c.direct_domains.push_back(d);
       }
     }
     r.get_seconds(*u, "retry_after", c.parent_retry_after, 0, 86400);
@@ -323,11 +356,15 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.get(*a, "path", log_path);
     std::string fmt = "json";
     r.get(*a, "format", fmt);
-    if (fmt == "json") c.access_log_format = LogFormat::json;
-    else if (fmt == "squid") c.access_log_format = LogFormat::squid;
-    else r.error(a->get("format"), "'format' must be json or squid");
+    if (fmt == "json")
+      c.access_log_format = LogFormat::json;
+    else if (fmt == "squid")
+      c.access_log_format = LogFormat::squid;
+    else
+      r.error(a->get("format"), "'format' must be json or squid");
   }
-  if (log_path == "-") c.access_log_path = "-";
+  if (log_path == "-")
+    c.access_log_path = "-";
   else if (!log_path.empty()) {
     std::filesystem::path fp(log_path);
     c.access_log_path = fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
@@ -346,7 +383,8 @@ void read(Reader& r, const toml::table& root, Config& c) {
 
 std::vector<base::Cidr> default_client_networks() {
   std::vector<base::Cidr> v;
-  for (auto s : {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"})
+  for (auto s :
+       {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"})
     v.push_back(*base::Cidr::parse(s));
   return v;
 }

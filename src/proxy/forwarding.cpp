@@ -58,13 +58,19 @@ bool via_has_loop(const wire::RequestHead& req, std::string_view name) {
 }
 
 bool goes_direct(const config::Config& cfg, std::string_view host) {
+  if (base::parse_ip(host)) {  // an address matches only itself, never as a "subdomain"
+    for (const auto& d : cfg.direct_domains)
+      if (d == host) return true;
+    return false;
+  }
   for (const auto& d : cfg.direct_domains)
     if (base::domain_matches(host, d)) return true;
   return false;
 }
 
 std::string options_reply() {
-  return "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, CONNECT, PATCH\r\n"
+  return "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, CONNECT, "
+         "PATCH\r\n"
          "Content-Length: 0\r\n\r\n";
 }
 
@@ -77,8 +83,9 @@ std::string trace_reply(const wire::RequestHead& req) {
     append_field(body, f.name, f.value);
   }
   body += "\r\n";
-  return fmt::format("HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: {}\r\n\r\n{}",
-                     body.size(), body);
+  return fmt::format(
+      "HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: {}\r\n\r\n{}", body.size(),
+      body);
 }
 
 std::string base64(std::string_view in) {
@@ -87,7 +94,8 @@ std::string base64(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                 (static_cast<unsigned char>(in[i + 1]) << 8) |
                  static_cast<unsigned char>(in[i + 2]);
     out += tbl[(v >> 18) & 63];
     out += tbl[(v >> 12) & 63];
@@ -126,8 +134,10 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
   out.reserve(req.raw_size + 128);
   out.append(req.method);
   out += ' ';
-  if (parent) out.append(req.target);  // absolute-form to a parent
-  else out.append(target.path);
+  if (parent)
+    out.append(req.target);  // absolute-form to a parent
+  else
+    out.append(target.path);
   out += " HTTP/1.1\r\n";
 
   if (auto* h = req.find("Host")) {
@@ -142,14 +152,16 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
   const bool max_fwd = req.method == "OPTIONS" || req.method == "TRACE";
   for (const auto& f : req.fields) {
     const auto n = f.name;
-    if (wire::is_hop_by_hop(n) || named_in(info.connection_options, n) || base::iequals(n, "Host") ||
-        base::iequals(n, "Via") || base::iequals(n, "X-Forwarded-For") ||
-        base::iequals(n, "Content-Length"))
+    if (wire::is_hop_by_hop(n) || named_in(info.connection_options, n) ||
+        base::iequals(n, "Host") || base::iequals(n, "Via") ||
+        base::iequals(n, "X-Forwarded-For") || base::iequals(n, "Content-Length"))
       continue;
     if (max_fwd && base::iequals(n, "Max-Forwards")) {
       std::uint64_t v = 0;
-      if (base::parse_u64(f.value, v) && v > 0) append_field(out, n, std::to_string(v - 1));
-      else append_field(out, n, f.value);
+      if (base::parse_u64(f.value, v) && v > 0)
+        append_field(out, n, std::to_string(v - 1));
+      else
+        append_field(out, n, f.value);
       continue;
     }
     append_field(out, n, f.value);
@@ -168,10 +180,13 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
       if (!v.empty()) append_field(out, "X-Forwarded-For", v);
       break;
     }
-    case config::XffMode::remove: break;
+    case config::XffMode::remove:
+      break;
   }
-  if (info.body == wire::BodyKind::length) append_field(out, "Content-Length", std::to_string(info.content_length));
-  else if (info.body == wire::BodyKind::chunked) append_field(out, "Transfer-Encoding", "chunked");
+  if (info.body == wire::BodyKind::length)
+    append_field(out, "Content-Length", std::to_string(info.content_length));
+  else if (info.body == wire::BodyKind::chunked)
+    append_field(out, "Transfer-Encoding", "chunked");
   if (parent) append_parent_auth(out, *parent);
   out += "\r\n";
   return out;
@@ -188,7 +203,8 @@ std::string response_head_for_client(const wire::ResponseHead& head, const wire:
   const bool bodyless = info.body == wire::BodyKind::none;
   for (const auto& f : head.fields) {
     const auto n = f.name;
-    if (wire::is_hop_by_hop(n) || named_in(info.connection_options, n) || base::iequals(n, "Via")) continue;
+    if (wire::is_hop_by_hop(n) || named_in(info.connection_options, n) || base::iequals(n, "Via"))
+      continue;
     // Content-Length is re-stated below for bodies; for HEAD and 304 it describes the
     // representation and is passed on as it is.
     if (base::iequals(n, "Content-Length") && (!bodyless || interim)) continue;
@@ -199,10 +215,14 @@ std::string response_head_for_client(const wire::ResponseHead& head, const wire:
     return out;
   }
   append_field(out, "Via", via_value(head, head.version_minor, name));
-  if (info.body == wire::BodyKind::length) append_field(out, "Content-Length", std::to_string(info.content_length));
-  else if (rechunk) append_field(out, "Transfer-Encoding", "chunked");
-  if (!keep_alive) append_field(out, "Connection", "close");
-  else if (client10) append_field(out, "Connection", "keep-alive");
+  if (info.body == wire::BodyKind::length)
+    append_field(out, "Content-Length", std::to_string(info.content_length));
+  else if (rechunk)
+    append_field(out, "Transfer-Encoding", "chunked");
+  if (!keep_alive)
+    append_field(out, "Connection", "close");
+  else if (client10)
+    append_field(out, "Connection", "keep-alive");
   out += "\r\n";
   return out;
 }

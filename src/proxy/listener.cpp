@@ -26,7 +26,10 @@ void open_and_bind(net::tcp::acceptor& a, const net::tcp::endpoint& ep) {
 
 Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port)
     : w_(w), info_{cfg.name, cfg.guest}, acceptor_(w.io) {
-  auto addr = boost::asio::ip::make_address(cfg.address);
+  std::string text = cfg.address;
+  if (text.size() > 2 && text.front() == '[' && text.back() == ']')
+    text = text.substr(1, text.size() - 2);
+  auto addr = boost::asio::ip::make_address(text);
   try {
     open_and_bind(acceptor_, {addr, port});
   } catch (const boost::system::system_error& e) {

@@ -11,18 +11,35 @@
 namespace pc::proxy {
 
 using namespace boost::asio::experimental::awaitable_operators;
-using net::asio::awaitable;
-using net::use_nothrow;
 using net::tcp;
+using net::use_nothrow;
+using net::asio::awaitable;
 using telemetry::Result;
 
 namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 
-bool is_timeout(const boost::system::error_code& ec) { return ec == net::asio::error::timed_out; }
+bool is_timeout(const boost::system::error_code& ec) {
+  return ec == net::asio::error::timed_out;
+}
+
+bool idempotent(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+}
 }  // namespace
 
+// A reply the gateway makes itself (an error or refusal page) and how it is logged.
+struct Session::Reply {
+  int status = 500;
+  std::string title;
+  std::string message;
+  Result result = Result::error;
+  std::string reason;
+  bool close = false;
+};
+
 struct Session::Txn {
+  Reply reply;
   std::shared_ptr<const txn::Snapshot> snap;
   const config::Config& cfg() const { return *snap->config; }
   telemetry::AccessRecord rec;
@@ -34,6 +51,7 @@ struct Session::Txn {
   int parent = -1;   // index of the parent proxy used, or -1 for direct
   bool response_started = false;
   bool keep_client = true;  // the client connection may carry another request
+  bool body_error = false;  // the client's request body broke its framing
 };
 
 Session::Session(Worker& w, tcp::socket s, ListenerInfo listener)
@@ -68,8 +86,10 @@ void Session::close_all() {
 
 void Session::on_timeout() {
   boost::system::error_code ignore;
-  if (upstream_scope_ && upstream_.is_open()) upstream_.close(ignore);  // the client gets a 504
-  else close_all();
+  if (upstream_scope_ && upstream_.is_open())
+    upstream_.close(ignore);  // the client gets a 504
+  else
+    close_all();
 }
 
 void Session::close_if_idle() {
@@ -108,8 +128,9 @@ awaitable<void> Session::run(std::shared_ptr<Session> self) {
       t.rec.guest = listener_.guest;
       t.rec.client = client_addr_;
       t.rec.request_id = w_.next_request_id();
-      co_await reply_local(t, status, "Access denied", message,
-                           status == 403 ? Result::denied : Result::error, reason, true);
+      set_reply(t, {status, "Access denied", message,
+                    status == 403 ? Result::denied : Result::error, reason, true});
+      co_await send_reply(t);
       close_all();
       co_return;
     }
@@ -145,8 +166,8 @@ awaitable<bool> Session::read_request_head(Txn& t, bool& clean_eof) {
       clean_eof = true;
       co_return false;
     }
-    if (!first_) watchdog_.arm(cfg.timeouts.header_read);
   }
+  if (!first_) watchdog_.arm(cfg.timeouts.header_read);  // also for a pipelined request
   first_ = false;
   t.start = net::Clock::now();
   t.rec.time = std::chrono::system_clock::now();
@@ -159,22 +180,25 @@ awaitable<bool> Session::read_request_head(Txn& t, bool& clean_eof) {
         co_return true;
       }
       if (r.status == wire::Status::error) {
-        co_await reply_local(t, wire::http_status_for(r.error), "Bad request",
-                             "The request could not be understood by the gateway.", Result::error,
-                             std::string("malformed request: ") + std::string(wire::describe(r.error)),
-                             true);
+        set_reply(
+            t, {wire::http_status_for(r.error), "Bad request",
+                "The request could not be understood by the gateway.", Result::error,
+                std::string("malformed request: ") + std::string(wire::describe(r.error)), true});
+        co_await send_reply(t);
         co_return false;
       }
     }
     auto span = cbuf_.prepare(8192);
-    auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+    auto [ec, n] =
+        co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
     if (ec) {
       if (cbuf_.empty()) {
         clean_eof = true;
       } else {
         t.rec.status = 408;
         t.rec.result = Result::error;
-        t.rec.reason = watchdog_.expired() ? "timeout reading request head" : "client closed mid-head";
+        t.rec.reason =
+            watchdog_.expired() ? "timeout reading request head" : "client closed mid-head";
         finish(t);
       }
       co_return false;
@@ -198,15 +222,20 @@ awaitable<Session::Outcome> Session::transaction() {
   t.rec.request_id = w_.next_request_id();
   t.rec.method = std::string(t.req.method);
   t.rec.url = std::string(t.req.target);
+  if (!t.snap->client_allowed(client_ip_)) {  // the ACL may have changed since accept (reload)
+    set_reply(t, {403, "Access denied", "Your address is not allowed to use this proxy.",
+                  Result::denied, "client address not allowed", true});
+    co_return co_await send_reply(t);
+  }
 
   // admit: request-target form and message framing (every smuggling rule is in wire/).
   auto err = wire::parse_target(t.req.method, t.req.target, t.target);
   if (err == wire::Error::none) err = wire::analyze_request(t.req, t.target, t.info);
   if (err != wire::Error::none) {
-    co_return co_await reply_local(t, wire::http_status_for(err), "Bad request",
-                                   "The request could not be understood by the gateway.",
-                                   Result::error, "malformed request: " + std::string(wire::describe(err)),
-                                   true);
+    set_reply(t, {wire::http_status_for(err), "Bad request",
+                  "The request could not be understood by the gateway.", Result::error,
+                  "malformed request: " + std::string(wire::describe(err)), true});
+    co_return co_await send_reply(t);
   }
   t.keep_client = t.info.keep_alive && !t.info.upgrade;
   t.host = base::to_lower(t.target.host);
@@ -216,7 +245,8 @@ awaitable<Session::Outcome> Session::transaction() {
   if (t.target.form == Form::origin || t.target.form == Form::asterisk) {
     if (t.req.method == "OPTIONS") {
       std::string r =
-          "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, CONNECT, PATCH\r\n"
+          "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, CONNECT, "
+          "PATCH\r\n"
           "Content-Length: 0\r\n\r\n";
       t.rec.status = 200;
       t.rec.reason = "answered by the gateway";
@@ -225,25 +255,27 @@ awaitable<Session::Outcome> Session::transaction() {
       finish(t);
       co_return t.keep_client ? Outcome::keep_alive : Outcome::close;
     }
-    co_return co_await reply_local(
-        t, 200, cfg.name + " web gateway",
-        "This is a web gateway. Configure your browser or system to use it as its HTTP proxy.",
-        Result::allowed, "request addressed to the gateway itself");
+    set_reply(
+        t, {200, cfg.name + " web gateway",
+            "This is a web gateway. Configure your browser or system to use it as its HTTP proxy.",
+            Result::allowed, "request addressed to the gateway itself"});
+    co_return co_await send_reply(t);
   }
   if (t.target.form == Form::absolute && t.target.scheme != "http") {
-    co_return co_await reply_local(t, 501, "Unsupported request",
-                                   "Only http:// URLs can be requested this way; https:// goes through CONNECT.",
-                                   Result::error, "unsupported URL scheme");
+    set_reply(t, {501, "Unsupported request",
+                  "Only http:// URLs can be requested this way; https:// goes through CONNECT.",
+                  Result::error, "unsupported URL scheme"});
+    co_return co_await send_reply(t);
   }
   if (via_has_loop(t.req, cfg.name)) {
-    co_return co_await reply_local(t, 403, "Forwarding loop",
-                                   "The request has already passed through this gateway.",
-                                   Result::denied, "forwarding loop detected (Via)");
+    set_reply(t, {403, "Forwarding loop", "The request has already passed through this gateway.",
+                  Result::denied, "forwarding loop detected (Via)"});
+    co_return co_await send_reply(t);
   }
   if (t.req.method == "CONNECT" && !t.snap->connect_port_allowed(t.target.port)) {
-    co_return co_await reply_local(t, 403, "Port not allowed",
-                                   "Tunnels to this port are not allowed by the gateway.",
-                                   Result::denied, "CONNECT to a port not in connect_ports");
+    set_reply(t, {403, "Port not allowed", "Tunnels to this port are not allowed by the gateway.",
+                  Result::denied, "CONNECT to a port not in connect_ports"});
+    co_return co_await send_reply(t);
   }
   if (t.req.method == "OPTIONS" || t.req.method == "TRACE") {
     if (auto* mf = t.req.find("Max-Forwards"); mf && mf->value == "0") {
@@ -265,29 +297,36 @@ awaitable<Session::Outcome> Session::transaction() {
 // ---- local replies ----
 
 awaitable<bool> Session::write_client(std::string_view data, Txn& t) {
-  auto [ec, n] = co_await net::asio::async_write(client_, net::asio::buffer(data.data(), data.size()), use_nothrow);
+  auto [ec, n] = co_await net::asio::async_write(
+      client_, net::asio::buffer(data.data(), data.size()), use_nothrow);
   t.rec.bytes_out += n;
   if (ec) t.keep_client = false;
   co_return !ec;
 }
 
-awaitable<Session::Outcome> Session::reply_local(Txn& t, int status, std::string title,
-                                                 std::string message, Result result,
-                                                 std::string reason, bool close) {
+void Session::set_reply(Txn& t, Reply r) {
+  t.reply = std::move(r);
+}
+
+awaitable<Session::Outcome> Session::send_reply(Txn& t) {
+  Reply& r = t.reply;
+  bool close = r.close;
   // An unread request body makes the connection unusable for another request.
-  if (t.info.body != wire::BodyKind::none || !t.keep_client || w_.shared.draining.load()) close = true;
+  if (t.info.body != wire::BodyKind::none || !t.keep_client || w_.shared.draining.load())
+    close = true;
   if (t.response_started) {
     // Too late for a page: the client already has part of a response. Cut it off.
-    t.rec.result = result;
-    t.rec.reason = std::move(reason);
+    t.rec.result = r.result;
+    t.rec.reason = std::move(r.reason);
     finish(t);
     co_return Outcome::close;
   }
-  Page p{status, std::move(title), std::move(message), t.rec.url, t.rec.request_id, t.cfg().name};
+  Page p{r.status,  std::move(r.title), std::move(r.message),
+         t.rec.url, t.rec.request_id,   t.cfg().name};
   std::string resp = render_page(p, close, t.req.method == "HEAD");
-  t.rec.status = status;
-  t.rec.result = result;
-  t.rec.reason = std::move(reason);
+  t.rec.status = r.status;
+  t.rec.result = r.result;
+  t.rec.reason = std::move(r.reason);
   t.rec.content_type = "text/html";
   upstream_scope_ = false;
   watchdog_.arm(t.cfg().timeouts.body_idle);
@@ -301,7 +340,8 @@ awaitable<Session::Outcome> Session::reply_local(Txn& t, int status, std::string
 }
 
 void Session::finish(Txn& t) {
-  t.rec.duration = std::chrono::duration_cast<std::chrono::microseconds>(net::Clock::now() - t.start);
+  t.rec.duration =
+      std::chrono::duration_cast<std::chrono::microseconds>(net::Clock::now() - t.start);
   if (t.rec.method.empty()) t.rec.method = "-";
   if (t.rec.status >= 500 && t.rec.result == Result::allowed) t.rec.result = Result::error;
   log::debug("{} {} {} {} {}", t.rec.client, t.rec.method, t.rec.url, t.rec.status, t.rec.reason);
@@ -312,6 +352,8 @@ void Session::finish(Txn& t) {
 
 awaitable<bool> Session::open_upstream(Txn& t, bool for_connect) {
   const auto& cfg = t.cfg();
+  // Resolving and connecting have their own time limits; the watchdog only backs them up.
+  watchdog_.arm(cfg.dns.timeout * (cfg.dns.tries + 1) * 2 + cfg.timeouts.upstream_connect * 2);
   if (!cfg.parents.empty() && !goes_direct(cfg, t.host)) co_return co_await connect_parent(t);
   (void)for_connect;
   co_return co_await connect_direct(t, t.host, t.target.port);
@@ -334,27 +376,29 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
   auto res = co_await resolver->resolve(host);
   if (res.status != net::DnsStatus::ok) {
     bool timeout = res.status == net::DnsStatus::timeout;
-    co_await reply_local(t, timeout ? 504 : 502, timeout ? "DNS timeout" : "Host not found",
-                         std::string("The gateway could not resolve the host name: ") +
-                             std::string(net::describe(res.status)) + ".",
-                         Result::error, "DNS: " + std::string(net::describe(res.status)));
+    set_reply(t, {timeout ? 504 : 502, timeout ? "DNS timeout" : "Host not found",
+                  std::string("The gateway could not resolve the host name: ") +
+                      std::string(net::describe(res.status)) + ".",
+                  Result::error, "DNS: " + std::string(net::describe(res.status))});
+    co_await send_reply(t);
     co_return false;
   }
   for (const auto& a : res.addresses) {
     if (t.snap->is_self(net::to_ip_bytes(a), port)) {
-      co_await reply_local(t, 403, "Request refused",
-                           "The gateway does not forward requests to itself.", Result::denied,
-                           "destination is the gateway itself");
+      set_reply(t, {403, "Request refused", "The gateway does not forward requests to itself.",
+                    Result::denied, "destination is the gateway itself"});
+      co_await send_reply(t);
       co_return false;
     }
   }
   auto cr = co_await net::connect_any(res.addresses, port, cfg.timeouts.upstream_connect);
   if (cr.ec) {
     bool timeout = is_timeout(cr.ec);
-    co_await reply_local(t, timeout ? 504 : 502, timeout ? "Connection timeout" : "Server unreachable",
-                         timeout ? "The server did not accept the connection in time."
-                                 : "The gateway could not connect to the server: " + cr.ec.message() + ".",
-                         Result::error, "connect: " + cr.ec.message());
+    set_reply(t, {timeout ? 504 : 502, timeout ? "Connection timeout" : "Server unreachable",
+                  timeout ? "The server did not accept the connection in time."
+                          : "The gateway could not connect to the server: " + cr.ec.message() + ".",
+                  Result::error, "connect: " + cr.ec.message()});
+    co_await send_reply(t);
     co_return false;
   }
   upstream_ = std::move(cr.socket);
@@ -381,6 +425,7 @@ awaitable<bool> Session::connect_parent(Txn& t) {
         upstream_ = w_.pool().take(upstream_key_, upstream_peer_);
         if (upstream_.is_open()) {
           upstream_reused_ = true;
+          t.rec.via_parent = true;
           t.rec.upstream = net::endpoint_text(upstream_peer_);
           co_return true;
         }
@@ -399,6 +444,7 @@ awaitable<bool> Session::connect_parent(Txn& t) {
         continue;
       }
       w_.parent_ok(i);
+      t.rec.via_parent = true;
       upstream_ = std::move(cr.socket);
       upstream_peer_ = cr.peer;
       t.rec.upstream = net::endpoint_text(upstream_peer_);
@@ -408,7 +454,8 @@ awaitable<bool> Session::connect_parent(Txn& t) {
       std::string req = connect_request(t.req.target, p);
       upstream_scope_ = true;
       watchdog_.arm(cfg.timeouts.upstream_first_byte);
-      auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(req), use_nothrow);
+      auto [wec, wn] =
+          co_await net::asio::async_write(upstream_, net::asio::buffer(req), use_nothrow);
       wire::ResponseHead head;
       wire::ParseResult pr;
       boost::system::error_code rec = wec;
@@ -418,30 +465,35 @@ awaitable<bool> Session::connect_parent(Txn& t) {
           if (pr.status != wire::Status::incomplete) break;
         }
         auto span = ubuf_.prepare(4096);
-        auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+        auto [ec, n] = co_await upstream_.async_read_some(
+            net::asio::buffer(span.data(), span.size()), use_nothrow);
         rec = ec;
         ubuf_.commit(n);
       }
       if (rec || pr.status != wire::Status::complete) {
-        co_await reply_local(t, 502, "Upstream proxy error",
-                             "The upstream proxy did not answer the tunnel request.", Result::error,
-                             "parent CONNECT failed: " + (rec ? rec.message() : "malformed response"));
+        set_reply(t, {502, "Upstream proxy error",
+                      "The upstream proxy did not answer the tunnel request.", Result::error,
+                      "parent CONNECT failed: " + (rec ? rec.message() : "malformed response")});
+        co_await send_reply(t);
         co_return false;
       }
       ubuf_.consume(pr.consumed);
       if (head.status / 100 != 2) {
-        co_await reply_local(t, 502, "Upstream proxy refused",
-                             "The upstream proxy refused the tunnel (status " + std::to_string(head.status) + ").",
-                             Result::error, "parent refused CONNECT with " + std::to_string(head.status));
+        set_reply(t, {502, "Upstream proxy refused",
+                      "The upstream proxy refused the tunnel (status " +
+                          std::to_string(head.status) + ").",
+                      Result::error, "parent refused CONNECT with " + std::to_string(head.status)});
+        co_await send_reply(t);
         co_return false;
       }
       co_return true;
     }
     if (!tried && pass == 1) break;
   }
-  co_await reply_local(t, 502, "Upstream proxy unreachable",
-                       "None of the configured upstream proxies could be reached.", Result::error,
-                       "no parent proxy reachable");
+  set_reply(t, {502, "Upstream proxy unreachable",
+                "None of the configured upstream proxies could be reached.", Result::error,
+                "no parent proxy reachable"});
+  co_await send_reply(t);
   co_return false;
 }
 
@@ -473,13 +525,15 @@ awaitable<void> Session::pump(tcp::socket& from, tcp::socket& to, base::Buffer& 
   for (;;) {
     if (!buf.empty()) {
       auto d = buf.data();
-      auto [wec, wn] = co_await net::asio::async_write(to, net::asio::buffer(d.data(), d.size()), use_nothrow);
+      auto [wec, wn] =
+          co_await net::asio::async_write(to, net::asio::buffer(d.data(), d.size()), use_nothrow);
       counter += wn;
       buf.consume(wn);
       if (wec) break;
     }
     auto span = buf.prepare(kReadChunk);
-    auto [ec, n] = co_await from.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+    auto [ec, n] =
+        co_await from.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
     if (ec) {
       if (ec == net::asio::error::eof) {
         eof = true;
@@ -503,28 +557,34 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) skip_pool_ = true;
     if (!(co_await open_upstream(t, false))) co_return Outcome::close;
-    std::string head = upstream_request_head(t.req, t.target, t.info, cfg, client_addr_,
-                                             t.parent >= 0 ? &cfg.parents[static_cast<std::size_t>(t.parent)] : nullptr);
+    std::string head = upstream_request_head(
+        t.req, t.target, t.info, cfg, client_addr_,
+        t.parent >= 0 ? &cfg.parents[static_cast<std::size_t>(t.parent)] : nullptr);
     bool upload_done = t.info.body == wire::BodyKind::none;
     bool upload_ok = true;
     upstream_scope_ = true;
     watchdog_.arm(cfg.timeouts.upstream_first_byte);
-    auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(head), use_nothrow);
+    auto [wec, wn] =
+        co_await net::asio::async_write(upstream_, net::asio::buffer(head), use_nothrow);
     if (wec) {
       boost::system::error_code ignore;
       upstream_.close(ignore);
       if (upstream_reused_ && attempt == 0) continue;  // a stale pooled connection: retry fresh
-      co_return co_await reply_local(t, 502, "Server unreachable",
-                                     "The connection to the server failed.", Result::error,
-                                     "write to upstream: " + wec.message());
+      set_reply(t, {502, "Server unreachable", "The connection to the server failed.",
+                    Result::error, "write to upstream: " + wec.message()});
+      co_return co_await send_reply(t);
     }
     if (upload_done) {
       co_await relay_response(t, upload_done, upload_ok);
     } else {
-      co_await (upload_body(t, upload_done, upload_ok) && relay_response(t, upload_done, upload_ok));
+      co_await (upload_body(t, upload_done, upload_ok) &&
+                relay_response(t, upload_done, upload_ok));
     }
+    // A pooled connection the server closed before answering: retry once on a fresh one,
+    // for idempotent requests only (RFC 9110 9.2.2), and never after a timeout.
     if (!t.response_started && t.rec.status == 0 && upstream_reused_ && attempt == 0 &&
-        t.info.body == wire::BodyKind::none && client_.is_open()) {
+        t.info.body == wire::BodyKind::none && client_.is_open() && !watchdog_.expired() &&
+        idempotent(t.req.method)) {
       // The pooled connection was closed by the server before answering: retry once.
       boost::system::error_code ignore;
       upstream_.close(ignore);
@@ -532,18 +592,25 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
       t.rec.upstream.clear();
       continue;
     }
+    if (t.rec.status == 0 && t.body_error) {
+      // The server got an incomplete request and was cut off; the client's framing was bad.
+      set_reply(t, {400, "Bad request", "The request body was not validly framed.", Result::error,
+                    t.rec.reason, true});
+      co_return co_await send_reply(t);
+    }
     if (t.rec.status == 0) {
       // relay_response gave up before any response: tell the client why.
       std::string why = t.rec.reason.empty() ? "no response from upstream" : t.rec.reason;
       bool timeout = watchdog_.expired() || why.find("timeout") != std::string::npos;
-      co_return co_await reply_local(t, timeout ? 504 : 502, timeout ? "Server timeout" : "Bad gateway",
-                                     timeout ? "The server did not answer in time."
-                                             : "The server's response was not valid or was cut off.",
-                                     Result::error, why, true);
+      set_reply(t, {timeout ? 504 : 502, timeout ? "Server timeout" : "Bad gateway",
+                    timeout ? "The server did not answer in time."
+                            : "The server's response was not valid or was cut off.",
+                    Result::error, why, true});
+      co_return co_await send_reply(t);
     }
     finish(t);
-    co_return t.keep_client && client_.is_open() && !w_.shared.draining.load() ? Outcome::keep_alive
-                                                                                : Outcome::close;
+    co_return t.keep_client&& client_.is_open() && !w_.shared.draining.load() ? Outcome::keep_alive
+                                                                              : Outcome::close;
   }
 }
 
@@ -554,7 +621,8 @@ awaitable<void> Session::upload_body(Txn& t, bool& done, bool& ok) {
     while (left > 0) {
       if (cbuf_.empty()) {
         auto span = cbuf_.prepare(kReadChunk);
-        auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+        auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()),
+                                                        use_nothrow);
         if (ec) {
           ok = false;
           break;
@@ -564,7 +632,8 @@ awaitable<void> Session::upload_body(Txn& t, bool& done, bool& ok) {
       }
       auto d = cbuf_.data();
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, d.size()));
-      auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(d.data(), n), use_nothrow);
+      auto [wec, wn] =
+          co_await net::asio::async_write(upstream_, net::asio::buffer(d.data(), n), use_nothrow);
       if (wec) {
         ok = false;
         break;
@@ -584,6 +653,7 @@ awaitable<void> Session::upload_body(Txn& t, bool& done, bool& ok) {
         auto st = dec.next(cbuf_.data());
         if (st.status == wire::Status::error) {
           ok = false;
+          t.body_error = true;
           t.rec.reason = "malformed chunked request body: " + std::string(wire::describe(st.error));
           break;
         }
@@ -606,7 +676,8 @@ awaitable<void> Session::upload_body(Txn& t, bool& done, bool& ok) {
       }
       if (!ok) break;
       if (!out.empty()) {
-        auto [wec, wn] = co_await net::asio::async_write(upstream_, net::asio::buffer(out), use_nothrow);
+        auto [wec, wn] =
+            co_await net::asio::async_write(upstream_, net::asio::buffer(out), use_nothrow);
         if (wec) {
           ok = false;
           break;
@@ -614,7 +685,8 @@ awaitable<void> Session::upload_body(Txn& t, bool& done, bool& ok) {
       }
       if (complete || !need_more) continue;
       auto span = cbuf_.prepare(kReadChunk);
-      auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      auto [ec, n] = co_await client_.async_read_some(net::asio::buffer(span.data(), span.size()),
+                                                      use_nothrow);
       if (ec) {
         ok = false;
         break;
@@ -647,7 +719,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
         if (pr.status != wire::Status::incomplete) break;
       }
       auto span = ubuf_.prepare(16384);
-      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()),
+                                                        use_nothrow);
       if (ec) {
         rec = ec;
         break;
@@ -657,8 +730,9 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     if (rec) {
       if (t.rec.reason.empty())
         t.rec.reason = watchdog_.expired() ? "timeout waiting for the upstream response"
-                       : rec == net::asio::error::eof ? "upstream closed the connection without a response"
-                                                       : "upstream read: " + rec.message();
+                       : rec == net::asio::error::eof
+                           ? "upstream closed the connection without a response"
+                           : "upstream read: " + rec.message();
       if (ubuf_.size() > 0) upstream_reused_ = false;  // no retry after partial bytes
       co_return;
     }
@@ -679,7 +753,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
       co_return;
     }
     if (!client10) {
-      std::string interim = response_head_for_client(head, wire::MessageInfo{}, false, true, cfg.name, true);
+      std::string interim =
+          response_head_for_client(head, wire::MessageInfo{}, false, true, cfg.name, true);
       co_await write_client(interim, t);
     }
     watchdog_.arm(cfg.timeouts.upstream_first_byte);
@@ -696,10 +771,13 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
   // How the body reaches the client: re-chunked for HTTP/1.1 when the length is unknown,
   // delimited by closing the connection for HTTP/1.0.
   using wire::BodyKind;
-  const bool rechunk = !client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close);
-  if (client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close)) t.keep_client = false;
+  const bool rechunk =
+      !client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close);
+  if (client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close))
+    t.keep_client = false;
   if (w_.shared.draining.load()) t.keep_client = false;
-  std::string out = response_head_for_client(head, rinfo, rechunk, t.keep_client, cfg.name, false, client10);
+  std::string out =
+      response_head_for_client(head, rinfo, rechunk, t.keep_client, cfg.name, false, client10);
   t.rec.status = head.status;
   if (auto* ct = head.find("Content-Type")) t.rec.content_type = std::string(ct->value);
   watchdog_.arm(cfg.timeouts.body_idle);
@@ -710,7 +788,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     std::uint64_t left = rinfo.content_length;
     // The head and the first body bytes go out in one write.
     std::size_t first = static_cast<std::size_t>(std::min<std::uint64_t>(left, ubuf_.size()));
-    std::array<net::asio::const_buffer, 2> bufs{net::asio::buffer(out), net::asio::buffer(ubuf_.data().data(), first)};
+    std::array<net::asio::const_buffer, 2> bufs{net::asio::buffer(out),
+                                                net::asio::buffer(ubuf_.data().data(), first)};
     auto [wec, wn] = co_await net::asio::async_write(client_, bufs, use_nothrow);
     t.rec.bytes_out += wn;
     t.response_started = true;
@@ -719,7 +798,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     left -= first;
     while (body_ok && left > 0) {
       auto span = ubuf_.prepare(kReadChunk);
-      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()),
+                                                        use_nothrow);
       if (ec) {
         body_ok = false;
         t.rec.reason = "upstream closed mid-body";
@@ -729,7 +809,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
       watchdog_.arm(cfg.timeouts.body_idle);
       auto d = ubuf_.data();
       std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, d.size()));
-      auto [wec2, wn2] = co_await net::asio::async_write(client_, net::asio::buffer(d.data(), take), use_nothrow);
+      auto [wec2, wn2] =
+          co_await net::asio::async_write(client_, net::asio::buffer(d.data(), take), use_nothrow);
       t.rec.bytes_out += wn2;
       if (wec2) {
         body_ok = false;
@@ -754,7 +835,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
           auto st = dec.next(ubuf_.data());
           if (st.status == wire::Status::error) {
             body_ok = false;
-            t.rec.reason = "malformed chunked response body: " + std::string(wire::describe(st.error));
+            t.rec.reason =
+                "malformed chunked response body: " + std::string(wire::describe(st.error));
             break;
           }
           if (!st.data.empty()) {
@@ -788,7 +870,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
       }
       if (complete) break;
       auto span = ubuf_.prepare(kReadChunk);
-      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()), use_nothrow);
+      auto [ec, n] = co_await upstream_.async_read_some(net::asio::buffer(span.data(), span.size()),
+                                                        use_nothrow);
       if (ec == net::asio::error::eof && rinfo.body == BodyKind::until_close) {
         upstream_eof = true;
         continue;
@@ -818,7 +901,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
   bool reusable = body_ok && upload_ok && upload_done && rinfo.keep_alive && !upstream_eof &&
                   upstream_.is_open() && ubuf_.empty() && !w_.shared.draining.load();
   if (reusable) {
-    w_.pool().put(upstream_key_, std::move(upstream_), upstream_peer_, cfg.timeouts.upstream_keepalive_idle);
+    w_.pool().put(upstream_key_, std::move(upstream_), upstream_peer_,
+                  cfg.timeouts.upstream_keepalive_idle);
     upstream_ = tcp::socket(client_.get_executor());
   } else {
     boost::system::error_code ignore;

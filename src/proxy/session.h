@@ -37,7 +37,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  struct Txn;  // one request/response exchange
+  struct Txn;    // one request/response exchange
+  struct Reply;  // a page the gateway answers with itself
   enum class Outcome { keep_alive, close };
 
   net::asio::awaitable<Outcome> transaction();
@@ -51,9 +52,10 @@ class Session : public std::enable_shared_from_this<Session> {
   net::asio::awaitable<void> relay_response(Txn& t, bool& upload_done, bool& upload_ok);
   net::asio::awaitable<void> pump(net::tcp::socket& from, net::tcp::socket& to, base::Buffer& buf,
                                   std::uint64_t& counter, bool& eof);
-  net::asio::awaitable<Outcome> reply_local(Txn& t, int status, std::string title,
-                                            std::string message, telemetry::Result result,
-                                            std::string reason, bool close = false);
+  // Local replies are prepared by a plain function and sent by a coroutine with no
+  // temporaries in the co_await expression (g++ 12 mishandles those).
+  void set_reply(Txn& t, Reply r);
+  net::asio::awaitable<Outcome> send_reply(Txn& t);
   net::asio::awaitable<bool> write_client(std::string_view data, Txn& t);
   void finish(Txn& t);
   void close_all();

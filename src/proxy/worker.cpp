@@ -29,7 +29,9 @@ Worker::Worker(Shared& s, unsigned idx, std::shared_ptr<const txn::Snapshot> sna
   apply(std::move(snap));
 }
 
-Worker::~Worker() { shutdown(); }
+Worker::~Worker() {
+  shutdown();
+}
 
 void Worker::shutdown() {
   std::vector<Session*> live(sessions_.begin(), sessions_.end());
@@ -46,16 +48,23 @@ void Worker::apply(std::shared_ptr<const txn::Snapshot> s) {
   bool new_resolver = !resolver_ || !snapshot_;
   if (!new_resolver) {
     const auto& old = snapshot_->config->dns;
-    new_resolver = old.servers != dns.servers || old.timeout != dns.timeout || old.tries != dns.tries ||
-                   old.use_hosts_file != dns.use_hosts_file || old.cache_entries != dns.cache_entries ||
-                   old.min_ttl != dns.min_ttl || old.max_ttl != dns.max_ttl ||
-                   old.negative_ttl != dns.negative_ttl;
+    new_resolver = old.servers != dns.servers || old.timeout != dns.timeout ||
+                   old.tries != dns.tries || old.use_hosts_file != dns.use_hosts_file ||
+                   old.cache_entries != dns.cache_entries || old.min_ttl != dns.min_ttl ||
+                   old.max_ttl != dns.max_ttl || old.negative_ttl != dns.negative_ttl;
   }
   if (new_resolver) {
     // Sessions still resolving hold the old one until they finish.
     resolver_ = std::make_shared<net::Resolver>(io, dns);
   }
-  if (!snapshot_ || snapshot_->config->parents.size() != s->config->parents.size())
+  auto same_parents = [](const config::Config& a, const config::Config& b) {
+    if (a.parents.size() != b.parents.size()) return false;
+    for (std::size_t i = 0; i < a.parents.size(); ++i)
+      if (a.parents[i].host != b.parents[i].host || a.parents[i].port != b.parents[i].port)
+        return false;
+    return true;
+  };
+  if (!snapshot_ || !same_parents(*snapshot_->config, *s->config))
     parent_down_until_.assign(s->config->parents.size(), net::Clock::time_point{});
   snapshot_ = std::move(s);
 }

@@ -15,11 +15,21 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char buf[8];
@@ -66,9 +76,12 @@ std::string squid_field(std::string_view s) {
 
 std::string_view to_string(Result r) {
   switch (r) {
-    case Result::allowed: return "allowed";
-    case Result::denied: return "denied";
-    case Result::error: return "error";
+    case Result::allowed:
+      return "allowed";
+    case Result::denied:
+      return "denied";
+    case Result::error:
+      return "error";
   }
   return "error";
 }
@@ -109,14 +122,23 @@ std::string format_json(const AccessRecord& r) {
 
 // time.ms elapsed_ms client code/status bytes method URL user hierarchy/peer type
 std::string format_squid(const AccessRecord& r) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch()).count();
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch()).count();
   std::string code;
   switch (r.result) {
-    case Result::allowed: code = r.method == "CONNECT" ? "TCP_TUNNEL" : "TCP_MISS"; break;
-    case Result::denied: code = "TCP_DENIED"; break;
-    case Result::error: code = "TAG_NONE"; break;
+    case Result::allowed:
+      code = r.method == "CONNECT" ? "TCP_TUNNEL" : "TCP_MISS";
+      break;
+    case Result::denied:
+      code = "TCP_DENIED";
+      break;
+    case Result::error:
+      code = "TAG_NONE";
+      break;
   }
-  std::string hier = r.upstream.empty() ? "HIER_NONE/-" : "HIER_DIRECT/" + squid_field(r.upstream);
+  std::string hier = r.upstream.empty() ? "HIER_NONE/-"
+                     : r.via_parent     ? "FIRSTUP_PARENT/" + squid_field(r.upstream)
+                                        : "HIER_DIRECT/" + squid_field(r.upstream);
   char head[64];
   std::snprintf(head, sizeof head, "%lld.%03lld %6lld ", static_cast<long long>(ms / 1000),
                 static_cast<long long>(ms % 1000),
@@ -214,7 +236,11 @@ void AccessLog::run() {
     batch.clear();
     const char* p = out.data();
     std::size_t left = out.size();
-    while (left > 0 && fd_ >= 0) {
+    if (fd_ < 0) {  // the file could not be opened: these records are lost, and counted
+      dropped_.fetch_add(n, std::memory_order_relaxed);
+      continue;
+    }
+    while (left > 0) {
       ssize_t w = ::write(fd_, p, left);
       if (w < 0) {
         if (errno == EINTR) continue;

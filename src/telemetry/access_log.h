@@ -32,6 +32,7 @@ struct AccessRecord {
   std::uint64_t bytes_in = 0;   // from the client (head + body)
   std::uint64_t bytes_out = 0;  // to the client (head + body)
   std::string upstream;         // address:port the request went to (parent or origin)
+  bool via_parent = false;      // upstream is a parent proxy
   std::string content_type;
   Result result = Result::allowed;
   std::string reason;  // why denied or what failed; empty when allowed normally

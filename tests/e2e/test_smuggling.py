@@ -91,7 +91,13 @@ class Smuggling(h.PortcullisTestCase):
                     b"\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 400)
 
     def test_te_gzip_alone(self):
-        self.reject(self.line(b"POST") + b"Host: " + self.host + b"\r\nTransfer-Encoding: gzip\r\n\r\n", 501)
+        # RFC 9112 6.1: chunked not last in a request -> the length is unknown -> MUST 400.
+        self.reject(self.line(b"POST") + b"Host: " + self.host + b"\r\nTransfer-Encoding: gzip\r\n\r\n", 400)
+
+    def test_te_unknown_coding(self):
+        # A coding the gateway does not implement, with chunked last: 501 Not Implemented.
+        self.reject(self.line(b"POST") + b"Host: " + self.host +
+                    b"\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501)
 
     def test_te_in_http10(self):
         # RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
