@@ -1,0 +1,684 @@
+// In-process tests of app::Server: a real server on 127.0.0.1, an origin server and blocking
+// clients in the test. Every socket operation is bounded by a timeout.
+#include "app/server.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "test_net.h"
+
+namespace pc::itest {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct Options {
+  std::string xff = "add";
+  std::vector<std::uint16_t> connect_ports{443};
+  double drain = 5;
+};
+
+std::string config_text(const Options& o) {
+  std::ostringstream t;
+  t << "[gateway]\nname = \"pc-test\"\nworkers = 2\n"
+    << "[[listeners]]\nname = \"proxy\"\naddress = \"127.0.0.1\"\nport = 1\n"
+    << "[proxy]\nx_forwarded_for = \"" << o.xff << "\"\nconnect_ports = [";
+  for (std::size_t i = 0; i < o.connect_ports.size(); ++i)
+    t << (i ? ", " : "") << o.connect_ports[i];
+  t << "]\n[timeouts]\nheader_read = 5\nkeepalive_idle = 10\nupstream_connect = 5\n"
+    << "upstream_first_byte = 10\nbody_idle = 10\ntunnel_idle = 10\ndrain = " << o.drain << "\n"
+    << "[access_log]\npath = \"access.log\"\nformat = \"json\"\n[log]\nlevel = \"warn\"\n";
+  return t.str();
+}
+
+// Loads the configuration; the listener gets port 0 (the loader requires 1-65535).
+std::shared_ptr<const config::Config> make_config(const fs::path& dir, const Options& o,
+                                                  std::uint16_t port = 0) {
+  auto r = config::load_string(config_text(o), dir / "portcullis.toml");
+  for (const auto& e : r.errors) ADD_FAILURE() << config::format(e);
+  if (!r.config) return nullptr;
+  auto c = std::make_shared<config::Config>(*r.config);
+  c->listeners.at(0).port = port;
+  return c;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/pc-itest-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    server_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void start(const Options& o = {}) {
+    auto cfg = make_config(dir_, o);
+    ASSERT_NE(cfg, nullptr);
+    server_ = std::make_unique<app::Server>(cfg);
+    server_->start();
+    ASSERT_EQ(server_->ports().size(), 1u);
+    port_ = server_->ports()[0];
+    ASSERT_NE(port_, 0);
+  }
+
+  Conn client() {
+    auto c = Conn::connect_to(port_);
+    EXPECT_TRUE(c.has_value()) << "cannot connect to the proxy";
+    if (!c) throw std::runtime_error("connect");
+    return std::move(*c);
+  }
+
+  // "GET http://127.0.0.1:<port><path> HTTP/1.1" with Host.
+  static std::string get(std::uint16_t origin, std::string_view path = "/",
+                         std::string_view extra = "") {
+    std::string authority = "127.0.0.1:" + std::to_string(origin);
+    return "GET http://" + authority + std::string(path) + " HTTP/1.1\r\nHost: " + authority +
+           "\r\n" + std::string(extra) + "\r\n";
+  }
+
+  std::vector<std::string> log_lines() {
+    std::ifstream in(dir_ / "access.log");
+    std::vector<std::string> out;
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+  }
+
+  // Records are submitted right after the response is written: wait for n of them.
+  std::vector<std::string> wait_log_lines(std::size_t n) {
+    std::vector<std::string> ls;
+    for (int i = 0; i < 100; ++i) {
+      server_->access_log().flush();
+      ls = log_lines();
+      if (ls.size() >= n) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    return ls;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<app::Server> server_;
+  std::uint16_t port_ = 0;
+};
+
+// ---- forwarding ----
+
+TEST_F(ServerTest, AbsoluteFormGetIsForwardedInOriginForm) {
+  HttpOrigin origin([](const Message&) { return ok_response("hello", "X-Origin: 1\r\n"); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/path/x?q=1", "User-Agent: itest\r\n")));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->start, "HTTP/1.1 200 OK");
+  EXPECT_EQ(r->body, "hello");
+  EXPECT_EQ(r->get("X-Origin"), "1");
+  EXPECT_EQ(r->get("Via"), "1.1 pc-test");
+  EXPECT_EQ(r->get("Content-Length"), "5");
+
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].start, "GET /path/x?q=1 HTTP/1.1");
+  EXPECT_EQ(reqs[0].get("Host"), "127.0.0.1:" + std::to_string(origin.port()));
+  EXPECT_EQ(reqs[0].get("Via"), "1.1 pc-test");
+  EXPECT_EQ(reqs[0].get("X-Forwarded-For"), "127.0.0.1");
+  EXPECT_EQ(reqs[0].get("User-Agent"), "itest");
+}
+
+TEST_F(ServerTest, HopByHopFieldsAreNotForwarded) {
+  HttpOrigin origin([](const Message&) { return ok_response("x"); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/",
+                             "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
+                             "Proxy-Authorization: Basic dTpw\r\nKeep-Alive: 5\r\nX-End: 2\r\n")));
+  ASSERT_TRUE(read_response(c).has_value());
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].count("X-Hop"), 0u);
+  EXPECT_EQ(reqs[0].count("Proxy-Authorization"), 0u);
+  EXPECT_EQ(reqs[0].count("Keep-Alive"), 0u);
+  EXPECT_EQ(reqs[0].get("X-End"), "2");
+}
+
+TEST_F(ServerTest, KeepAliveTwoRequestsOnOneConnection) {
+  HttpOrigin origin([](const Message& m) { return ok_response("body of " + m.start); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/one")));
+  auto r1 = read_response(c);
+  ASSERT_TRUE(r1.has_value());
+  EXPECT_EQ(r1->body, "body of GET /one HTTP/1.1");
+  EXPECT_EQ(r1->count("Connection"), 0u);
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/two")));
+  auto r2 = read_response(c);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->body, "body of GET /two HTTP/1.1");
+  EXPECT_EQ(origin.request_count(), 2u);
+}
+
+TEST_F(ServerTest, PipelinedRequestsAnsweredInOrder) {
+  HttpOrigin origin([](const Message& m) { return ok_response(m.start); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/a") + get(origin.port(), "/b")));
+  auto r1 = read_response(c);
+  auto r2 = read_response(c);
+  ASSERT_TRUE(r1 && r2);
+  EXPECT_EQ(r1->body, "GET /a HTTP/1.1");
+  EXPECT_EQ(r2->body, "GET /b HTTP/1.1");
+}
+
+TEST_F(ServerTest, UpstreamConnectionsAreReused) {
+  HttpOrigin origin([](const Message&) { return ok_response("ok"); });
+  start();
+  constexpr int kRequests = 8;
+  for (int i = 0; i < kRequests; ++i) {
+    auto c = client();
+    ASSERT_TRUE(c.send_all(get(origin.port(), "/" + std::to_string(i))));
+    auto r = read_response(c);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 200);
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(origin.request_count(), static_cast<std::size_t>(kRequests));
+  // One pool per worker: at most one connection per worker for sequential requests.
+  EXPECT_LT(origin.accepts(), kRequests);
+  EXPECT_LE(origin.accepts(), 2);
+}
+
+TEST_F(ServerTest, StalePooledConnectionIsRetried) {
+  // The origin closes every connection after its response without saying so.
+  std::atomic<int> n{0};
+  TcpServer raw([&](Conn& c) {
+    auto m = read_request(c);
+    if (!m) return;
+    ++n;
+    c.send_all(ok_response("r" + std::to_string(n.load())));
+    std::this_thread::sleep_for(20ms);
+  });
+  start();
+  for (int i = 0; i < 4; ++i) {
+    auto c = client();
+    ASSERT_TRUE(c.send_all(get(raw.port())));
+    auto r = read_response(c);
+    ASSERT_TRUE(r.has_value()) << "request " << i;
+    EXPECT_EQ(r->status, 200) << "request " << i;
+    std::this_thread::sleep_for(60ms);
+  }
+  EXPECT_EQ(n.load(), 4);
+}
+
+// ---- framing ----
+
+TEST_F(ServerTest, ChunkedRequestBodyAndChunkedResponse) {
+  HttpOrigin origin([](const Message& m) {
+    return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ngot\r\n1\r\n \r\n" + [&] {
+      std::ostringstream o;
+      o << std::hex << m.body.size() << "\r\n" << m.body << "\r\n0\r\n\r\n";
+      return o.str();
+    }();
+  });
+  start();
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(origin.port());
+  ASSERT_TRUE(c.send_all("POST http://" + authority + "/upload HTTP/1.1\r\nHost: " + authority +
+                         "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n"
+                         "0\r\n\r\n"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->count("Transfer-Encoding"), 1u);
+  EXPECT_EQ(r->count("Content-Length"), 0u);
+  EXPECT_EQ(r->body, "got hello world");
+
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].start, "POST /upload HTTP/1.1");
+  EXPECT_TRUE(reqs[0].chunked);
+  EXPECT_EQ(reqs[0].body, "hello world");
+  EXPECT_EQ(reqs[0].count("Content-Length"), 0u);
+  EXPECT_EQ(reqs[0].raw.find("ext=1"), std::string::npos);  // re-framed, extensions dropped
+
+  // The connection is still usable.
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/after")));
+  auto r2 = read_response(c);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->status, 200);
+}
+
+TEST_F(ServerTest, ContentLengthRequestBody) {
+  HttpOrigin origin(
+      [](const Message& m) { return ok_response("len=" + std::to_string(m.body.size())); });
+  start();
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(origin.port());
+  std::string body(100000, 'b');
+  ASSERT_TRUE(c.send_all("PUT http://" + authority + "/f HTTP/1.1\r\nHost: " + authority +
+                         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "len=100000");
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].body, body);
+  EXPECT_EQ(reqs[0].get("Content-Length"), "100000");
+}
+
+TEST_F(ServerTest, UntilCloseResponseIsRechunkedForHttp11) {
+  HttpOrigin origin([](const Message&) {
+    return std::string("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n") +
+           std::string(50000, 'z');
+  });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port())));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(r->chunked);
+  EXPECT_EQ(r->body, std::string(50000, 'z'));
+  // The client connection stays usable.
+  ASSERT_TRUE(c.send_all(get(origin.port())));
+  auto r2 = read_response(c);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->body.size(), 50000u);
+}
+
+TEST_F(ServerTest, Http10ClientGetsAnUntilCloseBody) {
+  HttpOrigin origin([](const Message&) {
+    return std::string(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n");
+  });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all("GET http://127.0.0.1:" + std::to_string(origin.port()) +
+                         "/old HTTP/1.0\r\n\r\n"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->until_close);
+  EXPECT_FALSE(r->chunked);
+  EXPECT_EQ(r->get("Connection"), "close");
+  EXPECT_EQ(r->body, "abcdef");
+  EXPECT_FALSE(c.timed_out());
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].start, "GET /old HTTP/1.1");
+  EXPECT_EQ(reqs[0].get("Host"), "127.0.0.1:" + std::to_string(origin.port()));
+  EXPECT_EQ(reqs[0].get("Via"), "1.0 pc-test");
+}
+
+TEST_F(ServerTest, Http10ClientKeepAliveWithContentLength) {
+  HttpOrigin origin([](const Message&) { return ok_response("abc"); });
+  start();
+  auto c = client();
+  std::string req = "GET http://127.0.0.1:" + std::to_string(origin.port()) +
+                    "/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+  ASSERT_TRUE(c.send_all(req));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "abc");
+  EXPECT_EQ(r->get("Connection"), "keep-alive");
+  ASSERT_TRUE(c.send_all(req));
+  auto r2 = read_response(c);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->body, "abc");
+}
+
+TEST_F(ServerTest, HeadResponseKeepsContentLength) {
+  HttpOrigin origin([](const Message&) {
+    return std::string("HTTP/1.1 200 OK\r\nContent-Length: 12345\r\n\r\n");
+  });
+  start();
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(origin.port());
+  ASSERT_TRUE(
+      c.send_all("HEAD http://" + authority + "/ HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+  auto r = read_response(c, true);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->get("Content-Length"), "12345");
+  // Nothing follows the head: the next request is answered normally.
+  ASSERT_TRUE(c.send_all(get(origin.port())));
+  auto r2 = read_response(c, true);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->status, 200);
+}
+
+TEST_F(ServerTest, ExpectContinueInterimIsRelayed) {
+  TcpServer origin([](Conn& c) {
+    auto head = c.read_until("\r\n\r\n");
+    if (!head) return;
+    c.send_all("HTTP/1.1 100 Continue\r\n\r\n");
+    auto body = c.read_exact(5);
+    if (!body) return;
+    c.send_all(ok_response("got " + *body));
+  });
+  start();
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(origin.port());
+  ASSERT_TRUE(c.send_all("POST http://" + authority + "/ HTTP/1.1\r\nHost: " + authority +
+                         "\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  auto interim = c.read_until("\r\n\r\n");
+  ASSERT_TRUE(interim.has_value());
+  EXPECT_EQ(interim->rfind("HTTP/1.1 100 Continue\r\n", 0), 0u) << *interim;
+  ASSERT_TRUE(c.send_all("hello"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "got hello");
+}
+
+TEST_F(ServerTest, OriginClosingMidBodyClosesTheClientConnection) {
+  TcpServer origin([](Conn& c) {
+    if (!read_request(c)) return;
+    c.send_all("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part");
+  });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port())));
+  auto head = c.read_until("\r\n\r\n");
+  ASSERT_TRUE(head.has_value());
+  EXPECT_NE(head->find("Content-Length: 100"), std::string::npos);
+  std::string rest = c.read_to_close();
+  EXPECT_FALSE(c.timed_out()) << "the truncated response must end with the connection";
+  EXPECT_EQ(rest, "only-part");
+  auto ls = wait_log_lines(1);
+  ASSERT_EQ(ls.size(), 1u);
+  EXPECT_NE(ls[0].find("\"result\":\"error\""), std::string::npos) << ls[0];
+}
+
+TEST_F(ServerTest, UnreachableOriginGives502) {
+  std::uint16_t dead = 0;
+  {
+    TcpServer gone([](Conn&) {});
+    dead = gone.port();
+  }  // closed: nothing listens there any more
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(dead)));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 502);
+  EXPECT_EQ(r->get("Cache-Control"), "no-store");
+}
+
+TEST_F(ServerTest, ClientConnectionCloseIsHonoured) {
+  HttpOrigin origin([](const Message&) { return ok_response("bye"); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/", "Connection: close\r\n")));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->body, "bye");
+  EXPECT_EQ(r->get("Connection"), "close");
+  EXPECT_TRUE(c.at_eof());
+  EXPECT_EQ(origin.requests().at(0).count("Connection"), 0u);
+}
+
+TEST_F(ServerTest, NoContentResponse) {
+  HttpOrigin origin([](const Message&) { return std::string("HTTP/1.1 204 No Content\r\n\r\n"); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port())));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 204);
+  EXPECT_EQ(r->count("Transfer-Encoding"), 0u);
+  ASSERT_TRUE(c.send_all(get(origin.port())));
+  auto r2 = read_response(c);
+  ASSERT_TRUE(r2.has_value());
+  EXPECT_EQ(r2->status, 204);
+}
+
+// ---- refusals ----
+
+TEST_F(ServerTest, SmugglingRequestIsRejectedAndNeverForwarded) {
+  HttpOrigin origin([](const Message&) { return ok_response("should not happen"); });
+  start();
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(origin.port());
+  ASSERT_TRUE(c.send_all("POST http://" + authority + "/ HTTP/1.1\r\nHost: " + authority +
+                         "\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                         "GET http://" +
+                         authority + "/smuggled HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_EQ(r->get("Connection"), "close");
+  EXPECT_EQ(r->get("Cache-Control"), "no-store");
+  EXPECT_TRUE(c.at_eof());  // nothing else is read from this connection
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(origin.accepts(), 0);
+  EXPECT_EQ(origin.request_count(), 0u);
+}
+
+TEST_F(ServerTest, OriginFormRequestGetsTheGatewayPage) {
+  HttpOrigin origin([](const Message&) { return ok_response("no"); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all("GET /<script>x HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(r->body.find("<script>"), std::string::npos);
+  EXPECT_EQ(origin.accepts(), 0);
+}
+
+TEST_F(ServerTest, ViaLoopIsRefused) {
+  HttpOrigin origin([](const Message&) { return ok_response("no"); });
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/", "Via: 1.1 pc-test\r\n")));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(origin.accepts(), 0);
+}
+
+TEST_F(ServerTest, RequestToTheProxyItselfIsRefused) {
+  start();
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(port_, "/")));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 403);
+}
+
+TEST_F(ServerTest, MaxForwardsZeroTraceAnsweredLocally) {
+  HttpOrigin origin([](const Message&) { return ok_response("no"); });
+  start();
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(origin.port());
+  ASSERT_TRUE(c.send_all("TRACE http://" + authority + "/ HTTP/1.1\r\nHost: " + authority +
+                         "\r\nMax-Forwards: 0\r\nCookie: secret=1\r\n\r\n"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get("Content-Type"), "message/http");
+  EXPECT_EQ(r->body.find("secret"), std::string::npos);
+  EXPECT_EQ(origin.accepts(), 0);
+}
+
+// ---- CONNECT ----
+
+TEST_F(ServerTest, ConnectRelaysBytesBothWays) {
+  TcpServer echo([](Conn& c) {
+    c.send_all("hello from server\n");
+    for (;;) {
+      auto line = c.read_until("\n");
+      if (!line) return;  // the client half-closed: close too
+      std::string up = *line;
+      for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      if (!c.send_all(up)) return;
+    }
+  });
+  Options o;
+  o.connect_ports = {443, echo.port()};
+  start(o);
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(echo.port());
+  ASSERT_TRUE(c.send_all("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+  auto head = c.read_until("\r\n\r\n");
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->rfind("HTTP/1.1 200", 0), 0u) << *head;
+  EXPECT_EQ(c.read_until("\n"), "hello from server\n");
+  ASSERT_TRUE(c.send_all("ping\n"));
+  EXPECT_EQ(c.read_until("\n"), "PING\n");
+  std::string big(200000, 'q');
+  big += '\n';
+  ASSERT_TRUE(c.send_all(big));
+  auto back = c.read_until("\n");
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->size(), big.size());
+  c.shutdown_write();
+  EXPECT_TRUE(c.at_eof());
+  EXPECT_EQ(echo.accepts(), 1);
+}
+
+TEST_F(ServerTest, ConnectToAPortNotAllowedIsRefused) {
+  TcpServer echo([](Conn&) {});
+  start();  // connect_ports = [443]
+  auto c = client();
+  std::string authority = "127.0.0.1:" + std::to_string(echo.port());
+  ASSERT_TRUE(c.send_all("CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 403);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(echo.accepts(), 0);
+}
+
+// ---- access log ----
+
+TEST_F(ServerTest, AccessLogHasOneLinePerTransaction) {
+  HttpOrigin origin([](const Message&) { return ok_response("12345"); });
+  start();
+  {
+    auto c = client();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(c.send_all(get(origin.port(), "/k" + std::to_string(i))));
+      ASSERT_TRUE(read_response(c).has_value());
+    }
+  }
+  {
+    auto c = client();
+    ASSERT_TRUE(c.send_all("GET http://127.0.0.1:" + std::to_string(origin.port()) +
+                           "/ HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"));  // 400
+    ASSERT_TRUE(read_response(c).has_value());
+  }
+  auto ls = wait_log_lines(4);
+  std::this_thread::sleep_for(100ms);
+  server_->access_log().flush();
+  ls = log_lines();
+  ASSERT_EQ(ls.size(), 4u);
+  for (int i = 0; i < 3; ++i) {
+    const auto& l = ls[static_cast<std::size_t>(i)];
+    EXPECT_NE(l.find("\"url\":\"http://127.0.0.1:" + std::to_string(origin.port()) + "/k" +
+                     std::to_string(i) + "\""),
+              std::string::npos)
+        << l;
+    EXPECT_NE(l.find("\"status\":200"), std::string::npos) << l;
+    EXPECT_NE(l.find("\"method\":\"GET\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"client\":\"127.0.0.1\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"listener\":\"proxy\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"result\":\"allowed\""), std::string::npos) << l;
+    EXPECT_NE(l.find("\"upstream\":\"127.0.0.1:" + std::to_string(origin.port()) + "\""),
+              std::string::npos)
+        << l;
+  }
+  EXPECT_NE(ls[3].find("\"status\":400"), std::string::npos) << ls[3];
+  EXPECT_NE(ls[3].find("\"result\":\"error\""), std::string::npos) << ls[3];
+}
+
+// ---- reload ----
+
+TEST_F(ServerTest, ReloadAppliesXForwardedForRemove) {
+  HttpOrigin origin([](const Message&) { return ok_response("x"); });
+  start();
+  {
+    auto c = client();
+    ASSERT_TRUE(c.send_all(get(origin.port(), "/before", "X-Forwarded-For: 10.9.9.9\r\n")));
+    ASSERT_TRUE(read_response(c).has_value());
+  }
+  ASSERT_EQ(origin.request_count(), 1u);
+  EXPECT_EQ(origin.requests()[0].get("X-Forwarded-For"), "10.9.9.9, 127.0.0.1");
+
+  Options o;
+  o.xff = "remove";
+  auto next = make_config(dir_, o);  // as loaded: the listener port is 0 again
+  ASSERT_NE(next, nullptr);
+  std::string why;
+  server_->reload(next, why);
+  EXPECT_EQ(why, "");                  // same listeners and workers: nothing needs a restart
+  std::this_thread::sleep_for(100ms);  // the new snapshot is posted to the workers
+
+  // Several connections so both workers are exercised.
+  for (int i = 0; i < 6; ++i) {
+    auto c = client();
+    ASSERT_TRUE(c.send_all(get(origin.port(), "/after", "X-Forwarded-For: 10.9.9.9\r\n")));
+    ASSERT_TRUE(read_response(c).has_value());
+  }
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 7u);
+  for (std::size_t i = 1; i < reqs.size(); ++i)
+    EXPECT_EQ(reqs[i].count("X-Forwarded-For"), 0u) << "request " << i;
+}
+
+TEST_F(ServerTest, ReloadWithOtherListenersKeepsTheRunningOnes) {
+  start();
+  Options o;
+  auto next = make_config(dir_, o, 1);  // a different port
+  ASSERT_NE(next, nullptr);
+  std::string why;
+  server_->reload(next, why);
+  EXPECT_NE(why.find("restart"), std::string::npos) << why;
+  auto c = client();  // still listening where it was
+  ASSERT_TRUE(c.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto r = read_response(c);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+}
+
+// ---- drain ----
+
+TEST_F(ServerTest, DrainLetsASlowResponseComplete) {
+  HttpOrigin origin([](const Message& m) {
+    if (m.start.find("/slow") != std::string::npos) std::this_thread::sleep_for(1s);
+    return ok_response("done");
+  });
+  start();
+  // An idle keep-alive connection: drain closes it.
+  auto idle = client();
+  ASSERT_TRUE(idle.send_all(get(origin.port(), "/fast")));
+  ASSERT_TRUE(read_response(idle).has_value());
+
+  auto c = client();
+  ASSERT_TRUE(c.send_all(get(origin.port(), "/slow")));
+  ASSERT_TRUE(origin.wait_for_requests(2, 5s));
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread drainer([&] { server_->drain_and_stop(); });
+  auto r = read_response(c);
+  drainer.join();
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "done");
+  EXPECT_EQ(r->get("Connection"), "close");
+  EXPECT_LT(took, 4s);
+  EXPECT_TRUE(idle.at_eof());
+  EXPECT_FALSE(Conn::connect_to(port_).has_value());  // no longer accepting
+  EXPECT_EQ(server_->connections(), 0u);
+  // drain_and_stop flushes the access log.
+  EXPECT_EQ(log_lines().size(), 2u);
+}
+
+}  // namespace
+}  // namespace pc::itest

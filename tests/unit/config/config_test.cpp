@@ -1,0 +1,616 @@
+// config::load_string: the shipped file, defaults, every validation error, path resolution.
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace pc::config {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+namespace fs = std::filesystem;
+
+const fs::path kName = "/etc/portcullis/portcullis.toml";
+
+std::string shipped_text() {
+  std::ifstream in(fs::path(PC_SOURCE_DIR) / "config" / "portcullis.toml", std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Loads text that must be valid; fails the test with every error otherwise.
+std::shared_ptr<const Config> ok(std::string_view text, const fs::path& name = kName) {
+  auto r = load_string(text, name);
+  for (const auto& e : r.errors) ADD_FAILURE() << format(e);
+  return r.config;
+}
+
+// Loads text that must be invalid.
+std::vector<Error> bad(std::string_view text, const fs::path& name = kName) {
+  auto r = load_string(text, name);
+  EXPECT_TRUE(r.config == nullptr) << "accepted:\n" << text;
+  EXPECT_FALSE(r.errors.empty()) << text;
+  return r.errors;
+}
+
+bool any_message_contains(const std::vector<Error>& errs, std::string_view what) {
+  return std::any_of(errs.begin(), errs.end(),
+                     [&](const Error& e) { return e.message.find(what) != std::string::npos; });
+}
+
+std::string all(const std::vector<Error>& errs) {
+  std::string s;
+  for (const auto& e : errs) s += format(e) + "\n";
+  return s;
+}
+
+// Compares two folders ignoring a trailing separator.
+fs::path norm(const fs::path& p) {
+  return (p / "x").lexically_normal().parent_path();
+}
+
+unsigned expected_workers() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// ---- the shipped configuration ----
+
+TEST(ConfigShipped, LoadsWithDocumentedValues) {
+  std::string text = shipped_text();
+  ASSERT_FALSE(text.empty()) << "config/portcullis.toml not found";
+  auto c = ok(text);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->source, kName);
+  EXPECT_EQ(c->name, "portcullis");
+  EXPECT_EQ(c->workers, expected_workers());  // 0 = one per core
+  EXPECT_EQ(norm(c->state_dir), fs::path("/etc/portcullis"));
+
+  ASSERT_EQ(c->listeners.size(), 2u);
+  EXPECT_EQ(c->listeners[0].name, "proxy");
+  EXPECT_EQ(c->listeners[0].address, "::");
+  EXPECT_EQ(c->listeners[0].port, 8080);
+  EXPECT_FALSE(c->listeners[0].guest);
+  EXPECT_EQ(c->listeners[1].name, "guest");
+  EXPECT_EQ(c->listeners[1].address, "::");
+  EXPECT_EQ(c->listeners[1].port, 8081);
+  EXPECT_TRUE(c->listeners[1].guest);
+
+  EXPECT_EQ(c->client_networks.size(), 6u);
+  EXPECT_EQ(c->connect_ports, std::vector<std::uint16_t>{443});
+  EXPECT_EQ(c->x_forwarded_for, XffMode::add);
+  EXPECT_EQ(c->max_connections, 20000u);
+  EXPECT_EQ(c->max_connections_per_client, 512u);
+
+  EXPECT_EQ(c->limits.max_head_bytes, 65536u);
+  EXPECT_EQ(c->limits.max_fields, 100u);
+  EXPECT_EQ(c->limits.max_field_bytes, 16384u);
+  EXPECT_EQ(c->limits.max_url_bytes, 8192u);
+  EXPECT_EQ(c->limits.max_chunk_size_digits, 16u);
+
+  EXPECT_EQ(c->timeouts.header_read, seconds(30));
+  EXPECT_EQ(c->timeouts.keepalive_idle, seconds(60));
+  EXPECT_EQ(c->timeouts.upstream_connect, seconds(10));
+  EXPECT_EQ(c->timeouts.upstream_first_byte, seconds(60));
+  EXPECT_EQ(c->timeouts.body_idle, seconds(60));
+  EXPECT_EQ(c->timeouts.tunnel_idle, seconds(600));
+  EXPECT_EQ(c->timeouts.upstream_keepalive_idle, seconds(30));
+  EXPECT_EQ(c->timeouts.drain, seconds(30));
+
+  EXPECT_TRUE(c->dns.servers.empty());
+  EXPECT_EQ(c->dns.timeout, milliseconds(2000));
+  EXPECT_EQ(c->dns.tries, 2);
+  EXPECT_TRUE(c->dns.use_hosts_file);
+  EXPECT_EQ(c->dns.cache_entries, 10000u);
+  EXPECT_EQ(c->dns.min_ttl, seconds(5));
+  EXPECT_EQ(c->dns.max_ttl, seconds(3600));
+  EXPECT_EQ(c->dns.negative_ttl, seconds(10));
+
+  EXPECT_TRUE(c->parents.empty());
+  EXPECT_TRUE(c->direct_domains.empty());
+  EXPECT_EQ(c->parent_retry_after, seconds(30));
+
+  EXPECT_EQ(c->access_log_path, fs::path("/etc/portcullis/log/access.log"));
+  EXPECT_EQ(c->access_log_format, LogFormat::json);
+  EXPECT_EQ(c->log_level, "info");
+}
+
+TEST(ConfigShipped, ClientNetworksAreThePrivateRanges) {
+  auto c = ok(shipped_text());
+  ASSERT_NE(c, nullptr);
+  auto allowed = [&](const char* ip) {
+    auto a = base::parse_ip(ip);
+    EXPECT_TRUE(a.has_value()) << ip;
+    for (const auto& n : c->client_networks)
+      if (n.contains(*a)) return true;
+    return false;
+  };
+  for (auto ip : {"127.0.0.1", "::1", "10.1.2.3", "172.31.255.255", "192.168.0.1", "fd00::1"})
+    EXPECT_TRUE(allowed(ip)) << ip;
+  for (auto ip : {"8.8.8.8", "172.32.0.1", "2001:db8::1", "::2", "11.0.0.1"})
+    EXPECT_FALSE(allowed(ip)) << ip;
+}
+
+TEST(ConfigShipped, LoadFileReadsTheSameFile) {
+  auto r = load_file(fs::path(PC_SOURCE_DIR) / "config" / "portcullis.toml");
+  ASSERT_NE(r.config, nullptr) << all(r.errors);
+  EXPECT_EQ(r.config->listeners.size(), 2u);
+}
+
+TEST(ConfigShipped, LoadFileMissing) {
+  auto r = load_file("/nonexistent/portcullis.toml");
+  EXPECT_EQ(r.config, nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].file, "/nonexistent/portcullis.toml");
+}
+
+// ---- defaults ----
+
+TEST(ConfigDefaults, EmptyText) {
+  auto c = ok("");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->name, "portcullis");
+  EXPECT_EQ(c->workers, expected_workers());
+  EXPECT_EQ(norm(c->state_dir), fs::path("/etc/portcullis"));
+  ASSERT_EQ(c->listeners.size(), 2u);
+  EXPECT_EQ(c->listeners[0].name, "proxy");
+  EXPECT_EQ(c->listeners[0].address, "::");
+  EXPECT_EQ(c->listeners[0].port, 8080);
+  EXPECT_FALSE(c->listeners[0].guest);
+  EXPECT_EQ(c->listeners[1].name, "guest");
+  EXPECT_EQ(c->listeners[1].address, "::");
+  EXPECT_EQ(c->listeners[1].port, 8081);
+  EXPECT_TRUE(c->listeners[1].guest);
+  EXPECT_EQ(c->client_networks.size(), default_client_networks().size());
+  EXPECT_EQ(c->connect_ports, std::vector<std::uint16_t>{443});
+  EXPECT_EQ(c->x_forwarded_for, XffMode::add);
+  EXPECT_EQ(c->timeouts.drain, seconds(30));
+  EXPECT_EQ(c->access_log_path, fs::path("/etc/portcullis/log/access.log"));
+  EXPECT_EQ(c->access_log_format, LogFormat::json);
+  EXPECT_EQ(c->log_level, "info");
+}
+
+TEST(ConfigDefaults, EmptySectionsKeepDefaults) {
+  auto c = ok("[gateway]\n[proxy]\n[limits]\n[timeouts]\n[dns]\n[upstream]\n[access_log]\n[log]\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->listeners.size(), 2u);
+  EXPECT_EQ(c->client_networks.size(), 6u);
+  EXPECT_EQ(c->limits.max_head_bytes, 65536u);
+  EXPECT_EQ(c->timeouts.header_read, seconds(30));
+  EXPECT_EQ(c->dns.tries, 2);
+  EXPECT_EQ(c->access_log_path, fs::path("/etc/portcullis/log/access.log"));
+}
+
+TEST(ConfigDefaults, ExplicitListenersReplaceTheDefaults) {
+  auto c = ok("[[listeners]]\naddress = \"127.0.0.1\"\nport = 3128\n");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].name, "proxy");
+  EXPECT_EQ(c->listeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c->listeners[0].port, 3128);
+}
+
+TEST(ConfigDefaults, GuestListenerWithoutNameIsNamedGuest) {
+  auto c = ok("[[listeners]]\nport = 3128\nguest = true\n");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].name, "guest");
+  EXPECT_EQ(c->listeners[0].address, "::");
+  EXPECT_TRUE(c->listeners[0].guest);
+}
+
+TEST(ConfigValues, EverySettingIsRead) {
+  auto c = ok(R"(
+[gateway]
+name = "gw1"
+workers = 3
+[[listeners]]
+name = "a"
+address = "127.0.0.1"
+port = 1
+[proxy]
+client_networks = ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
+connect_ports = [443, 8443, 65535]
+x_forwarded_for = "remove"
+max_connections = 10
+max_connections_per_client = 2
+[limits]
+max_head_bytes = 1024
+max_fields = 1
+max_field_bytes = 64
+max_url_bytes = 64
+max_chunk_size_digits = 1
+[timeouts]
+header_read = 0.05
+keepalive_idle = 1.5
+upstream_connect = 2
+upstream_first_byte = 3
+body_idle = 4
+tunnel_idle = 604800
+upstream_keepalive_idle = 5
+drain = 0
+[dns]
+servers = ["192.0.2.53", "192.0.2.54:5353", "[2001:db8::53]:53", "2001:db8::54", "[2001:db8::55]"]
+timeout = 0.25
+tries = 10
+hosts_file = false
+cache_entries = 0
+min_ttl = 0
+max_ttl = 60
+negative_ttl = 1
+[upstream]
+direct_domains = ["Example.COM", ".intra.example.", "localhost"]
+retry_after = 0.5
+[[upstream.parents]]
+host = "parent.example.net"
+[[upstream.parents]]
+host = "10.0.0.1"
+port = 8080
+username = "u"
+password = "p:w"
+[access_log]
+format = "squid"
+[log]
+level = "debug"
+)");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->name, "gw1");
+  EXPECT_EQ(c->workers, 3u);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].port, 1);
+  ASSERT_EQ(c->client_networks.size(), 3u);
+  EXPECT_TRUE(c->client_networks[2].contains(*base::parse_ip("198.51.100.7")));
+  EXPECT_FALSE(c->client_networks[2].contains(*base::parse_ip("198.51.100.8")));
+  EXPECT_EQ(c->connect_ports, (std::vector<std::uint16_t>{443, 8443, 65535}));
+  EXPECT_EQ(c->x_forwarded_for, XffMode::remove);
+  EXPECT_EQ(c->max_connections, 10u);
+  EXPECT_EQ(c->max_connections_per_client, 2u);
+  EXPECT_EQ(c->limits.max_head_bytes, 1024u);
+  EXPECT_EQ(c->limits.max_fields, 1u);
+  EXPECT_EQ(c->limits.max_field_bytes, 64u);
+  EXPECT_EQ(c->limits.max_url_bytes, 64u);
+  EXPECT_EQ(c->limits.max_chunk_size_digits, 1u);
+  EXPECT_EQ(c->timeouts.header_read, milliseconds(50));
+  EXPECT_EQ(c->timeouts.keepalive_idle, milliseconds(1500));
+  EXPECT_EQ(c->timeouts.upstream_connect, seconds(2));
+  EXPECT_EQ(c->timeouts.upstream_first_byte, seconds(3));
+  EXPECT_EQ(c->timeouts.body_idle, seconds(4));
+  EXPECT_EQ(c->timeouts.tunnel_idle, seconds(604800));
+  EXPECT_EQ(c->timeouts.upstream_keepalive_idle, seconds(5));
+  EXPECT_EQ(c->timeouts.drain, milliseconds(0));
+  EXPECT_EQ(c->dns.servers,
+            (std::vector<std::string>{"192.0.2.53", "192.0.2.54:5353", "[2001:db8::53]:53",
+                                      "2001:db8::54", "[2001:db8::55]"}));
+  EXPECT_EQ(c->dns.timeout, milliseconds(250));
+  EXPECT_EQ(c->dns.tries, 10);
+  EXPECT_FALSE(c->dns.use_hosts_file);
+  EXPECT_EQ(c->dns.cache_entries, 0u);
+  EXPECT_EQ(c->dns.min_ttl, seconds(0));
+  EXPECT_EQ(c->dns.max_ttl, seconds(60));
+  EXPECT_EQ(c->dns.negative_ttl, seconds(1));
+  EXPECT_EQ(c->direct_domains,
+            (std::vector<std::string>{"example.com", "intra.example", "localhost"}));
+  EXPECT_EQ(c->parent_retry_after, milliseconds(500));
+  ASSERT_EQ(c->parents.size(), 2u);
+  EXPECT_EQ(c->parents[0].host, "parent.example.net");
+  EXPECT_EQ(c->parents[0].port, 3128);
+  EXPECT_EQ(c->parents[1].host, "10.0.0.1");
+  EXPECT_EQ(c->parents[1].port, 8080);
+  EXPECT_EQ(c->parents[1].username, "u");
+  EXPECT_EQ(c->parents[1].password, "p:w");
+  EXPECT_EQ(c->access_log_format, LogFormat::squid);
+  EXPECT_EQ(c->log_level, "debug");
+}
+
+TEST(ConfigValues, XffModes) {
+  EXPECT_EQ(ok("[proxy]\nx_forwarded_for = \"add\"\n")->x_forwarded_for, XffMode::add);
+  EXPECT_EQ(ok("[proxy]\nx_forwarded_for = \"keep\"\n")->x_forwarded_for, XffMode::keep);
+  EXPECT_EQ(ok("[proxy]\nx_forwarded_for = \"remove\"\n")->x_forwarded_for, XffMode::remove);
+}
+
+TEST(ConfigValues, EmptyClientNetworksDeniesEveryone) {
+  auto c = ok("[proxy]\nclient_networks = []\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->client_networks.empty());
+}
+
+// ---- validation errors ----
+
+struct BadCase {
+  const char* text;
+  int line;          // expected line of the (single) error
+  const char* what;  // a part of the message
+};
+
+class ConfigError : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigError, ReportedWithLine) {
+  const auto& p = GetParam();
+  auto errs = bad(p.text);
+  ASSERT_EQ(errs.size(), 1u) << all(errs);
+  EXPECT_EQ(errs[0].file, kName.string());
+  EXPECT_EQ(errs[0].line, p.line) << all(errs);
+  EXPECT_GT(errs[0].column, 0) << all(errs);
+  EXPECT_NE(errs[0].message.find(p.what), std::string::npos) << all(errs);
+  // format(): "file:line:col: message"
+  EXPECT_EQ(format(errs[0]).rfind(kName.string() + ":" + std::to_string(p.line) + ":", 0), 0u);
+}
+
+const BadCase kBadCases[] = {
+    // unknown keys, at every level
+    {"[gateway]\nname = \"x\"\nnmae = \"y\"\n", 3, "unknown key 'nmae' in [gateway]"},
+    {"\n\nfoo = 1\n", 3, "unknown key 'foo'"},
+    {"[[listeners]]\nport = 1\nhost = \"x\"\n", 3, "unknown key 'host' in [listeners]"},
+    {"[proxy]\n\n\nconnect_port = [443]\n", 4, "unknown key 'connect_port' in [proxy]"},
+    {"[limits]\nmax_header_bytes = 1\n", 2, "unknown key 'max_header_bytes'"},
+    {"[timeouts]\nidle = 1\n", 2, "unknown key 'idle' in [timeouts]"},
+    {"[dns]\nserver = []\n", 2, "unknown key 'server' in [dns]"},
+    {"[upstream]\nparent = []\n", 2, "unknown key 'parent' in [upstream]"},
+    {"[[upstream.parents]]\nhost = \"p\"\npass = \"x\"\n", 3, "unknown key 'pass'"},
+    {"[access_log]\nfile = \"x\"\n", 2, "unknown key 'file' in [access_log]"},
+    {"[log]\nlevel = \"info\"\ncolor = true\n", 3, "unknown key 'color' in [log]"},
+    // types
+    {"[[listeners]]\nport = \"8080\"\n", 2, "'port' must be an integer"},
+    {"[[listeners]]\nport = 8080.0\n", 2, "'port' must be an integer"},
+    {"[[listeners]]\nport = 1\nguest = \"yes\"\n", 3, "'guest' must be true or false"},
+    {"[gateway]\nname = 5\n", 2, "'name' must be a string"},
+    {"[gateway]\nworkers = \"4\"\n", 2, "'workers' must be an integer"},
+    {"gateway = 1\n", 1, "'gateway' must be a table"},
+    {"listeners = 1\n", 1, "'listeners' must be an array of tables"},
+    {"[proxy]\nclient_networks = \"10.0.0.0/8\"\n", 2, "must be an array of strings"},
+    {"[proxy]\nclient_networks = [1]\n", 2, "must contain only strings"},
+    {"[proxy]\nconnect_ports = 443\n", 2, "'connect_ports' must be an array"},
+    {"[proxy]\nconnect_ports = [\"443\"]\n", 2, "'connect_ports' entries must be ports"},
+    {"[timeouts]\nbody_idle = \"60\"\n", 2, "'body_idle' must be a number of seconds"},
+    {"[dns]\nhosts_file = 1\n", 2, "'hosts_file' must be true or false"},
+    {"[upstream]\nparents = 1\n", 2, "'parents' must be an array of tables"},
+    // out of range
+    {"[[listeners]]\nport = 0\n", 2, "'port' must be between 1 and 65535"},
+    {"[[listeners]]\nport = 65536\n", 2, "'port' must be between 1 and 65535"},
+    {"[[listeners]]\nport = -1\n", 2, "'port' must be between 1 and 65535"},
+    {"[gateway]\nworkers = 257\n", 2, "'workers' must be between 0 and 256"},
+    {"[gateway]\nworkers = -1\n", 2, "'workers' must be between 0 and 256"},
+    {"[proxy]\nconnect_ports = [443, 0]\n", 2, "'connect_ports' entries must be ports"},
+    {"[proxy]\nconnect_ports = [70000]\n", 2, "'connect_ports' entries must be ports"},
+    {"[proxy]\nmax_connections = 0\n", 2, "'max_connections' must be between 1 and 10000000"},
+    {"[proxy]\nmax_connections_per_client = 10000001\n", 2, "must be between 1 and 10000000"},
+    {"[limits]\nmax_head_bytes = 1023\n", 2, "'max_head_bytes' must be between 1024"},
+    {"[limits]\nmax_fields = 0\n", 2, "'max_fields' must be between 1 and 10000"},
+    {"[limits]\nmax_field_bytes = 63\n", 2, "'max_field_bytes' must be between 64"},
+    {"[limits]\nmax_url_bytes = 16777217\n", 2, "'max_url_bytes' must be between 64"},
+    {"[limits]\nmax_chunk_size_digits = 17\n", 2,
+     "'max_chunk_size_digits' must be between 1 and 16"},
+    {"[timeouts]\nheader_read = 0.01\n", 2, "'header_read' must be between 0.05 and 86400 seconds"},
+    {"[timeouts]\nkeepalive_idle = 86401\n", 2, "'keepalive_idle' must be between"},
+    {"[timeouts]\ntunnel_idle = 604801\n", 2, "'tunnel_idle' must be between"},
+    {"[timeouts]\ndrain = -1\n", 2, "'drain' must be between 0 and 86400 seconds"},
+    {"[timeouts]\nbody_idle = nan\n", 2, "'body_idle' must be between"},
+    {"[timeouts]\nbody_idle = inf\n", 2, "'body_idle' must be between"},
+    {"[dns]\ntimeout = 0.001\n", 2, "'timeout' must be between 0.01 and 60 seconds"},
+    {"[dns]\ntries = 0\n", 2, "'tries' must be between 1 and 10"},
+    {"[dns]\ntries = 11\n", 2, "'tries' must be between 1 and 10"},
+    {"[dns]\ncache_entries = -5\n", 2, "'cache_entries' must be between 0"},
+    {"[dns]\nmin_ttl = 100\nmax_ttl = 10\n", 2, "'min_ttl' is larger than 'max_ttl'"},
+    {"[upstream]\nretry_after = -1\n", 2, "'retry_after' must be between 0 and 86400 seconds"},
+    // values
+    {"[gateway]\nname = \"my gateway\"\n", 2, "'name' must be a non-empty token"},
+    {"[gateway]\nname = \"\"\n", 2, "'name' must be a non-empty token"},
+    {"[gateway]\nname = \"a,b\"\n", 2, "'name' must be a non-empty token"},
+    {"[proxy]\nx_forwarded_for = \"append\"\n", 2, "'x_forwarded_for' must be add, keep or remove"},
+    {"[proxy]\nx_forwarded_for = \"ADD\"\n", 2, "'x_forwarded_for' must be add, keep or remove"},
+    {"[proxy]\nx_forwarded_for = \"\"\n", 2, "'x_forwarded_for' must be add, keep or remove"},
+    {"[proxy]\nx_forwarded_for = 1\n", 2, "'x_forwarded_for' must be a string"},
+    {"[access_log]\nformat = \"xml\"\n", 2, "'format' must be json or squid"},
+    {"[access_log]\nformat = \"JSON\"\n", 2, "'format' must be json or squid"},
+    {"[access_log]\npath = 1\n", 2, "'path' must be a string"},
+    {"[log]\nlevel = \"trace\"\n", 2, "'level' must be debug, info, warn or error"},
+    {"[[listeners]]\naddress = \"localhost\"\nport = 1\n", 2, "'address' must be an IP address"},
+    {"[[listeners]]\naddress = \"10.0.0.256\"\nport = 1\n", 2, "'address' must be an IP address"},
+    {"[[listeners]]\nname = \"x\"\n", 1, "listener needs a 'port'"},
+    {"[[upstream.parents]]\nport = 3128\n", 1, "parent needs a 'host'"},
+    {"[[upstream.parents]]\nhost = \"p\"\nusername = \"a:b\"\n", 3,
+     "'username' must not contain ':'"},
+    {"[upstream]\ndirect_domains = [\"...\"]\n", 2, "empty domain in 'direct_domains'"},
+    // TOML syntax
+    {"[gateway]\nname = \"x\"\nworkers = \n", 3, ""},
+    {"[gateway]\nname = \"unterminated\n", 2, ""},
+    {"[gateway]\n[gateway]\n", 2, ""},
+    {"[proxy\n", 1, ""},
+};
+
+INSTANTIATE_TEST_SUITE_P(Table, ConfigError, ::testing::ValuesIn(kBadCases));
+
+class ConfigBadCidr : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ConfigBadCidr, Rejected) {
+  std::string text =
+      std::string("[proxy]\nclient_networks = [\"10.0.0.0/8\", \"") + GetParam() + "\"]\n";
+  auto errs = bad(text);
+  ASSERT_EQ(errs.size(), 1u) << all(errs);
+  EXPECT_EQ(errs[0].line, 2);
+  EXPECT_NE(errs[0].message.find(std::string("invalid network '") + GetParam() + "'"),
+            std::string::npos)
+      << all(errs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ConfigBadCidr,
+                         ::testing::Values("10.0.0.0/33", "10.0.0/8", "fc00::/129", "10.0.0.0/",
+                                           "10.0.0.0/8x", "10.0.0.0/-1", "10.0.0.0/0008",
+                                           "example.com/8", "", "/8", "10.0.0.0 /8",
+                                           "::ffff:10.0.0.0/129"));
+
+class ConfigBadDns : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ConfigBadDns, Rejected) {
+  std::string text = std::string("[dns]\n\nservers = [\"") + GetParam() + "\"]\n";
+  auto errs = bad(text);
+  ASSERT_EQ(errs.size(), 1u) << all(errs);
+  EXPECT_EQ(errs[0].line, 3);
+  EXPECT_NE(errs[0].message.find(std::string("invalid DNS server '") + GetParam() + "'"),
+            std::string::npos)
+      << all(errs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ConfigBadDns,
+                         ::testing::Values("", "dns.example", "192.0.2.53:0", "192.0.2.53:65536",
+                                           "192.0.2.53:", "192.0.2.53:x", "[192.0.2.53]:53",
+                                           "[2001:db8::53", "[2001:db8::53]:", "[2001:db8::53]53",
+                                           "[2001:db8::53]:99999", "192.0.2.256",
+                                           "dns.example:53"));
+
+TEST(ConfigErrors, DuplicateListener) {
+  auto errs = bad(R"([[listeners]]
+address = "127.0.0.1"
+port = 8080
+
+[[listeners]]
+address = "127.0.0.1"
+port = 8080
+)");
+  ASSERT_EQ(errs.size(), 1u) << all(errs);
+  EXPECT_EQ(errs[0].line, 5);
+  EXPECT_NE(errs[0].message.find("listener"), std::string::npos) << all(errs);
+}
+
+TEST(ConfigErrors, SameAddressAndPortUnderTwoNamesIsADuplicate) {
+  // Both would bind (SO_REUSEPORT) and share connections between a user and a guest listener.
+  auto errs = bad(R"([[listeners]]
+name = "proxy"
+address = "127.0.0.1"
+port = 8080
+
+[[listeners]]
+name = "guest"
+address = "127.0.0.1"
+port = 8080
+guest = true
+)");
+  ASSERT_EQ(errs.size(), 1u) << all(errs);
+  EXPECT_EQ(errs[0].line, 6);
+  EXPECT_NE(errs[0].message.find("listener"), std::string::npos) << all(errs);
+}
+
+TEST(ConfigErrors, SameAddressSpelledDifferentlyIsADuplicate) {
+  auto errs = bad(R"([[listeners]]
+address = "::1"
+port = 8080
+
+[[listeners]]
+name = "other"
+address = "0:0:0:0:0:0:0:1"
+port = 8080
+)");
+  ASSERT_EQ(errs.size(), 1u) << all(errs);
+  EXPECT_EQ(errs[0].line, 5);
+}
+
+TEST(ConfigErrors, SameNameOnDifferentPortsIsFine) {
+  auto c = ok("[[listeners]]\nport = 1\n[[listeners]]\nport = 2\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->listeners.size(), 2u);
+}
+
+TEST(ConfigErrors, SyntaxErrorHasLineAndNoConfig) {
+  auto r = load_string("[gateway]\nname = \"ok\"\n\nworkers = = 2\n", kName);
+  EXPECT_EQ(r.config, nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 4);
+  EXPECT_EQ(r.errors[0].file, kName.string());
+  EXPECT_FALSE(r.errors[0].message.empty());
+}
+
+TEST(ConfigErrors, SeveralErrorsReportedTogether) {
+  auto errs = bad(R"([gateway]
+workers = 1000
+bogus = 1
+
+[proxy]
+x_forwarded_for = "sometimes"
+client_networks = ["10.0.0.0/99", "192.168.0.0/16", "nope"]
+
+[dns]
+servers = ["1.2.3.4:0"]
+
+[access_log]
+format = "xml"
+)");
+  ASSERT_EQ(errs.size(), 7u) << all(errs);
+  std::vector<int> lines;
+  for (const auto& e : errs) lines.push_back(e.line);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<int>{2, 3, 6, 7, 7, 10, 13})) << all(errs);
+  EXPECT_TRUE(any_message_contains(errs, "'workers'"));
+  EXPECT_TRUE(any_message_contains(errs, "unknown key 'bogus'"));
+  EXPECT_TRUE(any_message_contains(errs, "x_forwarded_for"));
+  EXPECT_TRUE(any_message_contains(errs, "invalid network '10.0.0.0/99'"));
+  EXPECT_TRUE(any_message_contains(errs, "invalid network 'nope'"));
+  EXPECT_TRUE(any_message_contains(errs, "invalid DNS server"));
+  EXPECT_TRUE(any_message_contains(errs, "json or squid"));
+}
+
+TEST(ConfigErrors, UsesTheGivenNameInErrors) {
+  auto errs = bad("bogus = 1\n", "relative/dir/my.toml");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].file, "relative/dir/my.toml");
+  EXPECT_EQ(format(errs[0]).rfind("relative/dir/my.toml:1:", 0), 0u) << format(errs[0]);
+}
+
+// ---- paths ----
+
+TEST(ConfigPaths, StateDirAndAccessLogRelativeToTheFile) {
+  auto c = ok("[gateway]\nstate_dir = \"state\"\n[access_log]\npath = \"logs/../logs/a.log\"\n",
+              "/srv/pc/conf/portcullis.toml");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(norm(c->state_dir), fs::path("/srv/pc/conf/state"));
+  EXPECT_EQ(c->access_log_path, fs::path("/srv/pc/conf/state/logs/a.log"));
+}
+
+TEST(ConfigPaths, DotDotStateDir) {
+  auto c = ok("[gateway]\nstate_dir = \"../var\"\n", "/srv/pc/conf/portcullis.toml");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(norm(c->state_dir), fs::path("/srv/pc/var"));
+  EXPECT_EQ(c->access_log_path, fs::path("/srv/pc/var/log/access.log"));
+}
+
+TEST(ConfigPaths, AbsolutePathsAreKept) {
+  auto c = ok("[gateway]\nstate_dir = \"/var/lib/pc\"\n[access_log]\npath = \"/var/log/pc.log\"\n",
+              "/srv/pc/conf/portcullis.toml");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(norm(c->state_dir), fs::path("/var/lib/pc"));
+  EXPECT_EQ(c->access_log_path, fs::path("/var/log/pc.log"));
+}
+
+TEST(ConfigPaths, AbsoluteStateDirRelativeLog) {
+  auto c = ok("[gateway]\nstate_dir = \"/var/lib/pc\"\n[access_log]\npath = \"a.log\"\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->access_log_path, fs::path("/var/lib/pc/a.log"));
+}
+
+TEST(ConfigPaths, AccessLogDashIsStandardOutput) {
+  auto c = ok("[access_log]\npath = \"-\"\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->access_log_path, fs::path("-"));
+}
+
+TEST(ConfigPaths, AccessLogEmptyIsOff) {
+  auto c = ok("[access_log]\npath = \"\"\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->access_log_path.empty());
+}
+
+TEST(ConfigPaths, RelativeFileNameResolvedAgainstTheWorkingDirectory) {
+  auto c = ok("", "conf/p.toml");
+  ASSERT_NE(c, nullptr);
+  auto cwd = fs::current_path();
+  EXPECT_EQ(c->source, (cwd / "conf/p.toml").lexically_normal());
+  EXPECT_EQ(norm(c->state_dir), (cwd / "conf").lexically_normal());
+  EXPECT_EQ(c->access_log_path, (cwd / "conf/log/access.log").lexically_normal());
+}
+
+}  // namespace
+}  // namespace pc::config
