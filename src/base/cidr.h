@@ -37,6 +37,7 @@ struct IpBytes {
 };
 
 inline std::optional<IpBytes> parse_ip(std::string_view text) {
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   std::string s(text);
   if (s.size() > 2 && s.front() == '[' && s.back() == ']') s = s.substr(1, s.size() - 2);
   std::array<std::uint8_t, 16> v6{};

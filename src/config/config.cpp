@@ -306,9 +306,16 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.get_int(*d, "tries", c.dns.tries, 1, 10);
     r.get(*d, "hosts_file", c.dns.use_hosts_file);
     r.get_int(*d, "cache_entries", c.dns.cache_entries, 0, 10'000'000);
-    r.get_seconds(*d, "min_ttl", c.dns.min_ttl, 0, 86400);
-    r.get_seconds(*d, "max_ttl", c.dns.max_ttl, 0, 7 * 86400);
-    r.get_seconds(*d, "negative_ttl", c.dns.negative_ttl, 0, 86400);
+    // TTLs are whole seconds, as in DNS itself.
+    std::int64_t ttl = c.dns.min_ttl.count();
+    r.get_int(*d, "min_ttl", ttl, 0, 86400);
+    c.dns.min_ttl = std::chrono::seconds(ttl);
+    ttl = c.dns.max_ttl.count();
+    r.get_int(*d, "max_ttl", ttl, 0, 7 * 86400);
+    c.dns.max_ttl = std::chrono::seconds(ttl);
+    ttl = c.dns.negative_ttl.count();
+    r.get_int(*d, "negative_ttl", ttl, 0, 86400);
+    c.dns.negative_ttl = std::chrono::seconds(ttl);
     if (c.dns.min_ttl > c.dns.max_ttl)
       r.error(d->get("min_ttl"), "'min_ttl' is larger than 'max_ttl'");
   }

@@ -753,8 +753,9 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
       co_return;
     }
     if (!client10) {
-      std::string interim =
-          response_head_for_client(head, wire::MessageInfo{}, false, true, cfg.name, true);
+      wire::MessageInfo iinfo;  // for the fields its Connection names
+      (void)wire::analyze_response(head, t.req.method, iinfo);
+      std::string interim = response_head_for_client(head, iinfo, false, true, cfg.name, true);
       co_await write_client(interim, t);
     }
     watchdog_.arm(cfg.timeouts.upstream_first_byte);
