@@ -609,11 +609,12 @@ Error check_framing(const Head& head, const Framing& f, bool is_request, Message
       out.body = BodyKind::until_close;
       return Error::none;
     }
-    // Requests: an empty list, or chunked anywhere but last (including twice), leaves the
-    // length undeterminable (400).
+    // Requests: an empty list, or chunked absent or anywhere but last (including twice), leaves the
+    // length undeterminable: RFC 9112 6.1 requires 400 even when the other coding is also unknown.
     const bool chunked_not_last = f.te_chunked > (f.te_last_chunked ? 1u : 0u);
-    if (f.te_codings == 0 || chunked_not_last) return Error::te_not_chunked_last;
-    // Any other coding is one this proxy does not implement (501).
+    if (f.te_codings == 0 || chunked_not_last || !f.te_last_chunked)
+      return Error::te_not_chunked_last;
+    // Chunked last with another coding before it: one this proxy does not implement (501).
     if (f.te_codings > f.te_chunked) return Error::unsupported_te;
     out.body = BodyKind::chunked;
     return Error::none;
