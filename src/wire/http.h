@@ -173,10 +173,11 @@ struct MessageInfo {
 // target.form == absolute) an authority that does not match Host (host compared
 // case-insensitively, port with the scheme default). Checked in the order CL+TE, TE in
 // HTTP/1.0, duplicate CL fields, TE codings, CL value, Host. Transfer-Encoding (all fields
-// together, any case, empty list elements ignored): an empty list or chunked anywhere but
-// last (e.g. "chunked, gzip", "chunked, chunked") is te_not_chunked_last; otherwise any
-// coding other than chunked ("gzip", "gzip, chunked") is unsupported_te. Content-Length must be
-// 1*DIGIT below 2^63. Views in `out` point into `head`.
+// together, any case, empty list elements ignored): unless the list ends in exactly one
+// "chunked" (e.g. "gzip", "chunked, gzip", "chunked, chunked", an empty list) the length
+// cannot be determined and the error is te_not_chunked_last (400, RFC 9112 6.1); a final
+// chunked preceded by another coding ("gzip, chunked") is unsupported_te (501).
+// Content-Length must be 1*DIGIT below 2^63. Views in `out` point into `head`.
 Error analyze_request(const RequestHead& head, const Target& target, MessageInfo& out);
 
 // Framing of a response to a request with request_method: HEAD, 1xx, 204 and 304 have no
