@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "base/cidr.h"
@@ -65,8 +66,9 @@ class Watchdog {
   // True when the deadline armed last has passed.
   bool expired() const { return fired_; }
 
+  // `owner` keeps whatever holds this Watchdog alive until the coroutine has finished.
   template <class F>
-  asio::awaitable<void> run(F on_expire) {
+  asio::awaitable<void> run(std::shared_ptr<void> owner, F on_expire) {
     while (!stopped_) {
       auto now = Clock::now();
       if (expiry_ <= now) {

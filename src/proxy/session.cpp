@@ -138,14 +138,13 @@ awaitable<void> Session::run(std::shared_ptr<Session> self) {
 
   auto ex = client_.get_executor();
   watchdog_.arm(cfg.timeouts.header_read);
-  net::asio::co_spawn(ex, watchdog_.run([this] { on_timeout(); }), net::asio::detached);
+  net::asio::co_spawn(ex, watchdog_.run(self, [this] { on_timeout(); }), net::asio::detached);
   for (;;) {
     Outcome o = co_await transaction();
     if (o == Outcome::close || !client_.is_open()) break;
   }
   watchdog_.stop();
   close_all();
-  (void)self;
 }
 
 // ---- reading the request ----
@@ -160,6 +159,7 @@ awaitable<bool> Session::read_request_head(Txn& t, bool& clean_eof) {
       co_return false;
     }
     cbuf_.release();  // an idle connection holds no buffer
+    ubuf_.release();
     auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, use_nothrow);
     idle_ = false;
     if (ec) {

@@ -187,15 +187,17 @@ bool AccessLog::open_file() {
 
 void AccessLog::submit(AccessRecord&& r) {
   if (path_.empty()) return;
+  bool wake;
   {
     std::lock_guard lk(mu_);
     if (queue_.size() >= limit_) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
+    wake = queue_.empty();  // the writer only sleeps on an empty queue
     queue_.push_back(std::move(r));
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void AccessLog::reopen() {
