@@ -69,6 +69,7 @@ class Watchdog {
   // `owner` keeps whatever holds this Watchdog alive until the coroutine has finished.
   template <class F>
   asio::awaitable<void> run(std::shared_ptr<void> owner, F on_expire) {
+    (void)owner;  // held by the coroutine frame for its whole life
     while (!stopped_) {
       auto now = Clock::now();
       if (expiry_ <= now) {
