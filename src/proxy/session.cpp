@@ -17,7 +17,8 @@ using net::asio::awaitable;
 using telemetry::Result;
 
 namespace {
-constexpr std::size_t kReadChunk = 64 * 1024;
+// The least free space a body read asks for; reads use all the free space of the buffer.
+constexpr std::size_t kReadChunk = 16 * 1024;
 
 bool is_timeout(const boost::system::error_code& ec) {
   return ec == net::asio::error::timed_out;
@@ -59,8 +60,8 @@ Session::Session(Worker& w, tcp::socket s, ListenerInfo listener)
       client_(std::move(s)),
       upstream_(client_.get_executor()),
       listener_(std::move(listener)),
-      cbuf_(16384),
-      ubuf_(16384),
+      cbuf_(),
+      ubuf_(),
       watchdog_(client_.get_executor()) {
   boost::system::error_code ec;
   auto ep = client_.remote_endpoint(ec);

@@ -194,8 +194,10 @@ void AccessLog::submit(AccessRecord&& r) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    wake = queue_.empty();  // the writer only sleeps on an empty queue
     queue_.push_back(std::move(r));
+    // The writer wakes on its own every kBatchWait; a full batch wakes it early. Waking it
+    // for every record would cost a context switch per transaction.
+    wake = queue_.size() == kBatch;
   }
   if (wake) cv_.notify_one();
 }
@@ -211,7 +213,10 @@ void AccessLog::reopen() {
 void AccessLog::flush() {
   if (path_.empty()) return;
   std::unique_lock lk(mu_);
+  flush_ = true;
+  cv_.notify_one();
   idle_cv_.wait(lk, [this] { return (queue_.empty() && !busy_) || stop_; });
+  flush_ = false;
 }
 
 void AccessLog::run() {
@@ -223,7 +228,10 @@ void AccessLog::run() {
       std::unique_lock lk(mu_);
       busy_ = false;
       idle_cv_.notify_all();
-      cv_.wait(lk, [this] { return stop_ || reopen_ || !queue_.empty(); });
+      cv_.wait_for(lk, kBatchWait, [this] {
+        return stop_ || reopen_ || queue_.size() >= kBatch || (flush_ && !queue_.empty());
+      });
+      if (queue_.empty() && !stop_ && !reopen_) continue;
       if (stop_ && queue_.empty()) return;
       batch.swap(queue_);
       do_reopen = reopen_;

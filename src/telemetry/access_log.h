@@ -69,7 +69,9 @@ class AccessLog {
   std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
   std::deque<AccessRecord> queue_;
-  bool stop_ = false, reopen_ = false, busy_ = false;
+  static constexpr std::size_t kBatch = 512;
+  static constexpr std::chrono::milliseconds kBatchWait{100};
+  bool stop_ = false, reopen_ = false, busy_ = false, flush_ = false;
   std::atomic<std::uint64_t> written_{0}, dropped_{0};
   int fd_ = -1;
   std::thread thread_;

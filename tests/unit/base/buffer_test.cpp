@@ -128,14 +128,22 @@ TEST(Buffer, ReleaseFreesOnlyWhenEmpty) {
   EXPECT_EQ(b.capacity(), 64u);
 }
 
-TEST(Buffer, ReleaseAfterGrowthKeepsGrownCapacity) {
+TEST(Buffer, ReleaseAfterGrowthStartsAgainFromTheBlockSize) {
   Buffer b(16);
   b.prepare(100);
   EXPECT_EQ(b.capacity(), 128u);
   b.release();
   EXPECT_EQ(b.capacity(), 0u);
   b.prepare(1);
-  EXPECT_EQ(b.capacity(), 128u);
+  EXPECT_EQ(b.capacity(), 16u);
+}
+
+TEST(Buffer, StandardBlocksAreReusedAfterRelease) {
+  Buffer a, b;
+  char* first = a.prepare(1).data();
+  a.release();
+  EXPECT_EQ(b.prepare(1).data(), first);  // the same block, from the per-thread cache
+  EXPECT_EQ(b.capacity(), Buffer::kBlock);
 }
 
 TEST(Buffer, Clear) {
