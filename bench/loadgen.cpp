@@ -13,7 +13,6 @@
 //   idle. Prints a JSON line starting with READY once all are open, then holds them until
 //   SIGTERM/SIGINT or --hold seconds, whichever comes first.
 #include <arpa/inet.h>
-#include <csignal>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <algorithm>
 #include <cerrno>
@@ -38,7 +38,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
 struct Args {
   std::string mode;
@@ -74,18 +76,30 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) usage();
       return argv[++i];
     };
-    if (k == "--proxy") a.proxy_port = std::atoi(val());
-    else if (k == "--proxy-host") a.proxy_host = val();
-    else if (k == "--target") a.target = val();
-    else if (k == "--path") a.path = val();
-    else if (k == "--conns") a.conns = std::atoi(val());
-    else if (k == "--duration") a.duration = std::atof(val());
-    else if (k == "--hold") a.hold = std::atof(val());
-    else if (k == "--concurrency") a.concurrency = std::atoi(val());
-    else if (k == "--max-reconnects") a.max_reconnects = std::atoi(val());
-    else if (k == "--direct") a.direct = true;
-    else if (k == "--no-request") a.request = false;
-    else usage();
+    if (k == "--proxy")
+      a.proxy_port = std::atoi(val());
+    else if (k == "--proxy-host")
+      a.proxy_host = val();
+    else if (k == "--target")
+      a.target = val();
+    else if (k == "--path")
+      a.path = val();
+    else if (k == "--conns")
+      a.conns = std::atoi(val());
+    else if (k == "--duration")
+      a.duration = std::atof(val());
+    else if (k == "--hold")
+      a.hold = std::atof(val());
+    else if (k == "--concurrency")
+      a.concurrency = std::atoi(val());
+    else if (k == "--max-reconnects")
+      a.max_reconnects = std::atoi(val());
+    else if (k == "--direct")
+      a.direct = true;
+    else if (k == "--no-request")
+      a.request = false;
+    else
+      usage();
   }
   if ((a.mode != "tunnel" && a.mode != "idle") || a.proxy_port <= 0 || a.target.empty() ||
       a.conns <= 0 || a.concurrency <= 0 || a.duration <= 0 || a.hold <= 0)
@@ -329,8 +343,9 @@ int run_tunnel(Ctx& c) {
   while (!g_stop) {
     auto now = Clock::now();
     if (now >= end) break;
-    int timeout_ms = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(end - now).count()) + 1;
+    int timeout_ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(end - now).count()) +
+        1;
     int n = epoll_wait(c.ep, evs.data(), static_cast<int>(evs.size()), std::min(timeout_ms, 200));
     for (int e = 0; e < n; ++e) {
       size_t i = evs[e].data.u64;
@@ -373,8 +388,8 @@ int run_tunnel(Ctx& c) {
 int run_idle(Ctx& c) {
   const auto start = Clock::now();
   const auto open_deadline = start + std::chrono::seconds(60);
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(
-                               std::chrono::duration<double>(c.a.hold));
+  const auto end =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c.a.hold));
   size_t next = 0;
   bool ready_printed = false;
   std::vector<epoll_event> evs(1024);
@@ -393,8 +408,8 @@ int run_idle(Ctx& c) {
     }
     if (!ready_printed && ((next == c.conns.size() && c.opening == 0) || now >= open_deadline)) {
       double secs = std::chrono::duration<double>(now - start).count();
-      std::printf("READY {\"conns\":%d,\"held\":%d,\"failed\":%d,\"open_s\":%.3f}\n",
-                  c.a.conns, c.held, c.failed_open + c.opening, secs);
+      std::printf("READY {\"conns\":%d,\"held\":%d,\"failed\":%d,\"open_s\":%.3f}\n", c.a.conns,
+                  c.held, c.failed_open + c.opening, secs);
       std::fflush(stdout);
       ready_printed = true;
     }

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
 
   auto* run = app.add_subcommand("run", "Run the gateway in the foreground");
   run->add_option("-c,--config", config_path, "Configuration file")->required();
-  auto* check = app.add_subcommand("check-config", "Check a configuration file and list every error");
+  auto* check =
+      app.add_subcommand("check-config", "Check a configuration file and list every error");
   check->add_option("-c,--config", config_path, "Configuration file")->required();
   auto* version = app.add_subcommand("version", "Print the version");
 

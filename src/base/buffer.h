@@ -15,7 +15,7 @@ namespace pc::base {
 
 class Buffer {
  public:
-  static constexpr std::size_t kBlock = 32 * 1024;
+  static constexpr std::size_t kBlock = 64 * 1024;
 
   // block: the first allocation's size. Only kBlock-sized storage goes through the cache.
   explicit Buffer(std::size_t block = kBlock) : block_(block) {}

@@ -56,7 +56,8 @@ struct Cidr {
     if (std::memcmp(a.b.data(), net.b.data(), static_cast<std::size_t>(full)) != 0) return false;
     if (rest == 0) return true;
     auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
-    return (a.b[static_cast<std::size_t>(full)] & mask) == (net.b[static_cast<std::size_t>(full)] & mask);
+    return (a.b[static_cast<std::size_t>(full)] & mask) ==
+           (net.b[static_cast<std::size_t>(full)] & mask);
   }
 
   // "10.0.0.0/8", "fc00::/7", or a bare address (a host network).

@@ -15,13 +15,15 @@ inline std::atomic<int>& threshold() {
   return t;
 }
 inline void set_level(std::string_view name) {
-  Level l = name == "debug" ? Level::debug
-            : name == "warn" ? Level::warn
+  Level l = name == "debug"   ? Level::debug
+            : name == "warn"  ? Level::warn
             : name == "error" ? Level::error
                               : Level::info;
   threshold().store(static_cast<int>(l));
 }
-inline bool enabled(Level l) { return static_cast<int>(l) >= threshold().load(std::memory_order_relaxed); }
+inline bool enabled(Level l) {
+  return static_cast<int>(l) >= threshold().load(std::memory_order_relaxed);
+}
 
 void write(Level l, std::string_view msg);  // in log.cpp
 

@@ -159,6 +159,18 @@ bool valid_dns_server(std::string_view s) {
   return ip && ip->is_v4() && port_of(s.substr(colon + 1));
 }
 
+// Two listening addresses on one port collide when equal, when one is "::" (dual stack), or
+// when one is the other's family wildcard.
+bool listeners_overlap(std::string_view a, std::string_view b) {
+  auto x = base::parse_ip(a), y = base::parse_ip(b);
+  if (!x || !y) return false;
+  static const auto any6 = *base::parse_ip("::");
+  static const auto any4 = *base::parse_ip("0.0.0.0");
+  if (*x == *y || *x == any6 || *y == any6) return true;
+  if (x->is_v4() && y->is_v4()) return *x == any4 || *y == any4;
+  return false;
+}
+
 void read(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root,
                {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
@@ -187,7 +199,6 @@ void read(Reader& r, const toml::table& root, Config& c) {
     if (!arr || !arr->is_array_of_tables()) {
       r.error(ln, "'listeners' must be an array of tables ([[listeners]])");
     } else {
-      std::set<std::string> names;
       for (const toml::node& e : *arr) {
         const toml::table& t = *e.as_table();
         r.check_keys(t, {"name", "address", "port", "guest"}, "listeners");
@@ -200,12 +211,16 @@ void read(Reader& r, const toml::table& root, Config& c) {
         if (l.name.empty()) l.name = l.guest ? "guest" : "proxy";
         if (!base::parse_ip(l.address))
           r.error(t.get("address"), "'address' must be an IP address");
-        auto ip = base::parse_ip(l.address);
-        std::string key =
-            (ip ? std::string(reinterpret_cast<const char*>(ip->b.data()), 16) : l.address) + "|" +
-            std::to_string(l.port);
-        if (!names.insert(key).second)
-          r.error(&e, "another listener already uses this address and port");
+        for (const auto& other : c.listeners) {
+          if (other.port == l.port && listeners_overlap(other.address, l.address)) {
+            r.error(
+                &e,
+                "listener overlaps listener '" + other.name + "' on port " +
+                    std::to_string(l.port) +
+                    " (\"::\" also covers IPv4; a wildcard covers every address of its family)");
+            break;
+          }
+        }
         c.listeners.push_back(std::move(l));
       }
     }

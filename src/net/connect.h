@@ -27,7 +27,9 @@ asio::awaitable<ConnectResult> connect_any(std::vector<asio::ip::address> addres
 // "parent|host:port". One pool per worker; not thread-safe.
 class UpstreamPool {
  public:
-  UpstreamPool(asio::io_context& io, std::size_t max_idle_per_key = 32, std::size_t max_idle = 1024);
+  // Enough idle connections per origin for every busy client connection to find one.
+  UpstreamPool(asio::io_context& io, std::size_t max_idle_per_key = 1024,
+               std::size_t max_idle = 8192);
 
   // A live idle connection for key, or a closed socket when there is none.
   tcp::socket take(const std::string& key, tcp::endpoint& peer);

@@ -58,9 +58,9 @@ bool via_has_loop(const wire::RequestHead& req, std::string_view name) {
 }
 
 bool goes_direct(const config::Config& cfg, std::string_view host) {
-  if (base::parse_ip(host)) {  // an address matches only itself, never as a "subdomain"
+  if (auto ip = base::parse_ip(host)) {  // an address matches only itself, never as a "subdomain"
     for (const auto& d : cfg.direct_domains)
-      if (d == host) return true;
+      if (auto dip = base::parse_ip(d); dip && *dip == *ip) return true;
     return false;
   }
   for (const auto& d : cfg.direct_domains)

@@ -353,8 +353,12 @@ void Session::finish(Txn& t) {
 
 awaitable<bool> Session::open_upstream(Txn& t, bool for_connect) {
   const auto& cfg = t.cfg();
-  // Resolving and connecting have their own time limits; the watchdog only backs them up.
-  watchdog_.arm(cfg.dns.timeout * (cfg.dns.tries + 1) * 2 + cfg.timeouts.upstream_connect * 2);
+  // Resolving and connecting have their own time limits; the watchdog only backs them up,
+  // generously enough for every parent and every DNS server to be tried.
+  const auto servers = static_cast<int>(std::max<std::size_t>(3, cfg.dns.servers.size()));
+  const auto attempts = static_cast<int>(cfg.parents.size()) + 1;
+  watchdog_.arm((cfg.dns.timeout * cfg.dns.tries * servers * 2 + cfg.timeouts.upstream_connect) *
+                attempts);
   if (!cfg.parents.empty() && !goes_direct(cfg, t.host)) co_return co_await connect_parent(t);
   (void)for_connect;
   co_return co_await connect_direct(t, t.host, t.target.port);

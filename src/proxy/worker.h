@@ -50,6 +50,7 @@ class Worker {
   ~Worker();
 
   Shared& shared;
+
  private:
   // Declared before io: sessions unwound while io is destroyed still find it.
   std::unordered_set<Session*> sessions_;

@@ -509,6 +509,28 @@ port = 8080
   EXPECT_EQ(errs[0].line, 5);
 }
 
+TEST(ConfigErrors, WildcardOverlapsOnOnePortAreErrors) {
+  // "::" is dual stack; "0.0.0.0" covers every IPv4 address.
+  for (auto [a, b] : {std::pair{"::", "127.0.0.1"}, std::pair{"::", "0.0.0.0"},
+                      std::pair{"0.0.0.0", "192.0.2.1"}, std::pair{"::1", "::"}}) {
+    auto errs =
+        bad(std::string("[[listeners]]\naddress = \"") + a +
+            "\"\nport = 8080\n[[listeners]]\nname = \"b\"\naddress = \"" + b + "\"\nport = 8080\n");
+    ASSERT_EQ(errs.size(), 1u) << a << " vs " << b << ": " << all(errs);
+    EXPECT_NE(errs[0].message.find("overlaps"), std::string::npos) << all(errs);
+  }
+}
+
+TEST(ConfigErrors, DistinctAddressesOnOnePortAreFine) {
+  for (auto [a, b] : {std::pair{"127.0.0.1", "192.0.2.1"}, std::pair{"0.0.0.0", "::1"},
+                      std::pair{"::1", "2001:db8::1"}}) {
+    auto c =
+        ok(std::string("[[listeners]]\naddress = \"") + a +
+           "\"\nport = 8080\n[[listeners]]\nname = \"b\"\naddress = \"" + b + "\"\nport = 8080\n");
+    ASSERT_NE(c, nullptr) << a << " vs " << b;
+  }
+}
+
 TEST(ConfigErrors, SameNameOnDifferentPortsIsFine) {
   auto c = ok("[[listeners]]\nport = 1\n[[listeners]]\nport = 2\n");
   ASSERT_NE(c, nullptr);

@@ -128,6 +128,9 @@ TEST(GoesDirect, AddressesMatchOnlyThemselves) {
   EXPECT_TRUE(goes_direct(c, "192.0.2.7"));
   EXPECT_FALSE(goes_direct(c, "10.0.1.1"));  // not a subdomain of "1.1"
   EXPECT_FALSE(goes_direct(c, "192.0.2.8"));
+  c.direct_domains = {"[2001:db8::1]"};  // any spelling of the same address
+  EXPECT_TRUE(goes_direct(c, "2001:db8:0::1"));
+  EXPECT_FALSE(goes_direct(c, "2001:db8::2"));
 }
 
 // ---- base64 (RFC 4648 section 10) ----
