@@ -51,8 +51,9 @@ struct Session::Txn {
   std::string host;  // lower-case
   int parent = -1;   // index of the parent proxy used, or -1 for direct
   bool response_started = false;
-  bool keep_client = true;  // the client connection may carry another request
-  bool body_error = false;  // the client's request body broke its framing
+  bool keep_client = true;           // the client connection may carry another request
+  bool body_error = false;           // the client's request body broke its framing
+  Outcome outcome = Outcome::close;  // after a local reply: whether the connection goes on
 };
 
 Session::Session(Worker& w, tcp::socket s, ListenerInfo listener)
@@ -333,11 +334,13 @@ awaitable<Session::Outcome> Session::send_reply(Txn& t) {
   watchdog_.arm(t.cfg().timeouts.body_idle);
   co_await write_client(resp, t);
   finish(t);
+  if (!t.keep_client) close = true;  // the write failed
   if (close) {
     boost::system::error_code ignore;
     client_.shutdown(tcp::socket::shutdown_send, ignore);
   }
-  co_return close ? Outcome::close : Outcome::keep_alive;
+  t.outcome = close ? Outcome::close : Outcome::keep_alive;
+  co_return t.outcome;
 }
 
 void Session::finish(Txn& t) {
@@ -506,7 +509,7 @@ awaitable<bool> Session::connect_parent(Txn& t) {
 
 awaitable<Session::Outcome> Session::tunnel(Txn& t) {
   const auto& cfg = t.cfg();
-  if (!(co_await open_upstream(t, true))) co_return Outcome::close;
+  if (!(co_await open_upstream(t, true))) co_return t.outcome;  // a reply was sent
   t.rec.status = 200;
   if (!(co_await write_client("HTTP/1.1 200 Connection established\r\n\r\n", t))) {
     finish(t);
@@ -561,7 +564,7 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
   skip_pool_ = false;
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) skip_pool_ = true;
-    if (!(co_await open_upstream(t, false))) co_return Outcome::close;
+    if (!(co_await open_upstream(t, false))) co_return t.outcome;  // a reply was sent
     std::string head = upstream_request_head(
         t.req, t.target, t.info, cfg, client_addr_,
         t.parent >= 0 ? &cfg.parents[static_cast<std::size_t>(t.parent)] : nullptr);
@@ -595,6 +598,7 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
       upstream_.close(ignore);
       ubuf_.clear();
       t.rec.upstream.clear();
+      t.rec.reason.clear();
       continue;
     }
     if (t.rec.status == 0 && t.body_error) {
