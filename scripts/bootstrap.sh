@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libssl-dev libc-ares-dev libtomlplusplus-dev libfmt-dev
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libpsl-dev publicsuffix libre2-dev
   clang libclang-rt-14-dev clang-format openssl
 )
 test_pkgs=(curl wget python3 ca-certificates procps iproute2)
