@@ -25,15 +25,19 @@ struct Decision {
   Action action = Action::allow;
   std::string_view rule;       // rule name; "approved list", "blocked list" or "default"
   std::string_view condition;  // the deciding condition: "domain", "url", "category",
-                               // "reputation", "source", "user", "group", "guest", "method",
-                               // "port", "header", "schedule", "content_type", "file_type",
-                               // "list" or "" (a rule without conditions, the default)
+                               // "reputation", "source", "user", "group", "guest", "listener",
+                               // "method", "port", "header", "schedule", "content_type",
+                               // "file_type", "list" or "" (a rule without conditions, the
+                               // default)
   std::string_view detail;     // what matched: the list entry, domain, URL pattern, header
                                // filter or schedule name
   std::string_view category;   // the first matched category name, when categories matched
   std::string_view source;     // "name version" of the database the category came from
   bool from_list = false;      // decided by the organisation-wide approved/blocked lists
-  bool final = true;           // request phase: false when response-phase rules remain
+  bool final = true;           // request phase: false when a response-phase rule placed before the
+                               // deciding one has matching request conditions (its content type or
+                               // file type is still unknown); only allow, monitor and allow_no_scan
+                               // can be non-final
 };
 
 struct Settings {
@@ -66,7 +70,8 @@ class Policy {
   void classify(Facts& facts) const;
   // Pure: the same facts give the same decision. Request phase: lists, then rules without
   // response-only conditions; response phase: rules with response conditions (content type,
-  // file type), first match wins, none matching keeps the request decision (final == true).
+  // file type) placed before the rule that decided the request, first match wins, none
+  // matching keeps the request decision (final == true). See docs/policy.md.
   Decision decide(const Facts& facts, Phase phase) const;
   // A human-readable trace of how decide() went (for `portcullis policy test`).
   std::string explain(const Facts& facts, Phase phase) const;
@@ -77,12 +82,19 @@ class Policy {
   // detection.
   const std::vector<std::filesystem::path>& inputs() const;
   std::string_view category_name(std::uint16_t id) const;
+  int category_id(std::string_view name) const;  // -1 when unknown
+  // Problems in database files that did not stop the load (a bad line is skipped), as
+  // "file:line: message".
+  const std::vector<std::string>& warnings() const;
+  std::size_t rule_count() const;
+
+  struct Impl;
 
   ~Policy();
 
  private:
   Policy();
-  struct Impl;
+  friend class PolicyLoader;
   std::unique_ptr<Impl> impl_;
 };
 
