@@ -1,0 +1,671 @@
+// CategoryDb: the compiled lookup, its builder, and the public-suffix check.
+//
+// Layout. Every entry is a 64-bit hash of its normalised key plus a 32-bit value (category id
+// in the high half, source id in the low half). Domain keys and URL keys are hashed with
+// different seeds, so both live in one table: an ordered linear-probing hash table, keys[] and
+// vals[] side by side. Each key has a home slot, home(k) = k * capacity / 2^64 (monotonic in
+// k); entries are laid out in increasing key order, each at max(home, previous slot + 1), so a
+// probe starts at home(k), skips smaller keys and stops at a larger key or an empty slot (0).
+// Load factor 0.75: about 16 bytes per entry, one cache line read per probe (the arrays are on
+// transparent huge pages when the kernel allows). A key may have several entries (one per
+// category and source), adjacent. No entry text is stored; a match reports the slice of the
+// looked-up input that matched. Two different keys with the same 64-bit hash would be
+// confused: with n entries the chance that a given probe hits a foreign key is about n / 2^64
+// (5e6 entries: 3e-13), accepted.
+//
+// Hashing: FNV-1a over the lower-cased bytes, then a 64-bit finaliser (murmur3 fmix64).
+//   - domain key: the bytes of the domain from right to left, so that one pass over a host
+//     yields the hash of every label-boundary suffix;
+//   - URL key: "host" + "/path..." left to right, so that one pass over host and path yields
+//     the hash of every '/'-boundary prefix. Every host with URL entries also gets a marker
+//     entry under its bare URL key, so that a host without URL entries costs one probe.
+#include "policy/catdb.h"
+
+#include <libpsl.h>
+#include <re2/re2.h>
+#include <re2/set.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace pc::policy {
+
+namespace {
+
+constexpr std::uint64_t kFnvPrime = 0x100000001b3ULL;
+constexpr std::uint64_t kDomainSeed = 0xcbf29ce484222325ULL;
+constexpr std::uint64_t kUrlSeed = 0x84222325cbf29ce4ULL;
+constexpr std::size_t kMaxHost = 253;
+
+inline unsigned char lower(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<unsigned char>(c + 32) : c;
+}
+inline std::uint64_t step(std::uint64_t h, char c) {
+  return (h ^ lower(static_cast<unsigned char>(c))) * kFnvPrime;
+}
+// The final key; never 0 (0 marks an empty slot).
+inline std::uint64_t fmix(std::uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h != 0 ? h : 1;
+}
+
+constexpr std::uint32_t kUrlMarker = 0xffffffffu;  // "this host has URL entries"
+
+std::uint64_t domain_key(std::string_view d) {
+  std::uint64_t h = kDomainSeed;
+  for (std::size_t i = d.size(); i-- > 0;) h = step(h, d[i]);
+  return fmix(h);
+}
+
+inline std::uint32_t pack(std::uint16_t category, std::uint16_t source) {
+  return (std::uint32_t{category} << 16) | source;
+}
+
+std::string_view trim_all(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Removes "scheme://" when present.
+std::string_view strip_scheme(std::string_view s) {
+  auto p = s.find("://");
+  if (p == std::string_view::npos || p == 0) return s;
+  for (std::size_t i = 0; i < p; ++i) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (i > 0 && ((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'));
+    if (!ok) return s;
+  }
+  return s.substr(p + 3);
+}
+
+// Lower-cases and checks a host name into out (NUL-terminated). Accepts letters, digits, '-',
+// '_' and UTF-8 bytes; labels of 1..63 bytes; 1..253 bytes in all. Returns the length, or 0.
+std::size_t normalise_host(std::string_view in, char (&out)[kMaxHost + 1]) {
+  if (in.empty() || in.size() > kMaxHost) return 0;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    auto c = lower(static_cast<unsigned char>(in[i]));
+    if (c == '.') {
+      if (label == 0) return 0;
+      label = 0;
+    } else {
+      bool ok =
+          (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c >= 0x80;
+      if (!ok || ++label > 63) return 0;
+    }
+    out[i] = static_cast<char>(c);
+  }
+  if (label == 0) return 0;
+  out[in.size()] = '\0';
+  return in.size();
+}
+
+// ---- public suffixes --------------------------------------------------------------------
+
+// The list libpsl answers from: the system list (Debian package publicsuffix) when present,
+// else libpsl's built-in list. When the system list is used, its text also gives a prefilter:
+// the set of domains under which the ICANN section has any rule. A multi-label ASCII name whose
+// parent is not in that set cannot be an ICANN public suffix, so libpsl (about 400 ns a
+// query) is asked only for the few names under such parents (co.uk, com.au, ...).
+struct Psl {
+  const psl_ctx_t* ctx = nullptr;
+  bool prefilter = false;
+  std::unordered_set<std::uint64_t> parents;  // domain_key of rule parents
+
+  Psl() {
+    const char* dat = "/usr/share/publicsuffix/public_suffix_list.dat";
+    if (const char* dist = psl_dist_filename(); dist && *dist) {
+      std::string d(dist);
+      if (auto dot = d.rfind('.'); dot != std::string::npos) {
+        d = d.substr(0, dot) + ".dat";
+        struct stat st {};
+        if (::stat(d.c_str(), &st) == 0) dat_path = d;
+      }
+    }
+    if (dat_path.empty()) dat_path = dat;
+    if (psl_ctx_t* loaded = psl_load_file(dat_path.c_str())) {
+      ctx = loaded;  // kept for the life of the process
+      prefilter = read_parents(dat_path);
+    } else {
+      ctx = psl_builtin();
+    }
+  }
+
+  bool read_parents(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (!f) return false;
+    char line[512];
+    bool icann = false, seen = false;
+    while (std::fgets(line, sizeof line, f)) {
+      std::string_view l = trim_all(line);
+      if (!l.empty() && l.back() == '\n') l = trim_all(l.substr(0, l.size() - 1));
+      if (l.find("===BEGIN ICANN DOMAINS===") != std::string_view::npos) {
+        icann = seen = true;
+        continue;
+      }
+      if (l.find("===END ICANN DOMAINS===") != std::string_view::npos) {
+        icann = false;
+        continue;
+      }
+      if (!icann || l.empty() || l.starts_with("//")) continue;
+      l = l.substr(0, l.find_first_of(" \t"));
+      if (l.starts_with("!")) l.remove_prefix(1);
+      auto dot = l.find('.');
+      if (dot == std::string_view::npos) continue;
+      parents.insert(domain_key(l.substr(dot + 1)));
+    }
+    std::fclose(f);
+    return seen && !parents.empty();
+  }
+
+  std::string dat_path;
+};
+
+const Psl& psl() {
+  static const Psl p;
+  return p;
+}
+
+bool public_suffix_normalised(const char* d, std::size_t n) {
+  const Psl& p = psl();
+  if (!p.ctx) return false;
+  std::string_view s(d, n);
+  auto dot = s.find('.');
+  if (p.prefilter && dot != std::string_view::npos && s.find("xn--") == std::string_view::npos) {
+    bool ascii = true;
+    for (char c : s)
+      if (static_cast<unsigned char>(c) >= 0x80) ascii = false;
+    if (ascii && !p.parents.contains(domain_key(s.substr(dot + 1)))) return false;
+  }
+  return psl_is_public_suffix2(p.ctx, d, PSL_TYPE_ICANN | PSL_TYPE_NO_STAR_RULE) != 0;
+}
+
+// An IPv4 literal, or anything with ':' (IPv6): matched as a whole host, never by suffix.
+bool is_address(std::string_view host) {
+  if (host.empty()) return false;
+  char last = host.back();
+  return (last >= '0' && last <= '9') || host.find(':') != std::string_view::npos;
+}
+
+struct Entry {
+  std::uint64_t key;
+  std::uint32_t val;
+};
+
+// Zero-filled anonymous memory; regions of 2 MiB and more are aligned for transparent huge
+// pages and advised to use them.
+class Region {
+ public:
+  Region() = default;
+  explicit Region(std::size_t bytes) {
+    if (bytes == 0) return;
+    constexpr std::size_t kPage = 4096, kHuge = std::size_t{2} << 20;
+    size_ = (bytes + kPage - 1) / kPage * kPage;
+    if (size_ < kHuge) {
+      void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      data_ = p;
+      return;
+    }
+    size_ = (size_ + kHuge - 1) / kHuge * kHuge;
+    void* p =
+        ::mmap(nullptr, size_ + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    auto base = reinterpret_cast<std::uintptr_t>(p);
+    auto aligned = (base + kHuge - 1) / kHuge * kHuge;
+    if (aligned > base) ::munmap(p, aligned - base);
+    if (std::size_t tail = base + size_ + kHuge - (aligned + size_); tail != 0)
+      ::munmap(reinterpret_cast<void*>(aligned + size_), tail);
+    data_ = reinterpret_cast<void*>(aligned);
+#ifdef MADV_HUGEPAGE
+    ::madvise(data_, size_, MADV_HUGEPAGE);
+#endif
+  }
+  Region(Region&& o) noexcept : data_(o.data_), size_(o.size_) {
+    o.data_ = nullptr;
+  }
+  Region& operator=(Region&& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    return *this;
+  }
+  ~Region() {
+    if (data_) ::munmap(data_, size_);
+  }
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  std::size_t size() const {
+    return data_ ? size_ : 0;
+  }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+struct Expression {
+  std::string pattern;
+  std::uint32_t val;
+};
+
+}  // namespace
+
+bool is_public_suffix(std::string_view domain) {
+  domain = trim_all(domain);
+  if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+  char buf[kMaxHost + 1];
+  std::size_t n = normalise_host(domain, buf);
+  return n != 0 && public_suffix_normalised(buf, n);
+}
+
+// ---- the compiled database --------------------------------------------------------------
+
+struct CategoryDb::Impl {
+  std::size_t capacity = 0;  // home slots; 0: empty table
+  Region key_region, val_region;
+  const std::uint64_t* keys = nullptr;  // slots (capacity + overflow + one empty sentinel)
+  const std::uint32_t* vals = nullptr;
+  std::size_t stored = 0;  // entries, without URL markers
+  bool has_urls = false;
+  std::vector<std::string> categories;
+  std::unordered_map<std::string, std::uint16_t> category_index;
+  std::vector<SourceInfo> sources;
+  std::vector<Expression> expressions;
+  std::unique_ptr<re2::RE2::Set> set;
+
+  std::size_t home(std::uint64_t key) const {
+    __extension__ using u128 = unsigned __int128;
+    return static_cast<std::size_t>((static_cast<u128>(key) * capacity) >> 64);
+  }
+  // Calls f(value) for every entry with this key.
+  template <class F>
+  void probe(std::uint64_t key, F&& f) const {
+    if (capacity == 0) return;
+    std::size_t i = home(key);
+    while (keys[i] != 0 && keys[i] < key) ++i;
+    for (; keys[i] == key; ++i) f(vals[i]);
+  }
+  bool contains(std::uint64_t key) const {
+    if (capacity == 0) return false;
+    std::size_t i = home(key);
+    while (keys[i] != 0 && keys[i] < key) ++i;
+    return keys[i] == key;
+  }
+  void prefetch(std::uint64_t key) const {
+    if (capacity != 0) __builtin_prefetch(&keys[home(key)]);
+  }
+};
+
+CategoryDb::~CategoryDb() = default;
+
+std::string_view CategoryDb::category_name(std::uint16_t id) const {
+  return id < impl_->categories.size() ? std::string_view(impl_->categories[id])
+                                       : std::string_view();
+}
+
+int CategoryDb::category_id(std::string_view name) const {
+  auto it = impl_->category_index.find(std::string(name));
+  return it == impl_->category_index.end() ? -1 : it->second;
+}
+
+std::size_t CategoryDb::categories() const {
+  return impl_->categories.size();
+}
+
+const SourceInfo& CategoryDb::source(std::uint16_t id) const {
+  static const SourceInfo none;
+  return id < impl_->sources.size() ? impl_->sources[id] : none;
+}
+
+std::size_t CategoryDb::entries() const {
+  return impl_->stored + impl_->expressions.size();
+}
+
+std::size_t CategoryDb::memory_bytes() const {
+  const Impl& m = *impl_;
+  std::size_t n = sizeof(Impl) + m.key_region.size() + m.val_region.size();
+  for (const auto& c : m.categories) n += sizeof c + c.capacity() + 32;
+  for (const auto& s : m.sources) n += sizeof s + s.name.capacity() + s.version.capacity();
+  // RE2 does not report the size of a compiled set; count its patterns generously.
+  for (const auto& e : m.expressions) n += sizeof e + e.pattern.capacity() * 16;
+  return n;
+}
+
+std::size_t CategoryDb::lookup(std::string_view host, std::string_view path, CategoryHits& hits,
+                               DbMatch* first) const {
+  const Impl& m = *impl_;
+  while (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.empty() || host.size() > kMaxHost) return 0;
+  const bool contiguous = !path.empty() && host.data() + host.size() == path.data();
+
+  std::size_t count = 0;
+  auto emit = [&](std::uint32_t val, std::string_view entry) {
+    hits.add(static_cast<std::uint16_t>(val >> 16));
+    if (count++ == 0 && first) {
+      first->category = static_cast<std::uint16_t>(val >> 16);
+      first->source = static_cast<std::uint16_t>(val & 0xffff);
+      first->entry = entry;
+    }
+  };
+
+  // Candidate keys, shortest first (probed in reverse). URL candidates record how much of
+  // path they cover; domain candidates where their suffix of host starts.
+  constexpr std::size_t kMaxUrl = 34;
+  std::array<std::uint64_t, kMaxUrl> ukeys;
+  std::array<std::uint32_t, kMaxUrl> ulen;
+  std::size_t nu = 0;
+  if (m.has_urls) {
+    std::uint64_t h = kUrlSeed;
+    for (char c : host) h = step(h, c);
+    ukeys[nu] = fmix(h);
+    ulen[nu++] = 0;
+    std::size_t query = path.find_first_of("?#");
+    std::string_view p = path.substr(0, query);
+    std::size_t i = 0;
+    for (; i < p.size(); ++i) {
+      if (p[i] == '/' && i > 0 && nu < kMaxUrl - 2) {
+        ukeys[nu] = fmix(h);
+        ulen[nu++] = static_cast<std::uint32_t>(i);
+      }
+      h = step(h, p[i]);
+    }
+    if (!p.empty() && p.back() != '/') {
+      ukeys[nu] = fmix(h);
+      ulen[nu++] = static_cast<std::uint32_t>(p.size());
+    }
+    if (query != std::string_view::npos && path[query] == '?') {
+      std::size_t end = path.find('#', query);
+      if (end == std::string_view::npos) end = path.size();
+      for (i = query; i < end; ++i) h = step(h, path[i]);
+      ukeys[nu] = fmix(h);
+      ulen[nu++] = static_cast<std::uint32_t>(end);
+    }
+  }
+
+  constexpr std::size_t kMaxLabels = kMaxHost / 2 + 2;
+  std::array<std::uint64_t, kMaxLabels> dkeys;
+  std::array<std::uint8_t, kMaxLabels> dpos;
+  std::size_t nd = 0;
+  {
+    std::uint64_t h = kDomainSeed;
+    const bool whole_only = is_address(host);
+    for (std::size_t i = host.size(); i-- > 0;) {
+      h = step(h, host[i]);
+      if ((i == 0 || (host[i - 1] == '.' && !whole_only)) && nd < kMaxLabels) {
+        dkeys[nd] = fmix(h);
+        dpos[nd++] = static_cast<std::uint8_t>(i);
+      }
+    }
+  }
+
+  // Prefetch the home slot of every candidate; the path candidates only when the host has
+  // URL entries (its marker).
+  if (nu != 0) m.prefetch(ukeys[0]);
+  for (std::size_t i = 0; i < nd; ++i) m.prefetch(dkeys[i]);
+  if (nu != 0 && m.contains(ukeys[0])) {
+    for (std::size_t i = 1; i < nu; ++i) m.prefetch(ukeys[i]);
+    for (std::size_t i = nu; i-- > 0;) {
+      std::string_view entry;
+      if (contiguous)
+        entry = std::string_view(host.data(), host.size() + ulen[i]);
+      else
+        entry = ulen[i] == 0 ? host : path.substr(0, ulen[i]);
+      m.probe(ukeys[i], [&](std::uint32_t v) {
+        if (v != kUrlMarker) emit(v, entry);
+      });
+    }
+  }
+  for (std::size_t i = nd; i-- > 0;)
+    m.probe(dkeys[i], [&](std::uint32_t v) { emit(v, host.substr(dpos[i])); });
+
+  if (m.set) {
+    // Expressions see "host/path" (the path up to 8 KiB when it has to be copied).
+    char buf[kMaxHost + 8192];
+    std::string_view text;
+    if (contiguous || path.empty()) {
+      text = std::string_view(host.data(), host.size() + path.size());
+    } else {
+      std::size_t pn = std::min(path.size(), sizeof buf - host.size());
+      std::memcpy(buf, host.data(), host.size());
+      std::memcpy(buf + host.size(), path.data(), pn);
+      text = std::string_view(buf, host.size() + pn);
+    }
+    // A first pass without the list of matches stops at the first match and allocates
+    // nothing; only a match pays for the second pass (which allocates inside RE2).
+    const re2::StringPiece sp(text.data(), text.size());
+    thread_local std::vector<int> matched;
+    matched.clear();
+    if (m.set->Match(sp, nullptr) && m.set->Match(sp, &matched)) {
+      std::sort(matched.begin(), matched.end());
+      for (int idx : matched) {
+        const Expression& e = m.expressions[static_cast<std::size_t>(idx)];
+        emit(e.val, e.pattern);
+      }
+    }
+  }
+  return count;
+}
+
+// ---- the builder ------------------------------------------------------------------------
+
+struct CategoryDb::Builder::Impl {
+  std::vector<std::string> categories;
+  std::unordered_map<std::string, std::uint16_t> category_index;
+  std::vector<SourceInfo> sources;
+  std::vector<Entry> entries;
+  std::uint64_t last_marker = 0;  // the marker added last (URL lists are grouped by host)
+  std::vector<Expression> expressions;
+};
+
+CategoryDb::Builder::Builder() : impl_(std::make_unique<Impl>()) {}
+CategoryDb::Builder::~Builder() = default;
+
+std::uint16_t CategoryDb::Builder::add_source(SourceInfo s) {
+  if (impl_->sources.size() >= 0xfffe) return 0xffff;
+  impl_->sources.push_back(std::move(s));
+  return static_cast<std::uint16_t>(impl_->sources.size() - 1);
+}
+
+std::uint16_t CategoryDb::Builder::category(std::string_view name) {
+  std::string key(name);
+  auto it = impl_->category_index.find(key);
+  if (it != impl_->category_index.end()) return it->second;
+  if (impl_->categories.size() >= 0xfffe) return 0xffff;  // 0xffff: marker values
+  auto id = static_cast<std::uint16_t>(impl_->categories.size());
+  impl_->categories.push_back(key);
+  impl_->category_index.emplace(std::move(key), id);
+  return id;
+}
+
+bool CategoryDb::Builder::add_domain(std::string_view domain, std::uint16_t category,
+                                     std::uint16_t source) {
+  domain = strip_scheme(trim_all(domain));
+  if (domain.starts_with("*.")) domain.remove_prefix(2);
+  if (domain.starts_with(".")) domain.remove_prefix(1);
+  if (domain.ends_with(".")) domain.remove_suffix(1);
+  char buf[kMaxHost + 1];
+  std::size_t n = normalise_host(domain, buf);
+  if (n == 0 || public_suffix_normalised(buf, n)) return false;
+  if (category == 0xffff && source == 0xffff) return false;
+  impl_->entries.push_back({domain_key(std::string_view(buf, n)), pack(category, source)});
+  return true;
+}
+
+bool CategoryDb::Builder::add_url(std::string_view url, std::uint16_t category,
+                                  std::uint16_t source) {
+  url = strip_scheme(trim_all(url));
+  std::size_t host_end = url.find_first_of("/?#");
+  std::string_view authority = url.substr(0, host_end);
+  std::string_view rest =
+      host_end == std::string_view::npos ? std::string_view() : url.substr(host_end);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  std::string_view host = authority;
+  if (host.starts_with("[")) {  // IPv6 literal
+    auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    host = host.substr(1, close - 1);
+    if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != host.npos)
+      return false;
+  } else if (auto colon = host.find(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);  // the port is not part of the key
+  }
+  if (host.ends_with(".")) host.remove_suffix(1);
+  char buf[kMaxHost + 1];
+  std::size_t n = 0;
+  if (host.find(':') != std::string_view::npos) {  // IPv6: checked above, lower-cased here
+    if (host.size() > kMaxHost) return false;
+    for (char c : host) buf[n++] = static_cast<char>(lower(static_cast<unsigned char>(c)));
+    buf[n] = '\0';
+  } else {
+    n = normalise_host(host, buf);
+    if (n == 0 || public_suffix_normalised(buf, n)) return false;
+  }
+  // Path: the fragment is dropped; "?q" alone becomes "/?q"; trailing '/' of the path part
+  // (not of a query) removed.
+  rest = rest.substr(0, rest.find('#'));
+  for (char c : rest)
+    if (static_cast<unsigned char>(c) <= ' ') return false;
+  if (category == 0xffff && source == 0xffff) return false;
+  std::uint64_t h = kUrlSeed;
+  for (std::size_t i = 0; i < n; ++i) h = step(h, buf[i]);
+  if (std::uint64_t marker = fmix(h); marker != impl_->last_marker) {
+    impl_->entries.push_back({marker, kUrlMarker});
+    impl_->last_marker = marker;
+  }
+  if (rest.starts_with("?")) h = step(h, '/');
+  if (rest.find('?') == std::string_view::npos)
+    while (rest.ends_with("/")) rest.remove_suffix(1);
+  for (char c : rest) h = step(h, c);
+  impl_->entries.push_back({fmix(h), pack(category, source)});
+  return true;
+}
+
+bool CategoryDb::Builder::add_expression(std::string_view re2_pattern, std::uint16_t category,
+                                         std::uint16_t source, std::string* error) {
+  re2_pattern = trim_all(re2_pattern);
+  if (re2_pattern.empty()) {
+    if (error) *error = "empty expression";
+    return false;
+  }
+  re2::RE2::Options opt;
+  opt.set_log_errors(false);
+  opt.set_case_sensitive(false);
+  re2::RE2 re(re2::StringPiece(re2_pattern.data(), re2_pattern.size()), opt);
+  if (!re.ok()) {
+    if (error) *error = re.error();
+    return false;
+  }
+  impl_->expressions.push_back({std::string(re2_pattern), pack(category, source)});
+  return true;
+}
+
+std::shared_ptr<const CategoryDb> CategoryDb::Builder::build() {
+  auto impl = std::make_unique<CategoryDb::Impl>();
+  Impl& b = *impl_;
+  std::vector<Entry> entries;
+  entries.swap(b.entries);
+  const std::size_t n = entries.size();
+  if (n != 0) {
+    // 1. Sort by (key, value): counting sort on the top bits, then each (tiny) bucket; drop
+    //    duplicates.
+    unsigned bits = 1;
+    while ((std::size_t{1} << bits) < n && bits < 40) ++bits;
+    const std::size_t buckets = std::size_t{1} << bits;
+    std::vector<Entry> sorted(n);
+    {
+      std::vector<std::uint32_t> start(buckets + 1, 0);
+      for (const Entry& e : entries) ++start[(e.key >> (64 - bits)) + 1];
+      for (std::size_t i = 1; i <= buckets; ++i) start[i] += start[i - 1];
+      for (const Entry& e : entries) sorted[start[e.key >> (64 - bits)]++] = e;
+    }
+    std::vector<Entry>().swap(entries);
+    auto less = [](const Entry& x, const Entry& y) {
+      return x.key < y.key || (x.key == y.key && x.val < y.val);
+    };
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < n;) {
+      std::size_t j = i + 1;
+      const std::uint64_t b0 = sorted[i].key >> (64 - bits);
+      while (j < n && (sorted[j].key >> (64 - bits)) == b0) ++j;
+      if (j - i > 1)
+        std::sort(sorted.begin() + static_cast<std::ptrdiff_t>(i),
+                  sorted.begin() + static_cast<std::ptrdiff_t>(j), less);
+      for (std::size_t k = i; k < j; ++k) {
+        if (out != 0 && sorted[out - 1].key == sorted[k].key &&
+            sorted[out - 1].val == sorted[k].val)
+          continue;
+        sorted[out++] = sorted[k];
+      }
+      i = j;
+    }
+    // 2. Lay out: each entry at max(home, previous + 1).
+    impl->capacity = out + out / 3;  // load factor 0.75
+    std::size_t slots = 0, markers = 0;
+    for (std::size_t i = 0; i < out; ++i) {
+      slots = std::max(impl->home(sorted[i].key), slots) + 1;
+      markers += sorted[i].val == kUrlMarker;
+    }
+    slots += 1;  // an empty slot ends every scan
+    impl->key_region = Region(slots * sizeof(std::uint64_t));
+    impl->val_region = Region(slots * sizeof(std::uint32_t));
+    auto* keys = impl->key_region.as<std::uint64_t>();
+    auto* vals = impl->val_region.as<std::uint32_t>();
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < out; ++i) {
+      std::size_t at = std::max(impl->home(sorted[i].key), next);
+      keys[at] = sorted[i].key;
+      vals[at] = sorted[i].val;
+      next = at + 1;
+    }
+    impl->keys = keys;
+    impl->vals = vals;
+    impl->stored = out - markers;
+    impl->has_urls = markers != 0;
+  }
+
+  if (!b.expressions.empty()) {
+    re2::RE2::Options opt;
+    opt.set_log_errors(false);
+    opt.set_case_sensitive(false);
+    opt.set_never_capture(true);
+    opt.set_max_mem(std::int64_t{64} << 20);
+    auto set = std::make_unique<re2::RE2::Set>(opt, re2::RE2::UNANCHORED);
+    std::vector<Expression> kept;
+    for (auto& e : b.expressions) {
+      if (set->Add(re2::StringPiece(e.pattern.data(), e.pattern.size()), nullptr) >= 0)
+        kept.push_back(std::move(e));
+    }
+    if (!kept.empty() && set->Compile()) {
+      impl->set = std::move(set);
+      impl->expressions = std::move(kept);
+    }
+  }
+
+  impl->categories = std::move(b.categories);
+  impl->category_index = std::move(b.category_index);
+  impl->sources = std::move(b.sources);
+  impl_ = std::make_unique<Impl>();  // the builder starts over
+
+  std::shared_ptr<CategoryDb> db(new CategoryDb());
+  db->impl_ = std::move(impl);
+  return db;
+}
+
+}  // namespace pc::policy
