@@ -18,6 +18,7 @@ build: deps
 run: build
 	@mkdir -p var
 	@[ -f var/portcullis.toml ] || cp config/portcullis.toml var/portcullis.toml
+	@[ -f var/policy.toml ] || cp config/policy.toml var/policy.toml
 	exec build/release/src/app/portcullis run -c var/portcullis.toml
 
 # Installs what is missing, builds with warnings as errors, runs every test, then each fuzzer briefly.

@@ -1,8 +1,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app/policy_test.h"
 #include "app/server.h"
 #include "config/config.h"
+#include "txn/snapshot.h"
 
 #ifndef PORTCULLIS_VERSION
 #define PORTCULLIS_VERSION "0.0.0"
@@ -15,10 +17,26 @@ int main(int argc, char** argv) {
 
   auto* run = app.add_subcommand("run", "Run the gateway in the foreground");
   run->add_option("-c,--config", config_path, "Configuration file")->required();
-  auto* check =
-      app.add_subcommand("check-config", "Check a configuration file and list every error");
+  auto* check = app.add_subcommand(
+      "check-config", "Check a configuration file and the policy it names; list every error");
   check->add_option("-c,--config", config_path, "Configuration file")->required();
   auto* version = app.add_subcommand("version", "Print the version");
+
+  auto* pol = app.add_subcommand("policy", "Policy tools");
+  pol->require_subcommand(1);
+  pc::app::PolicyTestArgs pt;
+  auto* ptest = pol->add_subcommand("test", "Show what the policy decides for a URL, and why");
+  ptest->add_option("-c,--config", pt.config, "Configuration file")->required();
+  ptest
+      ->add_option("--url", pt.url,
+                   "URL (http://..., https://... or host:port with --method CONNECT)")
+      ->required();
+  ptest->add_option("--client", pt.client, "Client address (default 127.0.0.1)");
+  ptest->add_option("--user", pt.user, "User name");
+  ptest->add_option("--group", pt.groups, "Group (repeatable)");
+  ptest->add_option("--time", pt.time, "Time, RFC 3339 (default: now)");
+  ptest->add_option("--method", pt.method, "HTTP method (default GET)");
+  ptest->add_flag("--guest", pt.guest, "As if from the guest listener");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -26,10 +44,15 @@ int main(int argc, char** argv) {
     std::printf("portcullis %s\n", PORTCULLIS_VERSION);
     return 0;
   }
+  if (ptest->parsed()) return pc::app::policy_test(pt);
   if (check->parsed()) {
     auto r = pc::config::load_file(config_path);
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", pc::config::format(e).c_str());
     if (!r.config) return 1;
+    std::vector<std::string> errors;
+    auto snap = pc::txn::build_snapshot(r.config, 0, errors);
+    for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
+    if (!snap) return 1;
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

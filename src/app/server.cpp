@@ -64,7 +64,15 @@ Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cf
   access_log_ = std::make_unique<telemetry::AccessLog>(cfg_->access_log_path, log_format(*cfg_));
   shared_ = std::make_unique<proxy::Shared>(*access_log_);
   shared_->id_prefix = random_prefix();
-  auto snap = txn::make_snapshot(cfg_, ++generation_);
+  std::vector<std::string> errors;
+  auto snap = txn::build_snapshot(cfg_, ++generation_, errors);
+  if (!snap) {
+    std::string all;
+    for (const auto& e : errors) all += "\n  " + e;
+    throw std::runtime_error("invalid configuration:" + all);
+  }
+  current_ = snap;
+  remember_inputs();
   for (unsigned i = 0; i < cfg_->workers; ++i)
     workers_.push_back(std::make_unique<proxy::Worker>(*shared_, i, snap));
 }
@@ -103,8 +111,7 @@ void Server::start() {
   auto copy = std::make_shared<config::Config>(*cfg_);
   for (std::size_t i = 0; i < copy->listeners.size(); ++i) copy->listeners[i].port = ports_[i];
   cfg_ = copy;
-  auto snap = txn::make_snapshot(cfg_, ++generation_);
-  for (auto& w : workers_) w->apply(snap);
+  publish(txn::with_config(*current_, cfg_, ++generation_), true);
 
   for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
     for (auto& l : listeners_[wi]) l->start();
@@ -116,7 +123,47 @@ void Server::start() {
   }
 }
 
-void Server::reload(std::shared_ptr<const config::Config> loaded, std::string& why) {
+void Server::publish(std::shared_ptr<const txn::Snapshot> snap, bool before_start) {
+  current_ = snap;
+  remember_inputs();
+  if (before_start) {
+    for (auto& w : workers_) w->apply(snap);
+    return;
+  }
+  for (auto& w : workers_) asio::post(w->io, [w = w.get(), snap] { w->apply(snap); });
+}
+
+void Server::remember_inputs() {
+  inputs_.clear();
+  for (const auto& p : current_->policy->inputs()) {
+    std::error_code ec;
+    inputs_.emplace_back(p, std::filesystem::last_write_time(p, ec));
+  }
+}
+
+bool Server::policy_changed() const {
+  for (const auto& [p, t] : inputs_) {
+    std::error_code ec;
+    if (std::filesystem::last_write_time(p, ec) != t) return true;
+  }
+  return false;
+}
+
+bool Server::reload_policy(std::vector<std::string>& errors) {
+  if (cfg_->policy_file.empty()) return true;
+  std::vector<policy::LoadError> perrs;
+  auto pol = policy::Policy::load_file(cfg_->policy_file, perrs);
+  for (const auto& e : perrs) errors.push_back(policy::format(e));
+  if (!pol) {
+    remember_inputs();  // do not retry until the files change again
+    return false;
+  }
+  publish(txn::with_policy(*current_, std::move(pol), ++generation_), false);
+  return true;
+}
+
+bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& why,
+                    std::vector<std::string>& errors) {
   why.clear();
   if (!same_listeners(*configured_, *loaded))
     why = "listener and worker changes take effect after a restart";
@@ -128,11 +175,14 @@ void Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   cfg->listeners = cfg_->listeners;
   cfg->workers = cfg_->workers;
   cfg->access_log_path = cfg_->access_log_path;
+  auto snap = txn::build_snapshot(cfg, ++generation_, errors);
+  if (!snap) return false;                           // the running configuration and policy stay
+  snap = txn::with_config(*snap, cfg, generation_);  // own addresses for the running ports
   log::set_level(cfg->log_level);
   access_log_->set_format(log_format(*cfg));
   cfg_ = cfg;
-  auto snap = txn::make_snapshot(cfg_, ++generation_);
-  for (auto& w : workers_) asio::post(w->io, [w = w.get(), snap] { w->apply(snap); });
+  publish(snap, false);
+  return true;
 }
 
 void Server::drain_and_stop() {
@@ -183,14 +233,17 @@ int run_main(const std::string& config_path) {
     if (ec) return;
     if (sig == SIGHUP) {
       auto next = config::load_file(config_path);
+      std::vector<std::string> errors;
+      std::string why;
       if (!next.config) {
-        log::error("reload failed, keeping the running configuration:");
-        for (const auto& e : next.errors) log::error("  {}", config::format(e));
-      } else {
-        std::string why;
-        server->reload(next.config, why);
-        log::info("configuration reloaded{}{}", why.empty() ? "" : " (",
+        for (const auto& e : next.errors) errors.push_back(config::format(e));
+      } else if (server->reload(next.config, why, errors)) {
+        log::info("configuration and policy reloaded{}{}", why.empty() ? "" : " (",
                   why.empty() ? "" : why + ")");
+      }
+      if (!errors.empty()) {
+        log::error("reload failed, keeping the running configuration and policy:");
+        for (const auto& e : errors) log::error("  {}", e);
       }
     } else if (sig == SIGUSR1) {
       server->reopen_logs();
@@ -204,6 +257,26 @@ int run_main(const std::string& config_path) {
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
+
+  // The policy also reloads when its file or a database it names changes.
+  asio::steady_timer watch(control);
+  std::function<void(const boost::system::error_code&)> on_watch;
+  on_watch = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (server->policy_changed()) {
+      std::vector<std::string> errors;
+      if (server->reload_policy(errors)) {
+        log::info("policy reloaded (its files changed)");
+      } else {
+        log::error("policy reload failed, keeping the running policy:");
+        for (const auto& e : errors) log::error("  {}", e);
+      }
+    }
+    watch.expires_after(std::chrono::seconds(2));
+    watch.async_wait(on_watch);
+  };
+  watch.expires_after(std::chrono::seconds(2));
+  watch.async_wait(on_watch);
   control.run();
   log::info("stopped");
   return 0;

@@ -2,6 +2,7 @@
 // is whoever calls these methods (main's signal loop, or a test).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "proxy/listener.h"
 #include "proxy/worker.h"
 #include "telemetry/access_log.h"
+#include "txn/snapshot.h"
 
 namespace pc::app {
 
@@ -24,9 +26,16 @@ class Server {
   // Ports actually bound, in the order of config listeners (port 0 resolved).
   const std::vector<std::uint16_t>& ports() const { return ports_; }
 
-  // Publishes a new configuration to the workers. Listener, worker and access-log path
-  // changes need a restart: they are kept as running and `why` says so.
-  void reload(std::shared_ptr<const config::Config> cfg, std::string& why);
+  // Publishes a new configuration (and the policy it names, loaded again) to the workers.
+  // Listener, worker and access-log path changes need a restart: they are kept as running
+  // and `why` says so. On errors (config or policy) returns false and keeps the running ones.
+  bool reload(std::shared_ptr<const config::Config> cfg, std::string& why,
+              std::vector<std::string>& errors);
+  // The policy file or one of its databases changed since the running policy was loaded.
+  bool policy_changed() const;
+  // Reloads only the policy (same configuration); false with errors keeps the running one.
+  bool reload_policy(std::vector<std::string>& errors);
+  const std::shared_ptr<const txn::Snapshot>& snapshot() const { return current_; }
   // Stops accepting, lets in-flight transactions finish (up to the drain timeout), stops.
   void drain_and_stop();
   void reopen_logs() { access_log_->reopen(); }
@@ -36,6 +45,10 @@ class Server {
 
  private:
   void release();  // threads stopped: unwind connections, free workers and listeners
+  void publish(std::shared_ptr<const txn::Snapshot> snap, bool before_start);
+  void remember_inputs();
+  std::shared_ptr<const txn::Snapshot> current_;
+  std::vector<std::pair<std::filesystem::path, std::filesystem::file_time_type>> inputs_;
   std::shared_ptr<const config::Config> configured_;  // as loaded (listener ports may be 0)
   std::shared_ptr<const config::Config> cfg_;         // as running
   std::unique_ptr<telemetry::AccessLog> access_log_;

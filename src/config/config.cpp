@@ -174,7 +174,7 @@ bool listeners_overlap(std::string_view a, std::string_view b) {
 void read(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root,
                {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
-                "access_log", "log"},
+                "access_log", "log", "policy"},
                "");
   auto base_dir = c.source.parent_path();
   auto resolve = [&](const std::string& p) {
@@ -390,6 +390,21 @@ void read(Reader& r, const toml::table& root, Config& c) {
   else if (!log_path.empty()) {
     std::filesystem::path fp(log_path);
     c.access_log_path = fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
+  }
+
+  std::string warn_key = "warn.key";
+  if (auto* p = r.table(root, "policy")) {
+    r.check_keys(*p, {"file", "templates", "warn_key"}, "policy");
+    std::string file, templates;
+    r.get(*p, "file", file);
+    r.get(*p, "templates", templates);
+    r.get(*p, "warn_key", warn_key);
+    if (!file.empty()) c.policy_file = resolve(file);
+    if (!templates.empty()) c.templates_dir = resolve(templates);
+  }
+  {
+    std::filesystem::path fp(warn_key);
+    c.warn_key_file = fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
   }
 
   if (auto* l = r.table(root, "log")) {

@@ -74,6 +74,11 @@ struct Config {
   LogFormat access_log_format = LogFormat::json;
 
   std::string log_level = "info";
+
+  // [policy]
+  std::filesystem::path policy_file;    // empty: allow everything
+  std::filesystem::path templates_dir;  // empty: the built-in pages
+  std::filesystem::path warn_key_file;  // the key that signs "continue" tokens of warn pages
 };
 
 struct Error {

@@ -156,6 +156,25 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
         base::iequals(n, "Host") || base::iequals(n, "Via") ||
         base::iequals(n, "X-Forwarded-For") || base::iequals(n, "Content-Length"))
       continue;
+    if (base::iequals(n, "Cookie") && f.value.find(kWarnCookie) != std::string_view::npos) {
+      // Drop the gateway's own cookie; keep the others in order.
+      std::string kept;
+      std::string_view rest = f.value;
+      while (!rest.empty()) {
+        auto semi = rest.find(';');
+        auto item = base::trim(rest.substr(0, semi));
+        bool ours = item.size() > kWarnCookie.size() && item.starts_with(kWarnCookie) &&
+                    item[kWarnCookie.size()] == '=';
+        if (!ours && !item.empty()) {
+          if (!kept.empty()) kept += "; ";
+          kept.append(item);
+        }
+        if (semi == std::string_view::npos) break;
+        rest.remove_prefix(semi + 1);
+      }
+      if (!kept.empty()) append_field(out, n, kept);
+      continue;
+    }
     if (max_fwd && base::iequals(n, "Max-Forwards")) {
       std::uint64_t v = 0;
       if (base::parse_u64(f.value, v) && v > 0)

@@ -10,6 +10,9 @@
 
 namespace pc::proxy {
 
+// The cookie that remembers a "Continue" on a warn page; never forwarded upstream.
+inline constexpr std::string_view kWarnCookie = "__portcullis_warn";
+
 // True when a Via field of req names this gateway (the request already went through it).
 bool via_has_loop(const wire::RequestHead& req, std::string_view name);
 
@@ -27,7 +30,7 @@ std::string connect_request(std::string_view authority, const config::Parent& pa
 
 // The request head sent upstream: origin-form to an origin, absolute-form to a parent;
 // hop-by-hop fields removed, Via and X-Forwarded-For applied, Max-Forwards decremented,
-// framing re-stated (Content-Length or chunked).
+// framing re-stated (Content-Length or chunked), the gateway's warn cookie removed.
 std::string upstream_request_head(const wire::RequestHead& req, const wire::Target& target,
                                   const wire::MessageInfo& info, const config::Config& cfg,
                                   std::string_view client_addr, const config::Parent* parent);

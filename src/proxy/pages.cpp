@@ -4,37 +4,12 @@
 
 namespace pc::proxy {
 
-std::string html_escape(std::string_view s) {
-  std::string r;
-  r.reserve(s.size() + 16);
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        r += "&amp;";
-        break;
-      case '<':
-        r += "&lt;";
-        break;
-      case '>':
-        r += "&gt;";
-        break;
-      case '"':
-        r += "&quot;";
-        break;
-      case '\'':
-        r += "&#39;";
-        break;
-      default:
-        r += c;
-    }
-  }
-  return r;
-}
-
 std::string_view reason_phrase(int status) {
   switch (status) {
     case 200:
       return "OK";
+    case 302:
+      return "Found";
     case 400:
       return "Bad Request";
     case 403:
@@ -74,26 +49,15 @@ std::string_view reason_phrase(int status) {
   }
 }
 
-std::string render_page(const Page& p, bool close, bool head_only) {
-  std::string body = fmt::format(
-      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-      "<meta name=\"viewport\" content=\"width=device-width\">"
-      "<title>{0}</title><style>body{{font-family:system-ui,sans-serif;margin:3em auto;"
-      "max-width:40em;color:#222}}h1{{font-size:1.4em}}dt{{font-weight:bold}}"
-      "code{{word-break:break-all}}</style></head><body>\n<h1>{0}</h1>\n<p>{1}</p>\n<dl>\n",
-      html_escape(p.title), html_escape(p.message));
-  if (!p.url.empty())
-    body += fmt::format("<dt>URL</dt><dd><code>{}</code></dd>\n", html_escape(p.url));
-  body += fmt::format("<dt>Status</dt><dd>{} {}</dd>\n", p.status, reason_phrase(p.status));
-  if (!p.request_id.empty())
-    body += fmt::format("<dt>Request ID</dt><dd><code>{}</code></dd>\n", html_escape(p.request_id));
-  body +=
-      fmt::format("</dl>\n<hr><p><small>{}</small></p>\n</body></html>\n", html_escape(p.gateway));
+std::string http_page(int status, std::string_view html, std::string_view lang, bool close,
+                      bool head_only, std::string_view extra_headers) {
   std::string out = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n"
-      "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n{}\r\n",
-      p.status, reason_phrase(p.status), body.size(), close ? "Connection: close\r\n" : "");
-  if (!head_only) out += body;
+      "Content-Language: {}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+      "{}{}\r\n",
+      status, reason_phrase(status), html.size(), lang, extra_headers,
+      close ? "Connection: close\r\n" : "");
+  if (!head_only) out.append(html);
   return out;
 }
 

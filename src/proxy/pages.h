@@ -1,5 +1,5 @@
-// Local replies: small HTML pages the gateway answers with itself (errors, refusals, the
-// page for requests addressed to the proxy). Everything taken from a request is escaped.
+// The HTTP side of the gateway's own pages: status line and headers around an HTML page
+// rendered by pages::Templates.
 #pragma once
 
 #include <string>
@@ -7,21 +7,12 @@
 
 namespace pc::proxy {
 
-std::string html_escape(std::string_view s);
-
 std::string_view reason_phrase(int status);
 
-struct Page {
-  int status = 500;
-  std::string title;    // e.g. "Request blocked"
-  std::string message;  // one sentence for the person who sees it
-  std::string url;      // what was asked for (may be empty)
-  std::string request_id;
-  std::string gateway;  // gateway name
-};
-
-// A complete HTTP/1.1 response (head + HTML body) with Content-Length, Cache-Control:
-// no-store and, when close is set, Connection: close. head_only omits the body (HEAD).
-std::string render_page(const Page& p, bool close, bool head_only = false);
+// A complete HTTP/1.1 response: Content-Type text/html, Content-Length, Content-Language,
+// Cache-Control: no-store, nosniff, the extra header lines given (each ending in CRLF) and,
+// when close is set, Connection: close. head_only omits the body (HEAD requests).
+std::string http_page(int status, std::string_view html, std::string_view lang, bool close,
+                      bool head_only = false, std::string_view extra_headers = {});
 
 }  // namespace pc::proxy

@@ -1,6 +1,7 @@
 #include "proxy/session.h"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <optional>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -24,6 +25,80 @@ bool is_timeout(const boost::system::error_code& ec) {
   return ec == net::asio::error::timed_out;
 }
 
+// Warn pages: the "Continue" link carries a signed token in this query parameter; the
+// gateway answers it with a redirect that stores the token in a cookie for the site.
+constexpr std::string_view kContinueParam = "__portcullis_continue";
+
+// The value of parameter `name` in the query of path, if present.
+std::optional<std::string_view> query_param(std::string_view path, std::string_view name) {
+  auto q = path.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view rest = path.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    auto item = rest.substr(0, amp);
+    if (item.size() > name.size() && item.starts_with(name) && item[name.size()] == '=')
+      return item.substr(name.size() + 1);
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+// url without the parameter `name`.
+std::string without_param(std::string_view url, std::string_view name) {
+  auto q = url.find('?');
+  if (q == std::string_view::npos) return std::string(url);
+  std::string out(url.substr(0, q));
+  std::string_view rest = url.substr(q + 1);
+  char sep = '?';
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    auto item = rest.substr(0, amp);
+    if (!(item.starts_with(name) && (item.size() == name.size() || item[name.size()] == '='))) {
+      out += sep;
+      out.append(item);
+      sep = '&';
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+// The warn cookie's value among the request's Cookie fields, if present.
+std::optional<std::string_view> warn_cookie(const wire::RequestHead& req) {
+  for (const auto& field : req.fields) {
+    if (!base::iequals(field.name, "Cookie")) continue;
+    std::string_view rest = field.value;
+    while (!rest.empty()) {
+      auto semi = rest.find(';');
+      auto item = base::trim(rest.substr(0, semi));
+      if (item.size() > kWarnCookie.size() && item.starts_with(kWarnCookie) &&
+          item[kWarnCookie.size()] == '=')
+        return item.substr(kWarnCookie.size() + 1);
+      if (semi == std::string_view::npos) break;
+      rest.remove_prefix(semi + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+// "http://host[:port]/path" with a lower-case host and no default port.
+std::string canonical_url(std::string_view scheme, std::string_view host, std::uint16_t port,
+                          std::string_view path) {
+  std::string u(scheme);
+  u += "://";
+  bool v6 = host.find(':') != std::string_view::npos;
+  if (v6) u += '[';
+  u.append(host);
+  if (v6) u += ']';
+  if (!((scheme == "http" && port == 80) || (scheme == "https" && port == 443)))
+    u += ":" + std::to_string(port);
+  u.append(path);
+  return u;
+}
+
 bool idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
 }
@@ -31,12 +106,14 @@ bool idempotent(std::string_view m) {
 
 // A reply the gateway makes itself (an error or refusal page) and how it is logged.
 struct Session::Reply {
-  int status = 500;
-  std::string title;
-  std::string message;
+  pages::Kind kind = pages::Kind::bad_request;
+  int status = 0;  // 0: what the kind implies (pages::status_for)
   Result result = Result::error;
-  std::string reason;
+  std::string reason;  // for the access log and the page
   bool close = false;
+  pages::DnsError dns = pages::DnsError::not_found;
+  std::string extra_headers;  // complete lines, e.g. Location and Set-Cookie
+  std::string continue_url;   // warn pages
 };
 
 struct Session::Txn {
@@ -54,6 +131,11 @@ struct Session::Txn {
   bool keep_client = true;           // the client connection may carry another request
   bool body_error = false;           // the client's request body broke its framing
   Outcome outcome = Outcome::close;  // after a local reply: whether the connection goes on
+  std::string url;                   // canonical URL the policy matched
+  policy::Facts facts;
+  policy::Decision decision;
+  bool response_blocked = false;  // the response-phase decision refused the response
+  std::string content_type;       // of the response, for response-phase rules
 };
 
 Session::Session(Worker& w, tcp::socket s, ListenerInfo listener)
@@ -130,7 +212,7 @@ awaitable<void> Session::run(std::shared_ptr<Session> self) {
       t.rec.guest = listener_.guest;
       t.rec.client = client_addr_;
       t.rec.request_id = w_.next_request_id();
-      set_reply(t, {status, "Access denied", message,
+      set_reply(t, {status == 403 ? pages::Kind::rule_block : pages::Kind::bad_request, status,
                     status == 403 ? Result::denied : Result::error, reason, true});
       co_await send_reply(t);
       close_all();
@@ -182,10 +264,8 @@ awaitable<bool> Session::read_request_head(Txn& t, bool& clean_eof) {
         co_return true;
       }
       if (r.status == wire::Status::error) {
-        set_reply(
-            t, {wire::http_status_for(r.error), "Bad request",
-                "The request could not be understood by the gateway.", Result::error,
-                std::string("malformed request: ") + std::string(wire::describe(r.error)), true});
+        set_reply(t, {pages::Kind::bad_request, wire::http_status_for(r.error), Result::error,
+                      "malformed request: " + std::string(wire::describe(r.error)), true});
         co_await send_reply(t);
         co_return false;
       }
@@ -225,8 +305,8 @@ awaitable<Session::Outcome> Session::transaction() {
   t.rec.method = std::string(t.req.method);
   t.rec.url = std::string(t.req.target);
   if (!t.snap->client_allowed(client_ip_)) {  // the ACL may have changed since accept (reload)
-    set_reply(t, {403, "Access denied", "Your address is not allowed to use this proxy.",
-                  Result::denied, "client address not allowed", true});
+    set_reply(t,
+              {pages::Kind::rule_block, 403, Result::denied, "client address not allowed", true});
     co_return co_await send_reply(t);
   }
 
@@ -234,8 +314,7 @@ awaitable<Session::Outcome> Session::transaction() {
   auto err = wire::parse_target(t.req.method, t.req.target, t.target);
   if (err == wire::Error::none) err = wire::analyze_request(t.req, t.target, t.info);
   if (err != wire::Error::none) {
-    set_reply(t, {wire::http_status_for(err), "Bad request",
-                  "The request could not be understood by the gateway.", Result::error,
+    set_reply(t, {pages::Kind::bad_request, wire::http_status_for(err), Result::error,
                   "malformed request: " + std::string(wire::describe(err)), true});
     co_return co_await send_reply(t);
   }
@@ -257,26 +336,22 @@ awaitable<Session::Outcome> Session::transaction() {
       finish(t);
       co_return t.keep_client ? Outcome::keep_alive : Outcome::close;
     }
-    set_reply(
-        t, {200, cfg.name + " web gateway",
-            "This is a web gateway. Configure your browser or system to use it as its HTTP proxy.",
-            Result::allowed, "request addressed to the gateway itself"});
+    set_reply(t, {pages::Kind::gateway_info, 200, Result::allowed,
+                  "request addressed to the gateway itself"});
     co_return co_await send_reply(t);
   }
   if (t.target.form == Form::absolute && t.target.scheme != "http") {
-    set_reply(t, {501, "Unsupported request",
-                  "Only http:// URLs can be requested this way; https:// goes through CONNECT.",
-                  Result::error, "unsupported URL scheme"});
+    set_reply(t, {pages::Kind::bad_request, 501, Result::error,
+                  "unsupported URL scheme: only http:// URLs here; https:// goes through CONNECT"});
     co_return co_await send_reply(t);
   }
   if (via_has_loop(t.req, cfg.name)) {
-    set_reply(t, {403, "Forwarding loop", "The request has already passed through this gateway.",
-                  Result::denied, "forwarding loop detected (Via)"});
+    set_reply(t, {pages::Kind::rule_block, 403, Result::denied, "forwarding loop detected (Via)"});
     co_return co_await send_reply(t);
   }
   if (t.req.method == "CONNECT" && !t.snap->connect_port_allowed(t.target.port)) {
-    set_reply(t, {403, "Port not allowed", "Tunnels to this port are not allowed by the gateway.",
-                  Result::denied, "CONNECT to a port not in connect_ports"});
+    set_reply(t, {pages::Kind::rule_block, 403, Result::denied,
+                  "CONNECT to a port not in connect_ports"});
     co_return co_await send_reply(t);
   }
   if (t.req.method == "OPTIONS" || t.req.method == "TRACE") {
@@ -290,6 +365,9 @@ awaitable<Session::Outcome> Session::transaction() {
       co_return t.keep_client ? Outcome::keep_alive : Outcome::close;
     }
   }
+
+  // classify + decide
+  if (!decide_request(t)) co_return co_await send_reply(t);
 
   // route
   if (t.req.method == "CONNECT") co_return co_await tunnel(t);
@@ -310,6 +388,128 @@ void Session::set_reply(Txn& t, Reply r) {
   t.reply = std::move(r);
 }
 
+void Session::record_decision(Txn& t) {
+  const auto& d = t.decision;
+  t.rec.decision = std::string(policy::to_string(d.action));
+  t.rec.rule = std::string(d.rule);
+  t.rec.category = std::string(d.category);
+  if (t.rec.category.empty() && t.facts.categories.count > 0)
+    t.rec.category = std::string(t.snap->policy->category_name(t.facts.categories.ids[0]));
+  t.rec.category_source = std::string(d.source);
+  t.rec.reputation = std::string(policy::to_string(t.facts.reputation));
+}
+
+std::string Session::decision_reason(const Txn& t) {
+  const auto& d = t.decision;
+  std::string why = d.from_list ? std::string(d.rule) : "rule \"" + std::string(d.rule) + "\"";
+  if (!d.condition.empty()) {
+    why += " (" + std::string(d.condition);
+    if (!d.detail.empty()) why += ": " + std::string(d.detail);
+    why += ")";
+  }
+  return why;
+}
+
+bool Session::decide_response(Txn& t, const wire::ResponseHead& head) {
+  if (const auto* ct = head.find("Content-Type")) {
+    t.content_type = base::to_lower(base::trim(ct->value.substr(0, ct->value.find(';'))));
+  }
+  t.facts.content_type = t.content_type;
+  auto d = t.snap->policy->decide(t.facts, policy::Phase::response);
+  if (d.rule == t.decision.rule && d.action == t.decision.action) return true;
+  t.decision = d;
+  record_decision(t);
+  switch (d.action) {
+    case policy::Action::allow:
+    case policy::Action::allow_no_scan:
+      return true;
+    case policy::Action::monitor:
+      t.rec.reason = "monitored: " + decision_reason(t);
+      return true;
+    case policy::Action::block:
+    case policy::Action::warn:  // a response cannot be resumed after a warning: refused
+      t.response_blocked = true;
+      return false;
+  }
+  return true;
+}
+
+bool Session::decide_request(Txn& t) {
+  const bool connect = t.req.method == "CONNECT";
+  auto& f = t.facts;
+  f.client = client_ip_;
+  f.guest = listener_.guest;
+  f.listener = listener_.name;
+  f.method = t.req.method;
+  f.scheme = connect ? "https" : "http";
+  f.host = t.host;
+  f.port = t.target.port;
+  f.path = connect ? std::string_view("/") : t.target.path;
+  t.url = canonical_url(f.scheme, t.host, t.target.port, f.path);
+  f.url = t.url;
+  f.request_head = &t.req;
+  f.time = std::chrono::system_clock::now();
+  const auto& pol = *t.snap->policy;
+  pol.classify(f);
+  t.decision = pol.decide(f, policy::Phase::request);
+  record_decision(t);
+
+  using policy::Action;
+  switch (t.decision.action) {
+    case Action::allow:
+    case Action::allow_no_scan:
+      return true;
+    case Action::monitor:
+      t.rec.reason = "monitored: " + decision_reason(t);
+      return true;
+    case Action::block:
+      set_reply(t, {t.decision.from_list ? pages::Kind::list_block : pages::Kind::rule_block, 403,
+                    Result::denied, "blocked by " + decision_reason(t)});
+      return false;
+    case Action::warn:
+      break;
+  }
+
+  // warn
+  if (connect) {
+    // A tunnel cannot show a page (browsers do not display a proxy's answer to CONNECT).
+    set_reply(t, {pages::Kind::rule_block, 403, Result::denied,
+                  "warn on a tunnel acts as block: " + decision_reason(t)});
+    return false;
+  }
+  const auto& signer = *t.snap->warn_signer;
+  const auto now = std::chrono::system_clock::now();
+  // Accepted before: the cookie set by the redirect below.
+  if (auto token = warn_cookie(t.req)) {
+    if (signer.verify(*token, client_addr_, t.host, now)) {
+      t.rec.reason = "warning accepted: " + decision_reason(t);
+      return true;
+    }
+  }
+  const auto duration = t.snap->policy->settings().warn_duration;
+  // "Continue" clicked: remember it for this site and go to the URL without the token.
+  if (auto token = query_param(t.target.path, kContinueParam)) {
+    if (signer.verify(*token, client_addr_, t.host, now)) {
+      std::string target = without_param(t.url, kContinueParam);
+      Reply r{pages::Kind::warn, 302, Result::allowed, "warning accepted: " + decision_reason(t)};
+      r.extra_headers = "Location: " + target + "\r\nSet-Cookie: " + std::string(kWarnCookie) +
+                        "=" + std::string(*token) +
+                        "; Max-Age=" + std::to_string(duration.count()) +
+                        "; Path=/; HttpOnly; SameSite=Lax\r\n";
+      r.continue_url = target;
+      set_reply(t, std::move(r));
+      return false;
+    }
+  }
+  std::string token = signer.issue(client_addr_, t.host, now + duration);
+  std::string base_url = without_param(t.url, kContinueParam);
+  Reply r{pages::Kind::warn, 403, Result::denied, "warned: " + decision_reason(t)};
+  r.continue_url = base_url + (base_url.find('?') == std::string::npos ? "?" : "&") +
+                   std::string(kContinueParam) + "=" + token;
+  set_reply(t, std::move(r));
+  return false;
+}
+
 awaitable<Session::Outcome> Session::send_reply(Txn& t) {
   Reply& r = t.reply;
   bool close = r.close;
@@ -323,10 +523,28 @@ awaitable<Session::Outcome> Session::send_reply(Txn& t) {
     finish(t);
     co_return Outcome::close;
   }
-  Page p{r.status,  std::move(r.title), std::move(r.message),
-         t.rec.url, t.rec.request_id,   t.cfg().name};
-  std::string resp = render_page(p, close, t.req.method == "HEAD");
-  t.rec.status = r.status;
+  const int status = r.status != 0 ? r.status : pages::status_for(r.kind, r.dns);
+  const auto* al = t.req.raw ? t.req.find("Accept-Language") : nullptr;
+  const auto lang = pages::negotiate(al ? al->value : std::string_view());
+  pages::Vars v;
+  v.url = t.rec.url;
+  v.host = t.host;
+  v.category = t.rec.category;
+  v.rule = t.rec.rule;
+  v.reason = r.reason;
+  v.user = client_addr_;
+  v.time = pages::format_time(std::chrono::system_clock::now());
+  v.request_id = t.rec.request_id;
+  v.gateway = t.cfg().name;
+  v.continue_url = std::move(r.continue_url);
+  if (const auto* ref = t.req.raw ? t.req.find("Referer") : nullptr)
+    v.back_url = std::string(ref->value);
+  v.dns = r.dns;
+  v.status = status;
+  std::string html = t.snap->templates->render(r.kind, lang, v);
+  std::string resp = http_page(status, html, pages::to_string(lang), close, t.req.method == "HEAD",
+                               r.extra_headers);
+  t.rec.status = status;
   t.rec.result = r.result;
   t.rec.reason = std::move(r.reason);
   t.rec.content_type = "text/html";
@@ -384,17 +602,19 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
   auto res = co_await resolver->resolve(host);
   if (res.status != net::DnsStatus::ok) {
     bool timeout = res.status == net::DnsStatus::timeout;
-    set_reply(t, {timeout ? 504 : 502, timeout ? "DNS timeout" : "Host not found",
-                  std::string("The gateway could not resolve the host name: ") +
-                      std::string(net::describe(res.status)) + ".",
-                  Result::error, "DNS: " + std::string(net::describe(res.status))});
+    Reply r{pages::Kind::dns_failure, 0, Result::error,
+            "DNS: " + std::string(net::describe(res.status))};
+    r.dns = timeout                                   ? pages::DnsError::timeout
+            : res.status == net::DnsStatus::not_found ? pages::DnsError::not_found
+                                                      : pages::DnsError::refused;
+    set_reply(t, std::move(r));
     co_await send_reply(t);
     co_return false;
   }
   for (const auto& a : res.addresses) {
     if (t.snap->is_self(net::to_ip_bytes(a), port)) {
-      set_reply(t, {403, "Request refused", "The gateway does not forward requests to itself.",
-                    Result::denied, "destination is the gateway itself"});
+      set_reply(
+          t, {pages::Kind::rule_block, 403, Result::denied, "destination is the gateway itself"});
       co_await send_reply(t);
       co_return false;
     }
@@ -402,9 +622,7 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
   auto cr = co_await net::connect_any(res.addresses, port, cfg.timeouts.upstream_connect);
   if (cr.ec) {
     bool timeout = is_timeout(cr.ec);
-    set_reply(t, {timeout ? 504 : 502, timeout ? "Connection timeout" : "Server unreachable",
-                  timeout ? "The server did not accept the connection in time."
-                          : "The gateway could not connect to the server: " + cr.ec.message() + ".",
+    set_reply(t, {timeout ? pages::Kind::upstream_timeout : pages::Kind::upstream_unreachable, 0,
                   Result::error, "connect: " + cr.ec.message()});
     co_await send_reply(t);
     co_return false;
@@ -479,18 +697,15 @@ awaitable<bool> Session::connect_parent(Txn& t) {
         ubuf_.commit(n);
       }
       if (rec || pr.status != wire::Status::complete) {
-        set_reply(t, {502, "Upstream proxy error",
-                      "The upstream proxy did not answer the tunnel request.", Result::error,
+        set_reply(t, {pages::Kind::upstream_unreachable, 502, Result::error,
                       "parent CONNECT failed: " + (rec ? rec.message() : "malformed response")});
         co_await send_reply(t);
         co_return false;
       }
       ubuf_.consume(pr.consumed);
       if (head.status / 100 != 2) {
-        set_reply(t, {502, "Upstream proxy refused",
-                      "The upstream proxy refused the tunnel (status " +
-                          std::to_string(head.status) + ").",
-                      Result::error, "parent refused CONNECT with " + std::to_string(head.status)});
+        set_reply(t, {pages::Kind::upstream_unreachable, 502, Result::error,
+                      "parent refused CONNECT with " + std::to_string(head.status)});
         co_await send_reply(t);
         co_return false;
       }
@@ -498,9 +713,8 @@ awaitable<bool> Session::connect_parent(Txn& t) {
     }
     if (!tried && pass == 1) break;
   }
-  set_reply(t, {502, "Upstream proxy unreachable",
-                "None of the configured upstream proxies could be reached.", Result::error,
-                "no parent proxy reachable"});
+  set_reply(t,
+            {pages::Kind::upstream_unreachable, 502, Result::error, "no parent proxy reachable"});
   co_await send_reply(t);
   co_return false;
 }
@@ -578,8 +792,8 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
       boost::system::error_code ignore;
       upstream_.close(ignore);
       if (upstream_reused_ && attempt == 0) continue;  // a stale pooled connection: retry fresh
-      set_reply(t, {502, "Server unreachable", "The connection to the server failed.",
-                    Result::error, "write to upstream: " + wec.message()});
+      set_reply(t, {pages::Kind::upstream_unreachable, 502, Result::error,
+                    "write to upstream: " + wec.message()});
       co_return co_await send_reply(t);
     }
     if (upload_done) {
@@ -601,19 +815,21 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
       t.rec.reason.clear();
       continue;
     }
+    if (t.response_blocked) {
+      set_reply(t, {t.decision.from_list ? pages::Kind::list_block : pages::Kind::rule_block, 403,
+                    Result::denied, "response blocked by " + decision_reason(t), !upload_done});
+      co_return co_await send_reply(t);
+    }
     if (t.rec.status == 0 && t.body_error) {
       // The server got an incomplete request and was cut off; the client's framing was bad.
-      set_reply(t, {400, "Bad request", "The request body was not validly framed.", Result::error,
-                    t.rec.reason, true});
+      set_reply(t, {pages::Kind::bad_request, 400, Result::error, t.rec.reason, true});
       co_return co_await send_reply(t);
     }
     if (t.rec.status == 0) {
       // relay_response gave up before any response: tell the client why.
       std::string why = t.rec.reason.empty() ? "no response from upstream" : t.rec.reason;
       bool timeout = watchdog_.expired() || why.find("timeout") != std::string::npos;
-      set_reply(t, {timeout ? 504 : 502, timeout ? "Server timeout" : "Bad gateway",
-                    timeout ? "The server did not answer in time."
-                            : "The server's response was not valid or was cut off.",
+      set_reply(t, {timeout ? pages::Kind::upstream_timeout : pages::Kind::upstream_unreachable, 0,
                     Result::error, why, true});
       co_return co_await send_reply(t);
     }
@@ -774,6 +990,11 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
   if (err != wire::Error::none) {
     t.rec.reason = "malformed upstream response: " + std::string(wire::describe(err));
     boost::system::error_code ignore;
+    upstream_.close(ignore);
+    co_return;
+  }
+  if (!t.decision.final && !decide_response(t, head)) {
+    boost::system::error_code ignore;  // the response is refused: never relay any of it
     upstream_.close(ignore);
     co_return;
   }

@@ -55,6 +55,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // Local replies are prepared by a plain function and sent by a coroutine with no
   // temporaries in the co_await expression (g++ 12 mishandles those).
   void set_reply(Txn& t, Reply r);
+  // classify + decide for the request phase: true to go on; false with a reply prepared.
+  bool decide_request(Txn& t);
+  // The response phase (content type): false when the response is refused.
+  bool decide_response(Txn& t, const wire::ResponseHead& head);
+  void record_decision(Txn& t);
+  static std::string decision_reason(const Txn& t);
   net::asio::awaitable<Outcome> send_reply(Txn& t);
   net::asio::awaitable<bool> write_client(std::string_view data, Txn& t);
   void finish(Txn& t);

@@ -116,6 +116,16 @@ std::string format_json(const AccessRecord& r) {
   append_json_string(o, to_string(r.result));
   o += ",\"reason\":";
   append_json_string(o, r.reason);
+  o += ",\"decision\":";
+  append_json_string(o, r.decision);
+  o += ",\"rule\":";
+  append_json_string(o, r.rule);
+  o += ",\"category\":";
+  append_json_string(o, r.category);
+  o += ",\"category_source\":";
+  append_json_string(o, r.category_source);
+  o += ",\"reputation\":";
+  append_json_string(o, r.reputation);
   o += "}\n";
   return o;
 }

@@ -36,6 +36,12 @@ struct AccessRecord {
   std::string content_type;
   Result result = Result::allowed;
   std::string reason;  // why denied or what failed; empty when allowed normally
+  // The policy's decision and why (empty when no decision was made, e.g. a parse error).
+  std::string decision;         // allow | block | warn | monitor | allow_no_scan
+  std::string rule;             // rule name, "approved list", "blocked list" or "default"
+  std::string category;         // first matched category
+  std::string category_source;  // "name version" of the database it came from
+  std::string reputation;       // dangerous | highly suspicious | suspicious | untested
 };
 
 enum class Format : std::uint8_t { json, squid };

@@ -1,17 +1,25 @@
-// The immutable view of configuration a transaction runs against. Built on the control
-// thread, published to workers, pinned by each transaction for its whole life.
+// The immutable view a transaction runs against: configuration, the compiled policy, the
+// page templates and the warn-token signer. Built on the control thread, published to
+// workers, pinned by each transaction for its whole life.
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/cidr.h"
 #include "config/config.h"
+#include "pages/pages.h"
+#include "policy/policy.h"
+#include "policy/warn_token.h"
 
 namespace pc::txn {
 
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const policy::Policy> policy;
+  std::shared_ptr<const pages::Templates> templates;
+  std::shared_ptr<const policy::WarnSigner> warn_signer;
   // Addresses of this host (all interfaces) and the ports the gateway listens on: the
   // proxy never forwards to these (it would talk to itself).
   std::vector<base::IpBytes> local_addresses;
@@ -31,8 +39,23 @@ struct Snapshot {
   }
 };
 
-// Builds a snapshot for cfg, reading this host's interface addresses.
-std::shared_ptr<const Snapshot> make_snapshot(std::shared_ptr<const config::Config> cfg,
-                                              std::uint64_t generation);
+// Builds a snapshot for cfg: loads the policy file and the databases it names, the page
+// templates and the warn key (created in the state folder when absent, unless check_only).
+// Returns null and appends "file:line:col: message" lines to errors when anything is wrong.
+std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Config> cfg,
+                                               std::uint64_t generation,
+                                               std::vector<std::string>& errors,
+                                               bool check_only = false);
+
+// A new snapshot that differs from `base` by its configuration (policy, templates and key
+// kept); the host's own addresses and ports are computed again.
+std::shared_ptr<const Snapshot> with_config(const Snapshot& base,
+                                            std::shared_ptr<const config::Config> cfg,
+                                            std::uint64_t generation);
+
+// A new snapshot that differs from `base` only by its policy.
+std::shared_ptr<const Snapshot> with_policy(const Snapshot& base,
+                                            std::shared_ptr<const policy::Policy> policy,
+                                            std::uint64_t generation);
 
 }  // namespace pc::txn

@@ -616,7 +616,8 @@ TEST_F(ServerTest, ReloadAppliesXForwardedForRemove) {
   auto next = make_config(dir_, o);  // as loaded: the listener port is 0 again
   ASSERT_NE(next, nullptr);
   std::string why;
-  server_->reload(next, why);
+  std::vector<std::string> errors;
+  ASSERT_TRUE(server_->reload(next, why, errors));
   EXPECT_EQ(why, "");                  // same listeners and workers: nothing needs a restart
   std::this_thread::sleep_for(100ms);  // the new snapshot is posted to the workers
 
@@ -638,7 +639,8 @@ TEST_F(ServerTest, ReloadWithOtherListenersKeepsTheRunningOnes) {
   auto next = make_config(dir_, o, 1);  // a different port
   ASSERT_NE(next, nullptr);
   std::string why;
-  server_->reload(next, why);
+  std::vector<std::string> errors;
+  ASSERT_TRUE(server_->reload(next, why, errors));
   EXPECT_NE(why.find("restart"), std::string::npos) << why;
   auto c = client();  // still listening where it was
   ASSERT_TRUE(c.send_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));

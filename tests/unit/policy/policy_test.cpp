@@ -1410,7 +1410,7 @@ std::string read(const fs::path& p) {
 
 TEST(PolicyExamples, DefaultAllowsEverything) {
   std::vector<LoadError> errors;
-  auto p = Policy::load_file(fs::path(PC_SOURCE_DIR) / "examples/policy/default.toml", errors);
+  auto p = Policy::load_file(fs::path(PC_SOURCE_DIR) / "config/policy.toml", errors);
   for (auto& e : errors) ADD_FAILURE() << format(e);
   ASSERT_TRUE(p);
   Req r;

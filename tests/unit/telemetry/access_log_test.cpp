@@ -43,7 +43,23 @@ TEST(FormatJson, AllFields) {
             "\"client\":\"192.0.2.9\",\"method\":\"GET\",\"url\":\"http://example.com/a?b=c\","
             "\"status\":200,\"bytes_in\":120,\"bytes_out\":4567,"
             "\"upstream\":\"93.184.216.34:80\",\"content_type\":\"text/html\","
-            "\"result\":\"allowed\",\"reason\":\"\"}\n");
+            "\"result\":\"allowed\",\"reason\":\"\",\"decision\":\"\",\"rule\":\"\","
+            "\"category\":\"\",\"category_source\":\"\",\"reputation\":\"\"}\n");
+}
+
+TEST(FormatJson, PolicyFields) {
+  auto r = sample();
+  r.decision = "block";
+  r.rule = "No \"gambling\"";
+  r.category = "gambling";
+  r.category_source = "ut1 2026-11-01";
+  r.reputation = "untested";
+  auto j = format_json(r);
+  EXPECT_NE(
+      j.find("\"decision\":\"block\",\"rule\":\"No \\\"gambling\\\"\",\"category\":\"gambling\","
+             "\"category_source\":\"ut1 2026-11-01\",\"reputation\":\"untested\""),
+      std::string::npos)
+      << j;
 }
 
 TEST(FormatJson, GuestAndResult) {
