@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", pc::config::format(e).c_str());
     if (!r.config) return 1;
     std::vector<std::string> errors;
-    auto snap = pc::txn::build_snapshot(r.config, 0, errors);
+    auto snap = pc::txn::build_snapshot(r.config, 0, errors, /*check_only=*/true);
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     if (!snap) return 1;
     std::printf("%s: ok\n", config_path.c_str());
