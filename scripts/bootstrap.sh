@@ -11,7 +11,7 @@ build_pkgs=(
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libpsl-dev publicsuffix libre2-dev
   clang libclang-rt-14-dev clang-format openssl
 )
-test_pkgs=(curl wget python3 ca-certificates procps iproute2)
+test_pkgs=(curl wget python3 ca-certificates procps iproute2 tzdata)
 bench_pkgs=(nginx-light squid tinyproxy wrk)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
