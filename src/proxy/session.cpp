@@ -778,6 +778,9 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
   skip_pool_ = false;
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) skip_pool_ = true;
+    // Nothing left over from an earlier response may be read as this one's (a refused or
+    // malformed response leaves its unread bytes behind when the connection is dropped).
+    ubuf_.clear();
     if (!(co_await open_upstream(t, false))) co_return t.outcome;  // a reply was sent
     std::string head = upstream_request_head(
         t.req, t.target, t.info, cfg, client_addr_,
