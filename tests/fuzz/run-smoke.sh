@@ -16,7 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/pc-fuzz-smoke.XXXXXX")
 failed=0
 
-for target in fuzz_request_head fuzz_response_head fuzz_chunked; do
+for target in fuzz_request_head fuzz_response_head fuzz_chunked fuzz_icap; do
   bin=$(find "$build_dir" -type f -name "$target" -perm -u+x | head -n 1)
   if [[ -z "$bin" ]]; then
     echo "$target: not built in $build_dir (cmake --build $build_dir --target fuzz_all)" >&2
