@@ -196,10 +196,14 @@ bool public_suffix_normalised(const char* d, std::size_t n) {
 }
 
 // An IPv4 literal, or anything with ':' (IPv6): matched as a whole host, never by suffix.
+// An IP literal (IPv6, or IPv4 written as digits and dots), which matches only itself;
+// "host1" or "example.web3" are names whose subdomains match.
 bool is_address(std::string_view host) {
   if (host.empty()) return false;
-  char last = host.back();
-  return (last >= '0' && last <= '9') || host.find(':') != std::string_view::npos;
+  if (host.find(':') != std::string_view::npos) return true;
+  for (char c : host)
+    if (!((c >= '0' && c <= '9') || c == '.')) return false;
+  return true;
 }
 
 struct Entry {

@@ -23,7 +23,9 @@ class MappedFile {
  public:
   // False (with *error set) when the file cannot be read.
   bool open(const std::filesystem::path& file, std::string* error) {
-    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO (or device) in a database folder must not hang the import; it is
+    // then refused below as not a regular file.
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
       *error = std::strerror(errno);
       return false;

@@ -90,8 +90,10 @@ bool path_char(char c) {
 
 // "[http[s]://]host[/path]" with a plain host and a plain path: the host and the path.
 bool plain_url(std::string_view s, std::string_view& host, std::string_view& path) {
-  if (s.starts_with("http://")) s.remove_prefix(7);
-  else if (s.starts_with("https://")) s.remove_prefix(8);
+  if (s.starts_with("http://"))
+    s.remove_prefix(7);
+  else if (s.starts_with("https://"))
+    s.remove_prefix(8);
   auto slash = s.find('/');
   host = s.substr(0, slash);
   path = slash == std::string_view::npos ? std::string_view() : s.substr(slash);
@@ -223,11 +225,9 @@ void expect_domain(const CategoryDb& db, std::string_view domain, std::uint16_t 
   if (!r.hits.has(category) && r.count < CategoryHits::kMax)
     std::fprintf(stderr, "accepted domain %s not found under category %u\n", d.c_str(), category);
   FUZZ_CHECK(r.hits.has(category) || r.hits.count == CategoryHits::kMax);
-  const char last = d.back();
-  const bool address_like = last >= '0' && last <= '9';
-  // Known limitation, reported: a name ending in a digit ("host1", "example.web3") is treated
-  // as an IP address at lookup and its subdomains never match. Skip until fixed
+  // An IPv4 literal (digits and dots) matches only itself; every name matches its subdomains
   // (tests/unit/policy/fuzz_regressions_test.cpp, DomainEndingInDigitMatchesSubdomains).
+  const bool address_like = d.find_first_not_of("0123456789.") == std::string::npos;
   if (!address_like && d.size() <= 240) {
     Result s = look(db, "sub." + d, "/x");
     FUZZ_CHECK(s.hits.has(category) || s.hits.count == CategoryHits::kMax);
@@ -298,8 +298,7 @@ void check_hosts_file(const CategoryDb& db, const std::string& file, std::string
       for (char& c : lower)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
       if (lower == "localhost" || lower == "local" || lower == "0.0.0.0" ||
-          lower.starts_with("ip6-") || lower == "broadcasthost" ||
-          lower == "localhost.localdomain")
+          lower.starts_with("ip6-") || lower == "broadcasthost" || lower == "localhost.localdomain")
         continue;
       if (plain_domain(name)) expect_domain(db, name, category);
     }
@@ -325,7 +324,8 @@ void check_urlhaus(const CategoryDb& db, const std::string& file, std::string_vi
     if (f.size() < 4 || f[0] == "id") continue;
     std::string_view host, path;
     if (!plain_url(f[2], host, path)) continue;
-    if (f[3] == "online") expect_url(db, host, path, static_cast<std::uint16_t>(Reputation::dangerous));
+    if (f[3] == "online")
+      expect_url(db, host, path, static_cast<std::uint16_t>(Reputation::dangerous));
     if (f[3] == "offline")
       expect_url(db, host, path, static_cast<std::uint16_t>(Reputation::highly_suspicious));
   }
@@ -339,8 +339,7 @@ struct Record {
 
 std::string safe_name(std::string_view s) {
   std::string r;
-  for (char c : s.substr(0, 24))
-    r += (host_char(c) || c == '.') ? c : '_';
+  for (char c : s.substr(0, 24)) r += (host_char(c) || c == '.') ? c : '_';
   if (r.empty() || r == "." || r == "..") r = "x";
   return r;
 }
@@ -453,7 +452,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!written) continue;
         if (r.file == "domains")
           check_domain_file(*db, p, r.text, errors, static_cast<std::uint16_t>(id));
-        if (r.file == "urls") check_url_file(*db, p, r.text, errors, static_cast<std::uint16_t>(id));
+        if (r.file == "urls")
+          check_url_file(*db, p, r.text, errors, static_cast<std::uint16_t>(id));
       }
       break;
     }
@@ -478,7 +478,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (++n > 16) break;
     auto slash = line.find('/');
     std::string_view host = line.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? std::string_view() : line.substr(slash);
+    std::string_view path =
+        slash == std::string_view::npos ? std::string_view() : line.substr(slash);
     if (host.starts_with("http:") || host.starts_with("https:")) {
       auto rest = line.substr(line.find(':') + 1);
       while (rest.starts_with("/")) rest.remove_prefix(1);

@@ -1,9 +1,7 @@
 // Regressions found by the policy fuzz targets (tests/fuzz/fuzz_catdb_import.cpp,
 // fuzz_policy_load.cpp, fuzz_warn_token.cpp). Each test names the input that showed the bug.
-// Tests prefixed DISABLED_ document a bug that is reported but not fixed yet: enable them with
-// the fix (and drop the matching skip in the fuzz target).
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,7 +42,7 @@ class TempDir {
 // whole host, so a domain entry ending in a digit never matches its subdomains, contrary to
 // catdb.h ("a domain entry matches ... every subdomain; entries that are IP addresses match
 // only that address"). A check with inet_pton (or "all labels numeric") would fix it.
-TEST(CatDbFuzzRegressions, DISABLED_DomainEndingInDigitMatchesSubdomains) {
+TEST(CatDbFuzzRegressions, DomainEndingInDigitMatchesSubdomains) {
   CategoryDb::Builder b;
   auto src = b.add_source({"t", ""});
   auto cat = b.category("c");
@@ -77,7 +75,7 @@ TEST(CatDbFuzzRegressions, AddressEntriesMatchOnlyTheAddress) {
 // FIFO blocks the importer forever in open(2) (catdb_import.cpp, MappedFile::open opens
 // O_RDONLY before checking S_ISREG), so a policy reload hangs the control thread. Opening with
 // O_NONBLOCK (or checking with stat first) gives the documented "not a regular file" error.
-TEST(CatDbFuzzRegressions, DISABLED_FifoInSquidGuardFolderDoesNotBlock) {
+TEST(CatDbFuzzRegressions, FifoInSquidGuardFolderDoesNotBlock) {
   TempDir dir;
   fs::create_directories(dir.path() / "ads");
   const fs::path fifo = dir.path() / "ads" / "domains";
@@ -85,8 +83,8 @@ TEST(CatDbFuzzRegressions, DISABLED_FifoInSquidGuardFolderDoesNotBlock) {
   CategoryDb::Builder b;
   auto src = b.add_source({"t", ""});
   std::vector<std::string> errors;
-  auto done = std::async(std::launch::async,
-                         [&] { import_squidguard_dir(b, src, dir.path(), errors); });
+  auto done =
+      std::async(std::launch::async, [&] { import_squidguard_dir(b, src, dir.path(), errors); });
   const bool blocked = done.wait_for(std::chrono::seconds(2)) == std::future_status::timeout;
   if (blocked) {
     // Unblock the reader (open for writing, then close: it reads end of file).
