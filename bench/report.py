@@ -5,6 +5,8 @@
   report.py tunnel TARGET CONNS LOADGEN_OUT PROCMON_JSON JSONL
   report.py idle TARGET CONNS LOADGEN_OUT RSS_BEFORE_KB RSS_AFTER_KB JSONL
   report.py status TARGET STATE MESSAGE JSONL        (STATE: ok | failed | skipped)
+  report.py policyinfo STATE MESSAGE START_S_NOPOLICY START_S_POLICY RSS_KB_NOPOLICY
+            RSS_KB_POLICY DECISION JSONL             (the with-policy case; "-": unknown)
   report.py render META_TSV JSONL RESULTS_MD
 """
 import json
@@ -105,6 +107,90 @@ def cmd_idle(target, conns, lg_out, before, after, jsonl):
 
 def cmd_status(target, state, message, jsonl):
     _append(jsonl, {"kind": "status", "target": target, "state": state, "message": message})
+
+
+def cmd_policyinfo(state, message, start_a, start_b, rss_a, rss_b, decision, jsonl):
+    def num(v):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    _append(jsonl, {"kind": "policyinfo", "state": state, "message": message,
+                    "start_s_nopolicy": num(start_a), "start_s_policy": num(start_b),
+                    "rss_kb_nopolicy": num(rss_a), "rss_kb_policy": num(rss_b),
+                    "decision": "" if decision == "-" else decision})
+
+
+# A drop within this fraction counts as "no measurable drop": repeated runs of one case
+# vary by a few percent (README: Limits).
+POLICY_NOISE = 0.05
+
+
+def render_policy(L, meta, recs, http):
+    info = next((r for r in recs if r["kind"] == "policyinfo"), None)
+    cases = []
+    for c in meta.get("policy_cases", "").split():
+        size, _, conns = c.partition(":")
+        if size in SIZES and conns.isdigit():
+            cases.append((size, int(conns)))
+    L.append("## Portcullis with the full policy")
+    L.append("")
+    rules = int(meta.get("policy_rules", "0") or 0)
+    domains = int(meta.get("policy_domains", "0") or 0)
+    L.append(f"The same Portcullis and configuration, without a policy and with `[policy] file` "
+             f"naming a generated policy (`bench/gen_policy.py`: {rules:,} rules of every kind, "
+             f"a {domains:,}-domain UT1-layout category database and a 20,000-row URLhaus "
+             "feed; kept in `bench/out/policy/` and reused). Both processes run side by side "
+             "(the one not measured is idle) and each case runs on one right after the "
+             "other, alternating which goes first. The request (`GET http://<origin>/...` "
+             "from 127.0.0.1, no user) is matched by no rule: every transaction is "
+             "classified and decided, and passes.")
+    L.append("")
+    if not info or info.get("state") != "ok":
+        why = (info or {}).get("message") or meta.get("policy_msg") or "not run"
+        state = (info or {}).get("state") or meta.get("policy", "off")
+        L.append(f"Not measured ({state}): {why}.")
+        L.append("")
+        return
+    def sec(v):
+        return "–" if v is None else f"{v:.1f} s"
+    L.append(f"- Decision for the benchmark request: {info.get('decision') or '?'} "
+             "(`portcullis policy test`, bench/out/run/raw/policy-test.txt)")
+    L.append(f"- Start to accepting connections: {sec(info.get('start_s_nopolicy'))} without "
+             f"policy, {sec(info.get('start_s_policy'))} with it (includes loading the policy "
+             "and its databases)")
+    L.append(f"- RSS after start and a 1 s warm-up: {_mib(info.get('rss_kb_nopolicy'))} MiB "
+             f"without policy, {_mib(info.get('rss_kb_policy'))} MiB with it")
+    L.append("")
+    L.append("| case | req/s without | req/s with | with ÷ without | p99 ms without | "
+             "p99 ms with | CPU % without | CPU % with | RSS MiB with | errors with |")
+    L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    ratios = []
+    for size, c in cases:
+        a = http.get(("portcullis_nopolicy", size, c))
+        b = http.get(("portcullis_policy", size, c))
+        label = f"{SIZE_NAMES[size]} × {c}"
+        if not a or not b or "failed" in a or "failed" in b:
+            why = (a or {}).get("failed") or (b or {}).get("failed") or "not run"
+            L.append(f"| {label} | {why} | | | | | | | | |")
+            continue
+        r = _ratio(b["rps"], a["rps"])
+        ratios.append((label, r))
+        L.append(f"| {label} | {_fmt(a['rps'])} | {_fmt(b['rps'])} | {_rfmt(r, True)} | "
+                 f"{_ms(a['p99_us'], a)} | {_ms(b['p99_us'], b)} | "
+                 f"{_fmt(a.get('proc_cpu_pct'), 0)} | {_fmt(b.get('proc_cpu_pct'), 0)} | "
+                 f"{_mib(b.get('proc_rss_max_kb'))} | {_errs(b)} |")
+    L.append("")
+    got = [(lbl, r) for lbl, r in ratios if r is not None]
+    if got:
+        worst_lbl, worst = min(got, key=lambda x: x[1])
+        ok = worst >= 1 - POLICY_NOISE
+        L.append(f"Target — no measurable drop in req/s with the full policy (with ÷ without "
+                 f"≥ {100 - POLICY_NOISE * 100:.0f}%, the run-to-run noise): "
+                 f"**{'met' if ok else 'not met'}** (worst {worst_lbl}: {_rfmt(worst, True)}).")
+    else:
+        L.append("Target — no measurable drop in req/s with the full policy: **not measured**.")
+    L.append("")
 
 
 # ---------------------------------------------------------------- rendering
@@ -312,6 +398,9 @@ def render(meta_path, jsonl, out_path):
                          f"{', '.join(note)} |")
         L.append("")
 
+    if meta.get("policy", "off") != "off" or any(r["kind"] == "policyinfo" for r in recs):
+        render_policy(L, meta, recs, http)
+
     # Ratios and targets: only with Portcullis numbers.
     pc_ok = any(usable(r) for (t, _, _), r in http.items() if t == "portcullis")
     L.append("## Portcullis compared with its peers")
@@ -404,7 +493,8 @@ def render(meta_path, jsonl, out_path):
 
 def main(a):
     cmds = {"wrk": (cmd_wrk, 6), "tunnel": (cmd_tunnel, 5), "idle": (cmd_idle, 6),
-            "status": (cmd_status, 4), "render": (render, 3)}
+            "status": (cmd_status, 4), "policyinfo": (cmd_policyinfo, 8),
+            "render": (render, 3)}
     if len(a) < 2 or a[1] not in cmds or len(a) - 2 != cmds[a[1]][1]:
         print(__doc__, file=sys.stderr)
         return 2

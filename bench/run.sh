@@ -25,10 +25,19 @@ else
   IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 fi
 PROXIES=${BENCH_PROXIES:-"direct squid tinyproxy portcullis"}
+# Portcullis with a full policy (bench/gen_policy.py: 10,000 rules, a 5M-domain category
+# database) against Portcullis without one, case by case. Off in quick mode: the first run
+# generates the database (about 10 s; kept in $OUT/policy and reused), and the cases add
+# 2 x (cases) x (duration + 1 s).
+if [[ "$QUICK" == "1" ]]; then POLICY=${BENCH_POLICY:-0}; else POLICY=${BENCH_POLICY:-1}; fi
+POLICY_CASES=${BENCH_POLICY_CASES:-"0:32 0:256 1k:32 1k:256"}
+POLICY_DOMAINS=${BENCH_POLICY_DOMAINS:-5000000}
+POLICY_RULES=${BENCH_POLICY_RULES:-10000}
 IDLE_TARGETS=${BENCH_IDLE_TARGETS:-"squid portcullis"}
 PORT_BASE=${BENCH_PORT_BASE:-28080}   # below the ephemeral range
 OUT=${BENCH_OUT:-"$BENCH/out"}
 RESULTS=${BENCH_RESULTS:-"$BENCH/RESULTS.md"}
+POLICY_DIR=$(realpath -m -- "${BENCH_POLICY_DIR:-"$OUT/policy"}") # generated once, reused while its STAMP matches
 BUILD=${BENCH_BUILD:-auto}             # auto: configure if needed, then incremental build; 0: never
 PORTCULLIS=${BENCH_PORTCULLIS:-"$ROOT/build/release/src/app/portcullis"}
 PROXY_CPU=${BENCH_PROXY_CPU:-0}
@@ -52,6 +61,13 @@ if read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null &&
 fi
 for s in $SIZES; do
   case $s in 0 | 1k | 64k | 1m | 16m) ;; *) die "unknown size '$s' (0 1k 64k 1m 16m)" ;; esac
+done
+[[ "$POLICY" == 0 || "$POLICY" == 1 ]] || die "BENCH_POLICY must be 0 or 1"
+int_in "$POLICY_DOMAINS" 0 100000000 || die "BENCH_POLICY_DOMAINS must be 0..100000000"
+int_in "$POLICY_RULES" 0 1000000 || die "BENCH_POLICY_RULES must be 0..1000000"
+for pc_case in $POLICY_CASES; do
+  [[ "$pc_case" =~ ^(0|1k|64k|1m|16m):([0-9]+)$ ]] && int_in "${BASH_REMATCH[2]}" 1 4096 ||
+    die "BENCH_POLICY_CASES: '$pc_case' is not SIZE:CONNS (e.g. 1k:256)"
 done
 for c in $CONNS $TUNNEL_CONNS; do
   int_in "$c" 1 4096 || die "connection counts must be 1..4096"
@@ -120,7 +136,7 @@ cleanup() {
   rm -rf -- "$RUN/www"
   if [[ "$KEEP_LOGS" != "1" ]]; then
     # Access logs of millions of requests: keep only their tails.
-    for f in "$RUN"/squid/access.log "$RUN"/portcullis/access.log "$RUN"/tinyproxy/tinyproxy.log; do
+    for f in "$RUN"/squid/access.log "$RUN"/portcullis*/access.log "$RUN"/tinyproxy/tinyproxy.log; do
       [[ -f "$f" ]] || continue
       echo "$(wc -l <"$f") lines" >"$f.summary"
       tail -n 20 "$f" >>"$f.summary"
@@ -188,6 +204,30 @@ if [[ " $PROXIES " == *" portcullis "* ]]; then
   fi
 fi
 
+# The full policy for the with-policy case: generated once into $POLICY_DIR, then reused.
+POLICY_STATE=off
+POLICY_MSG="not run (BENCH_POLICY=0, the default in quick mode)"
+if [[ "$POLICY" == 1 && " $PROXIES " == *" portcullis "* ]]; then
+  if [[ "$PC_STATE" != ok ]]; then
+    POLICY_STATE=skipped
+    POLICY_MSG="Portcullis is not measured: $PC_MSG"
+  else
+    log "policy: $POLICY_RULES rules, $POLICY_DOMAINS-domain database in ${POLICY_DIR#"$ROOT/"}" \
+      "(generated once, then reused)"
+    if timeout 1800 "$PY" "$BENCH/gen_policy.py" --out "$POLICY_DIR" --domains "$POLICY_DOMAINS" \
+      --rules "$POLICY_RULES" >"$RUN/policy-gen.log" 2>&1; then
+      POLICY_STATE=ok
+      POLICY_MSG=""
+    else
+      POLICY_STATE=failed
+      POLICY_MSG="bench/gen_policy.py failed (bench/out/run/policy-gen.log)"
+      log "policy: $POLICY_MSG"
+    fi
+  fi
+elif [[ "$POLICY" == 1 ]]; then
+  POLICY_MSG="not run (portcullis is not in BENCH_PROXIES)"
+fi
+
 g++ -O2 -std=c++20 -Wall -o "$RUN/loadgen" "$BENCH/loadgen.cpp" 2>"$RUN/loadgen-build.log" ||
   die "could not build bench/loadgen.cpp (see $RUN/loadgen-build.log)"
 LOADGEN="$RUN/loadgen"
@@ -224,6 +264,11 @@ fi
   printf 'tunnel_conns\t%s\n' "$TUNNEL_CONNS"
   printf 'idle_conns\t%s\n' "$IDLE_CONNS"
   printf 'idle_targets\t%s\n' "$( ((IDLE_CONNS > 0)) && echo "$IDLE_TARGETS")"
+  printf 'policy\t%s\n' "$POLICY_STATE"
+  printf 'policy_msg\t%s\n' "$POLICY_MSG"
+  printf 'policy_cases\t%s\n' "$POLICY_CASES"
+  printf 'policy_rules\t%s\n' "$POLICY_RULES"
+  printf 'policy_domains\t%s\n' "$POLICY_DOMAINS"
 } >"$META"
 
 # ------------------------------------------------------------------ origin (nginx)
@@ -327,9 +372,10 @@ EOF
   TARGET_PID=$LAST_PID
 }
 
-start_portcullis() {
+start_portcullis() { # PC_DIR (default $RUN/portcullis), PC_POLICY_FILE (default none)
   if [[ "$PC_STATE" != ok ]]; then START_ERR="$PC_MSG"; return 1; fi
-  local d="$RUN/portcullis"
+  local d=${PC_DIR:-"$RUN/portcullis"}
+  mkdir -p "$d"
   TARGET_PORT=$(free_port $((PORT_BASE + 3)))
   # Same schema as config/portcullis.toml: one worker, one IPv4 listener, no guest listener.
   cat >"$d/portcullis.toml" <<EOF
@@ -388,8 +434,18 @@ format = "json"
 [log]
 level = "info"
 EOF
+  if [[ -n "${PC_POLICY_FILE:-}" ]]; then
+    printf '\n[policy]\nfile = "%s"\n' "$PC_POLICY_FILE" >>"$d/portcullis.toml"
+  fi
+  START_T0=$EPOCHREALTIME
   start_bg "$PROC_NAME" "${ON_PROXY[@]}" "$PORTCULLIS" run -c "$d/portcullis.toml"
   TARGET_PID=$LAST_PID
+}
+
+# The two processes of the with-policy case (same configuration but for [policy]).
+start_portcullis_nopolicy() { PC_DIR="$RUN/portcullis-nopolicy" PC_POLICY_FILE="" start_portcullis; }
+start_portcullis_policy() {
+  PC_DIR="$RUN/portcullis-policy" PC_POLICY_FILE="$POLICY_DIR/policy.toml" start_portcullis
 }
 
 # GET the 1 KiB file through the target; checks status 200 and the body length.
@@ -477,14 +533,14 @@ launch() {
     LPORT=$NGINX_PORT
     LPID=$NGINX_PID
   else
-    if ! "start_$t" || ! wait_port "$TARGET_PORT" "$TARGET_PID" "$START_TIMEOUT"; then
+    if ! "start_$t" || ! wait_port "$TARGET_PORT" "$TARGET_PID" "${LAUNCH_TIMEOUT:-$START_TIMEOUT}"; then
       if [[ -z "$START_ERR" ]]; then
         if [[ -n "$TARGET_PID" ]] && ! alive "$TARGET_PID"; then
           local st=0
           wait "$TARGET_PID" 2>/dev/null || st=$?
           START_ERR="exited with status $st before accepting connections"
         else
-          START_ERR="did not accept connections on 127.0.0.1:$TARGET_PORT within ${START_TIMEOUT} s"
+          START_ERR="did not accept connections on 127.0.0.1:$TARGET_PORT within ${LAUNCH_TIMEOUT:-$START_TIMEOUT} s"
         fi
         local err_tail
         err_tail=$(tail -n 3 "$RUN/$PROC_NAME.err" 2>/dev/null | tr '\n|' ' /' | cut -c1-300)
@@ -495,6 +551,9 @@ launch() {
     fi
     LPORT=$TARGET_PORT
     LPID=$TARGET_PID
+    # Seconds from start to accepting connections (to within 0.1 s).
+    LSTART_S=$("$PY" -c 'import sys; print("%.1f" % (float(sys.argv[1]) - float(sys.argv[2])))' \
+      "$EPOCHREALTIME" "${START_T0:-$EPOCHREALTIME}")
   fi
   log "$t: listening on 127.0.0.1:$LPORT (pid $LPID)"
   if ! err=$(smoke "$LPORT" "$([[ $t == direct ]] && echo 0 || echo 1)" 2>&1); then
@@ -547,10 +606,70 @@ bench_target() { # target
   [[ "$t" == direct ]] || stop_pid "$pid" 10
 }
 
+# Portcullis with the full policy against Portcullis without one: both processes started
+# (one after the other; the one not measured is idle), then each case runs on one and right
+# after on the other (the order alternates), so that both see the same machine.
+bench_policy() {
+  local a_port a_pid b_port b_pid a_start b_start a_rss b_rss size c i=0 decision
+  local err="" to=$((START_TIMEOUT > 120 ? START_TIMEOUT : 120))
+  if [[ "$POLICY_STATE" != ok ]]; then
+    "$PY" "$BENCH/report.py" policyinfo "$POLICY_STATE" "$POLICY_MSG" - - - - - "$JSONL"
+    return 0
+  fi
+  if ! launch portcullis_nopolicy portcullis-nopolicy; then
+    err="Portcullis without policy: $START_ERR"
+  else
+    a_port=$LPORT a_pid=$LPID a_start=$LSTART_S
+    a_rss=$("$PY" "$BENCH/procmon.py" rss "$a_pid")
+    log "portcullis with the policy: loading ${POLICY_DIR#"$ROOT/"}/policy.toml"
+    if ! LAUNCH_TIMEOUT=$to launch portcullis_policy portcullis-policy; then
+      err="Portcullis with the policy: $START_ERR"
+      stop_pid "$a_pid" 10
+    else
+      b_port=$LPORT b_pid=$LPID b_start=$LSTART_S
+      b_rss=$("$PY" "$BENCH/procmon.py" rss "$b_pid")
+    fi
+  fi
+  if [[ -n "$err" ]]; then
+    log "policy case: not measured: $err"
+    "$PY" "$BENCH/report.py" policyinfo failed "$err" - - - - - "$JSONL"
+    return 0
+  fi
+  log "portcullis: accepting after $a_start s without policy (RSS $a_rss KiB)," \
+    "$b_start s with it (RSS $b_rss KiB)"
+  # What the policy decides for the benchmark's request (an allow, or the smoke GET fails).
+  timeout 60 "$PORTCULLIS" policy test -c "$RUN/portcullis-policy/portcullis.toml" \
+    --url "http://$ORIGIN/1k.bin" --client 127.0.0.1 >"$RUN/raw/policy-test.txt" 2>&1 || true
+  decision=$(awk '/^decision:/ { d = $2 } /^rule:/ { sub(/^rule: */, ""); r = $0 }
+    END { print d ", rule " r }' "$RUN/raw/policy-test.txt")
+  for pc_case in $POLICY_CASES; do
+    size=${pc_case%%:*} c=${pc_case##*:}
+    alive "$a_pid" && alive "$b_pid" || break
+    log "portcullis without / with policy: GET $size x $c connections, ${DURATION} s each"
+    if ((i++ % 2 == 0)); then
+      run_wrk portcullis_nopolicy "$a_port" "$a_pid" "$size" "$c"
+      run_wrk portcullis_policy "$b_port" "$b_pid" "$size" "$c"
+    else
+      run_wrk portcullis_policy "$b_port" "$b_pid" "$size" "$c"
+      run_wrk portcullis_nopolicy "$a_port" "$a_pid" "$size" "$c"
+    fi
+  done
+  local state=ok msg=""
+  if ! alive "$a_pid" || ! alive "$b_pid"; then
+    state=failed
+    msg="a Portcullis process exited during the run (bench/out/run/portcullis-*.err)"
+  fi
+  "$PY" "$BENCH/report.py" policyinfo "$state" "$msg" "$a_start" "$b_start" "$a_rss" "$b_rss" \
+    "$decision" "$JSONL"
+  stop_pid "$a_pid" 10
+  stop_pid "$b_pid" 10
+}
+
 cases=$(($(wc -w <<<"$SIZES") * $(wc -w <<<"$CONNS") + $(wc -w <<<"$TUNNEL_CONNS")))
 log "$(wc -w <<<"$PROXIES") targets x $cases cases x ${DURATION} s (+ idle connections); results in $RESULTS"
 for t in $PROXIES; do
   bench_target "$t"
+  [[ "$t" != portcullis || "$POLICY" != 1 ]] || bench_policy
 done
 
 printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META"
