@@ -382,13 +382,31 @@ std::size_t CategoryDb::lookup(std::string_view host, std::string_view path, Cat
     ulen[nu++] = 0;
     std::size_t query = path.find_first_of("?#");
     std::string_view p = path.substr(0, query);
+    const std::uint64_t h_host = h;
     std::size_t i = 0;
+    bool skipped = false;
     for (; i < p.size(); ++i) {
-      if (p[i] == '/' && i > 0 && nu < kMaxUrl - 2) {
-        ukeys[nu] = fmix(h);
-        ulen[nu++] = static_cast<std::uint32_t>(i);
+      if (p[i] == '/' && i > 0) {
+        if (nu < kMaxUrl - 3) {
+          ukeys[nu] = fmix(h);
+          ulen[nu++] = static_cast<std::uint32_t>(i);
+        } else {
+          skipped = true;
+        }
       }
       h = step(h, p[i]);
+    }
+    if (skipped) {
+      // A path deeper than the boundaries tried still matches an entry equal to it (entries
+      // are stored without trailing slashes).
+      std::string_view trimmed = p;
+      while (trimmed.ends_with('/')) trimmed.remove_suffix(1);
+      if (!trimmed.empty() && trimmed.size() != p.size()) {
+        std::uint64_t ht = h_host;
+        for (char c : trimmed) ht = step(ht, c);
+        ukeys[nu] = fmix(ht);
+        ulen[nu++] = static_cast<std::uint32_t>(trimmed.size());
+      }
     }
     if (!p.empty() && p.back() != '/') {
       ukeys[nu] = fmix(h);

@@ -60,8 +60,8 @@ class CategoryDb {
   // when nothing matches. host: no port, no brackets; a trailing dot is ignored. path: path and
   // query as sent ("/" or empty for none). Expressions see at most 8 KiB of path unless path
   // follows host in memory; only a matching expression makes RE2 allocate. URL entries are
-  // tried at the first 31 '/' boundaries of the path: an entry deeper than that matches only
-  // a path that equals it.
+  // tried at the first 30 '/' boundaries of the path and at the whole path: an entry deeper
+  // than that matches only a path that equals it.
   std::size_t lookup(std::string_view host, std::string_view path, CategoryHits& hits,
                      DbMatch* first = nullptr) const;
 

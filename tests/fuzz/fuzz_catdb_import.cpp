@@ -312,7 +312,7 @@ void check_urlhaus(const CategoryDb& db, const std::string& file, std::string_vi
   for (std::size_t i = 0; i < lines.size() && i < 64; ++i) {
     if (bad.count(i + 1)) continue;
     std::string_view l = trim(lines[i]);
-    if (l.find('"') != std::string_view::npos) continue;
+    if (l.find('"') != std::string_view::npos || l.starts_with("#")) continue;  // comments
     std::vector<std::string_view> f;
     std::size_t start = 0;
     while (f.size() < 9) {

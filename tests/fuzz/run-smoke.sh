@@ -32,7 +32,7 @@ run_one() {
   local corpus="$scratch/$target/corpus" artifacts="$scratch/$target/artifacts"
   mkdir -p "$corpus" "$artifacts"
   cp "$here/corpus/$target/"* "$corpus/"
-  if "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+  if "$bin" -max_total_time="$seconds" -seed=1 -rss_limit_mb=2048 -timeout=10 \
       -artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" \
       >"$scratch/$target/log" 2>&1; then
     echo ok >"$scratch/$target/status"

@@ -57,6 +57,24 @@ TEST(CatDbFuzzRegressions, DomainEndingInDigitMatchesSubdomains) {
   EXPECT_EQ(db->lookup("a.b.example.web3", "/", hits), 1u);
 }
 
+// Input tests/fuzz/corpus/fuzz_catdb_import/regress-deep-url: a URL entry deeper than the
+// '/' boundaries lookup tries was never found, not even for the same URL.
+TEST(CatDbFuzzRegressions, DeepUrlEntryMatchesItself) {
+  CategoryDb::Builder b;
+  auto src = b.add_source({"t", ""});
+  auto cat = b.category("c");
+  std::string path;
+  for (int i = 0; i < 40; ++i) path += "/d";
+  ASSERT_TRUE(b.add_url("deep.example" + path + "//", cat, src));
+  auto db = b.build();
+  for (const std::string& p : {path, path + "/", path + "//"}) {
+    CategoryHits hits;
+    EXPECT_EQ(db->lookup("deep.example", p, hits), 1u) << p;
+  }
+  CategoryHits hits;
+  EXPECT_EQ(db->lookup("deep.example", "/d/d", hits), 0u);
+}
+
 // Still right after the fix: addresses match only themselves.
 TEST(CatDbFuzzRegressions, AddressEntriesMatchOnlyTheAddress) {
   CategoryDb::Builder b;
