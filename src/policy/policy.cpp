@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cstring>
 #include <sstream>
 
 #include "base/strings.h"
@@ -222,6 +224,314 @@ std::uint32_t scan(const Policy::Impl& p, const PhaseIndex& ix, Ctx& ctx, std::u
   }
 }
 
+// --- Candidate prefilter (detail::Prefilter) ---
+
+using detail::Prefilter;
+
+Prefilter::NetKey net_key(const base::IpBytes& ip) {
+  Prefilter::NetKey k;
+  for (int i = 0; i < 8; ++i) {
+    k.hi = (k.hi << 8) | ip.b[static_cast<std::size_t>(i)];
+    k.lo = (k.lo << 8) | ip.b[static_cast<std::size_t>(i + 8)];
+  }
+  return k;
+}
+
+Prefilter::NetKey net_mask(int prefix) {
+  auto part = [](int bits) -> std::uint64_t {
+    if (bits <= 0) return 0;
+    if (bits >= 64) return ~std::uint64_t{0};
+    return ~std::uint64_t{0} << (64 - bits);
+  };
+  return {part(prefix), part(prefix - 64)};
+}
+
+Prefilter::NetKey masked(const Prefilter::NetKey& k, const Prefilter::NetKey& m) {
+  return {k.hi & m.hi, k.lo & m.lo};
+}
+
+void set_bit(std::uint64_t* bits, std::uint32_t i) {
+  bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+}
+
+void build_prefilter(Policy::Impl& p) {
+  Prefilter& f = p.prefilter;
+  const std::size_t words = (p.rules.size() + 127) / 128 * 2;  // even: two words at a time
+  f.words = words;
+  f.usable = words <= Prefilter::kMaxWords;
+  if (!f.usable) return;
+  f.request.assign(words, 0);
+  f.response.assign(words, 0);
+  for (auto& b : f.free) b.assign(words, 0);
+  auto add = [](Prefilter::Posting& v, std::uint32_t i) {
+    if (v.rules.empty() || v.rules.back() != i) v.rules.push_back(i);
+  };
+  std::unordered_map<const detail::Schedule*, std::size_t> schedule_slot;
+  std::unordered_map<int, std::size_t> prefix_slot;
+  for (const Rule& r : p.rules) {
+    if (!r.enabled) continue;
+    const std::uint32_t i = r.index;
+    set_bit((r.response() ? f.response : f.request).data(), i);
+    auto has = [&](Cond c) { return (r.conds & detail::bit(c)) != 0; };
+    // Marks condition kind c as indexed for rule i, or free when it has no such condition.
+    auto indexed = [&](Cond c, bool can) {
+      if (has(c) && can) {
+        f.active |= detail::bit(c);
+        return true;
+      }
+      set_bit(f.free[static_cast<int>(c)].data(), i);
+      return false;
+    };
+    if (indexed(Cond::domain, true))
+      for (const auto* set : r.domains)
+        for (const auto& [key, slot] : set->slots())
+          for (int k = 0; k < 3; ++k)
+            if (slot.of[k] != kNone) add(f.by_domain[key].of[k], i);
+    bool url_bound = true;
+    for (const auto* set : r.urls) url_bound = url_bound && set->host_bound();
+    if (indexed(Cond::url, url_bound))
+      for (const auto* set : r.urls)
+        for (const auto& entry : set->hosts()) add(f.by_domain[entry.first].url, i);
+    if (indexed(Cond::category, true))
+      for (auto id : r.categories) {
+        if (id >= f.by_category.size()) f.by_category.resize(std::size_t{id} + 1);
+        add(f.by_category[id], i);
+      }
+    if (indexed(Cond::reputation, true)) add(f.by_reputation[static_cast<int>(r.reputation)], i);
+    if (indexed(Cond::user, true))
+      for (auto u : r.users) add(f.by_user[p.strings.add(base::to_lower(u))], i);
+    if (indexed(Cond::group, true))
+      for (auto g : r.groups) add(f.by_group[p.strings.add(base::to_lower(g))], i);
+    if (indexed(Cond::source, true))
+      for (const auto& [set, group] : r.sources)
+        for (const auto& [net, text] : set->nets()) {
+          auto [it, fresh] = prefix_slot.emplace(net.prefix, f.by_source.size());
+          if (fresh) {
+            f.by_source.emplace_back();
+            f.by_source.back().prefix = net.prefix;
+            f.by_source.back().mask = net_mask(net.prefix);
+          }
+          auto& nets = f.by_source[it->second];
+          add(nets.by_net[masked(net_key(net.net), nets.mask)], i);
+        }
+    if (indexed(Cond::guest, true)) add(f.by_guest[r.guest ? 1 : 0], i);
+    if (indexed(Cond::listener, true))
+      for (auto l : r.listeners) add(f.by_listener[l], i);
+    if (indexed(Cond::method, true))
+      for (auto m : r.methods) add(f.by_method[p.strings.add(base::to_lower(m))], i);
+    std::size_t port_span = 0;
+    for (const auto& pr : r.ports) port_span += std::size_t{pr.hi} - pr.lo + 1;
+    if (indexed(Cond::port, port_span <= 1024))
+      for (const auto& pr : r.ports)
+        for (std::uint32_t port = pr.lo; port <= pr.hi; ++port)
+          add(f.by_port[static_cast<std::uint16_t>(port)], i);
+    if (indexed(Cond::schedule, true))
+      for (const auto* s : r.schedules) {
+        auto [it, fresh] = schedule_slot.emplace(s, f.by_schedule.size());
+        if (fresh) f.by_schedule.emplace_back(s, Prefilter::Posting{});
+        add(f.by_schedule[it->second].second, i);
+      }
+    // Not indexed (checked in full): header, content_type, file_type.
+    for (Cond c : {Cond::header, Cond::content_type, Cond::file_type})
+      set_bit(f.free[static_cast<int>(c)].data(), i);
+  }
+  // Large postings become bitsets.
+  auto finish = [&](Prefilter::Posting& v) {
+    if (v.rules.size() <= words / 4) return;
+    v.bits.assign(words, 0);
+    for (auto i : v.rules) set_bit(v.bits.data(), i);
+    std::vector<std::uint32_t>().swap(v.rules);
+  };
+  for (auto& [key, post] : f.by_domain) {
+    for (auto& v : post.of) finish(v);
+    finish(post.url);
+  }
+  for (auto* m : {&f.by_user, &f.by_group, &f.by_method, &f.by_listener})
+    for (auto& [key, v] : *m) finish(v);
+  for (auto& v : f.by_category) finish(v);
+  for (auto& [port, v] : f.by_port) finish(v);
+  for (auto& v : f.by_guest) finish(v);
+  for (auto& v : f.by_reputation) finish(v);
+  for (auto& [s, v] : f.by_schedule) finish(v);
+  for (auto& nets : f.by_source)
+    for (auto& [key, v] : nets.by_net) finish(v);
+  // Kinds no rule constrains need no bitset.
+  for (int c = 0; c < static_cast<int>(Cond::count); ++c)
+    if (!(f.active & (1U << c))) Prefilter::Bits().swap(f.free[c]);
+}
+
+// Fills cand (p.prefilter.words words) with the rules that may match the facts: the AND over
+// the active condition kinds of (rules free of that kind | rules the facts hit). Stack only,
+// no allocation.
+void candidates(const Policy::Impl& p, Ctx& ctx, std::uint64_t* cand) {
+  const Prefilter& f = p.prefilter;
+  const Facts& facts = ctx.facts;
+  const std::size_t words = f.words;  // even
+  // Two words at a time (SSE2 / NEON); loads and stores through memcpy (no alignment needed).
+  using V = std::uint64_t __attribute__((vector_size(16)));
+  auto load = [](const std::uint64_t* at) {
+    V v;
+    std::memcpy(&v, at, sizeof v);
+    return v;
+  };
+  auto store = [](std::uint64_t* at, V v) { std::memcpy(at, &v, sizeof v); };
+  for (std::size_t w = 0; w < words; w += 2)
+    store(cand + w, load(f.request.data() + w) | load(f.response.data() + w));
+  // The rules the facts hit for the current kind; zero between kinds.
+  std::uint64_t hit[Prefilter::kMaxWords];
+  std::memset(hit, 0, words * sizeof hit[0]);
+  char buf[256];
+  // Lower-cases into buf; false when too long (the kind is then not filtered).
+  auto lower = [&](std::string_view s, std::string_view& out) {
+    if (s.size() > sizeof buf) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) buf[i] = base::ascii_lower(s[i]);
+    out = {buf, s.size()};
+    return true;
+  };
+  auto post = [&](const Prefilter::Posting& v) {
+    if (!v.bits.empty())
+      for (std::size_t w = 0; w < words; w += 2)
+        store(hit + w, load(hit + w) | load(v.bits.data() + w));
+    else
+      for (std::uint32_t i : v.rules) set_bit(hit, i);
+  };
+  auto post_key = [&](const std::unordered_map<std::string_view, Prefilter::Posting>& m,
+                      std::string_view key) {
+    if (auto it = m.find(key); it != m.end()) post(it->second);
+  };
+  // Runs fill(), which posts the rules the facts hit (false: cannot tell, keep every rule),
+  // then ANDs free | hit into cand and clears hit, in one pass.
+  auto apply = [&](Cond c, auto&& fill) {
+    if (!(f.active & detail::bit(c))) return;
+    const std::uint64_t* free = f.free[static_cast<int>(c)].data();
+    const V ones = ~V{};
+    const V keep = fill() ? V{} : ones;
+    for (std::size_t w = 0; w < words; w += 2) {
+      store(cand + w, load(cand + w) & (load(free + w) | load(hit + w) | keep));
+      store(hit + w, V{});
+    }
+  };
+  apply(Cond::guest, [&] {
+    post(f.by_guest[facts.guest ? 1 : 0]);
+    return true;
+  });
+  apply(Cond::listener, [&] {
+    post_key(f.by_listener, facts.listener);
+    return true;
+  });
+  apply(Cond::method, [&] {
+    std::string_view m;
+    if (!lower(facts.method, m)) return false;
+    post_key(f.by_method, m);
+    return true;
+  });
+  apply(Cond::port, [&] {
+    if (auto it = f.by_port.find(facts.port); it != f.by_port.end()) post(it->second);
+    return true;
+  });
+  apply(Cond::user, [&] {
+    if (facts.user.empty()) return true;
+    std::string_view u;
+    if (!lower(facts.user, u)) return false;
+    post_key(f.by_user, u);
+    return true;
+  });
+  apply(Cond::group, [&] {
+    for (const auto& g : facts.groups) {
+      std::string_view k;
+      if (!lower(g, k)) return false;
+      post_key(f.by_group, k);
+    }
+    return true;
+  });
+  apply(Cond::source, [&] {
+    const auto key = net_key(facts.client);
+    for (const auto& nets : f.by_source)
+      if (auto it = nets.by_net.find(masked(key, nets.mask)); it != nets.by_net.end())
+        post(it->second);
+    return true;
+  });
+  apply(Cond::category, [&] {
+    for (std::uint8_t k = 0; k < facts.categories.count; ++k) {
+      auto id = facts.categories.ids[k];
+      if (id < f.by_category.size()) post(f.by_category[id]);
+    }
+    return true;
+  });
+  apply(Cond::reputation, [&] {
+    for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
+      if (reputation_matches(facts.reputation, s)) post(f.by_reputation[static_cast<int>(s)]);
+    return true;
+  });
+  apply(Cond::schedule, [&] {
+    need_time(ctx, p.tz);
+    for (const auto& [s, rules] : f.by_schedule)
+      if (s->match(ctx.weekday, ctx.minute)) post(rules);
+    return true;
+  });
+  // The host's own entry serves both the domain and the URL kinds.
+  const Prefilter::DomainPost* own = nullptr;
+  if (!facts.host.empty() && (f.active & (detail::bit(Cond::domain) | detail::bit(Cond::url))))
+    if (auto it = f.by_domain.find(facts.host); it != f.by_domain.end()) own = &it->second;
+  apply(Cond::domain, [&] {
+    if (facts.host.empty()) return true;
+    using K = detail::DomainSet::Kind;
+    const auto& host = facts.host;
+    if (own) {
+      post(own->of[static_cast<int>(K::exact)]);
+      post(own->of[static_cast<int>(K::subtree)]);
+    }
+    for (std::size_t pos = host.find('.'); pos != std::string_view::npos;
+         pos = host.find('.', pos + 1)) {
+      if (auto it = f.by_domain.find(host.substr(pos + 1)); it != f.by_domain.end()) {
+        post(it->second.of[static_cast<int>(K::subtree)]);
+        post(it->second.of[static_cast<int>(K::subonly)]);
+      }
+    }
+    return true;
+  });
+  apply(Cond::url, [&] {
+    if (own) post(own->url);
+    return true;
+  });
+}
+
+// First rule among cand & phase below limit that matches, or kNone: candidates in rule order.
+std::uint32_t scan_bits(const Policy::Impl& p, const std::uint64_t* cand,
+                        const Prefilter::Bits& phase, Ctx& ctx, std::uint32_t limit,
+                        bool request_side_only) {
+  const std::size_t words = std::min(p.prefilter.words, (std::size_t{limit} + 63) / 64);
+  for (std::size_t w = 0; w < words; ++w) {
+    std::uint64_t b = cand[w] & phase[w];
+    while (b) {
+      const auto i = static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(b)));
+      if (i >= limit) return kNone;
+      if (matches(p, p.rules[i], ctx, request_side_only)) return i;
+      b &= b - 1;
+    }
+  }
+  return kNone;
+}
+
+// Per-decision candidates, computed on first use (not at all when a list decides).
+struct Cands {
+  bool ready = false;
+  std::uint64_t bits[Prefilter::kMaxWords];
+};
+
+std::uint32_t find_rule(const Policy::Impl& p, bool response, Ctx& ctx, Cands& cands,
+                        std::uint32_t limit, bool request_side_only) {
+  const Prefilter& f = p.prefilter;
+  if (!f.usable) {
+    return scan(p, response ? p.response_index : p.request_index, ctx, limit, request_side_only);
+  }
+  if (!cands.ready) {
+    candidates(p, ctx, cands.bits);
+    cands.ready = true;
+  }
+  return scan_bits(p, cands.bits, response ? f.response : f.request, ctx, limit, request_side_only);
+}
+
 void set_category(const Policy::Impl& p, Decision& d, std::uint16_t id) {
   if (!p.categories) return;
   d.category = p.categories->category_name(id);
@@ -261,7 +571,7 @@ std::string_view list_match(const detail::DomainSet& d, const detail::UrlSet& u,
   return u.match(f);
 }
 
-Outcome request_phase(const Policy::Impl& p, Ctx& ctx) {
+Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Cands& cands) {
   Outcome out;
   Decision& d = out.decision;
   const Facts& f = ctx.facts;
@@ -279,7 +589,7 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx) {
     d.from_list = true;
   } else {
     const auto count = static_cast<std::uint32_t>(p.rules.size());
-    out.rule = scan(p, p.request_index, ctx, count, false);
+    out.rule = find_rule(p, false, ctx, cands, count, false);
     if (out.rule == kNone) {
       d.action = p.default_action;
       d.rule = "default";
@@ -288,7 +598,7 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx) {
       d = from_rule(p, p.rules[out.rule], ctx);
       out.limit = out.rule;
     }
-    d.final = !lets_through(d.action) || scan(p, p.response_index, ctx, out.limit, true) == kNone;
+    d.final = !lets_through(d.action) || find_rule(p, true, ctx, cands, out.limit, true) == kNone;
   }
   if (d.category.empty() && f.categories.count > 0) set_category(p, d, f.categories.ids[0]);
   return out;
@@ -297,10 +607,11 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx) {
 Decision decide_impl(const Policy::Impl& p, const Facts& facts, Phase phase,
                      std::uint32_t* response_rule, Outcome* request) {
   Ctx ctx{facts};
-  Outcome out = request_phase(p, ctx);
+  Cands cands;  // uninitialised words: written before being read
+  Outcome out = request_phase(p, ctx, cands);
   if (request) *request = out;
   if (phase == Phase::request || out.decision.final) return out.decision;
-  std::uint32_t r = scan(p, p.response_index, ctx, out.limit, false);
+  std::uint32_t r = find_rule(p, true, ctx, cands, out.limit, false);
   if (response_rule) *response_rule = r;
   if (r == kNone) {
     out.decision.final = true;
@@ -580,6 +891,7 @@ void Policy::Impl::build_indexes() {
       ix.others.push_back(r.index);
     }
   }
+  build_prefilter(*this);
 }
 
 std::string format(const LoadError& e) {

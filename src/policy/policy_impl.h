@@ -96,6 +96,7 @@ class CidrSet {
  public:
   bool add(std::string_view text, Strings& strings);
   std::string_view match(const base::IpBytes& ip) const;
+  const std::vector<std::pair<base::Cidr, std::string_view>>& nets() const { return nets_; }
 
  private:
   std::vector<std::pair<base::Cidr, std::string_view>> nets_;
@@ -202,6 +203,61 @@ struct PhaseIndex {
   Posting all;
 };
 
+// Candidate prefilter over all enabled rules (both phases), as bitsets over rule indices
+// (bit i: rule i). For each condition kind it indexes, `free[kind]` holds the rules without
+// that condition (or with one the tables cannot decide: URL keywords and expressions, wide
+// port ranges) and the postings below hold the rules whose condition can hold for a key.
+// decide() ANDs, over the active kinds, `free[kind]` OR the postings the facts hit: a rule
+// left out cannot match; every rule left in is still checked in full. Decision-time bitsets
+// live on the stack (kMaxWords words each); a policy with more rules uses the PhaseIndex.
+struct Prefilter {
+  static constexpr std::size_t kMaxWords = 256;  // 16,384 rules
+  using Bits = std::vector<std::uint64_t>;
+  // Rules under one key: ascending indices, or a bitset when they are many (OR-ing words is
+  // then cheaper than setting bits one by one).
+  struct Posting {
+    std::vector<std::uint32_t> rules;
+    Bits bits;
+  };
+  struct DomainPost {
+    Posting of[3];  // domain conditions, per DomainSet::Kind
+    Posting url;    // URL conditions whose patterns all name their host: this host
+  };
+  struct NetKey {
+    std::uint64_t hi = 0, lo = 0;
+    bool operator==(const NetKey&) const = default;
+  };
+  struct NetHash {
+    std::size_t operator()(const NetKey& k) const {
+      return static_cast<std::size_t>((k.hi * 0x9e3779b97f4a7c15ULL) ^
+                                      (k.lo + (k.hi >> 29)) * 0xff51afd7ed558ccdULL);
+    }
+  };
+  struct Nets {
+    int prefix = 0;  // 0..128, in the IPv4-mapped space
+    NetKey mask;
+    std::unordered_map<NetKey, Posting, NetHash> by_net;  // masked network -> rules
+  };
+
+  bool usable = false;  // rule count fits kMaxWords
+  std::size_t words = 0;
+  Bits request, response;    // enabled rules of each phase
+  std::uint32_t active = 0;  // bit(Cond) per kind with at least one indexed rule
+  Bits free[static_cast<int>(Cond::count)];
+
+  std::unordered_map<std::string_view, DomainPost> by_domain;  // domain -> rules
+  std::vector<Posting> by_category;                            // category id -> rules
+  std::unordered_map<std::string_view, Posting> by_user;       // lower-case
+  std::unordered_map<std::string_view, Posting> by_group;      // lower-case
+  std::unordered_map<std::string_view, Posting> by_method;     // lower-case
+  std::unordered_map<std::string_view, Posting> by_listener;   // exact
+  std::unordered_map<std::uint16_t, Posting> by_port;
+  Posting by_guest[2];       // guest = false, true
+  Posting by_reputation[3];  // per Sensitivity
+  std::vector<std::pair<const Schedule*, Posting>> by_schedule;
+  std::vector<Nets> by_source;  // one per prefix length in use
+};
+
 }  // namespace pc::policy::detail
 
 namespace pc::policy {
@@ -227,6 +283,7 @@ struct Policy::Impl {
   std::vector<detail::Rule> rules;
   Action default_action = Action::allow;
   detail::PhaseIndex request_index, response_index;
+  detail::Prefilter prefilter;
 
   std::shared_ptr<const CategoryDb> categories;   // databases + custom categories; may be null
   std::vector<std::string_view> category_source;  // category id -> "name version"
