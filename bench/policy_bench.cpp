@@ -81,7 +81,7 @@ struct State {
 
   std::shared_ptr<const Policy> policy;
   std::deque<Txn> txns;
-  std::vector<Facts> classified;  // txns' facts after classify()
+  std::vector<Facts> classified;   // txns' facts after classify()
   std::vector<std::string> kinds;  // kind per txn index
   Txn proxy_txn;                   // what bench/run.sh's proxy case asks
 
@@ -106,8 +106,12 @@ double status_mb(const char* key) {
     if (line.compare(0, n, key) == 0) return std::atof(line.c_str() + n) / 1024.0;
   return 0;
 }
-double rss_mb() { return status_mb("VmRSS:"); }
-double hwm_mb() { return status_mb("VmHWM:"); }
+double rss_mb() {
+  return status_mb("VmRSS:");
+}
+double hwm_mb() {
+  return status_mb("VmHWM:");
+}
 
 const char* env_or(const char* name, const char* dflt) {
   const char* v = std::getenv(name);
@@ -135,9 +139,8 @@ const fs::path& policy_dir() {
     s.policy_dir = s.tmp / "policy";
   }
   std::string cmd = "python3 '" PC_SOURCE_DIR "/bench/gen_policy.py' --out '" +
-                    s.policy_dir.string() + "' --domains " +
-                    env_or("PC_CATDB_DOMAINS", "5000000") + " --rules " +
-                    env_or("PC_POLICY_RULES", "10000");
+                    s.policy_dir.string() + "' --domains " + env_or("PC_CATDB_DOMAINS", "5000000") +
+                    " --rules " + env_or("PC_POLICY_RULES", "10000");
   std::fprintf(stderr, "generating: %s\n", cmd.c_str());
   auto t0 = std::chrono::steady_clock::now();
   if (std::system(cmd.c_str()) != 0) {
@@ -166,9 +169,9 @@ std::size_t generated_domains() {
 
 // ------------------------------------------------------------------ the full policy
 
-void fill_txn(Txn& t, const std::string& client, const std::string& user,
-              const std::string& groups, const std::string& method, const std::string& scheme,
-              const std::string& host, int port, const std::string& path, const std::string& ua,
+void fill_txn(Txn& t, const std::string& client, const std::string& user, const std::string& groups,
+              const std::string& method, const std::string& scheme, const std::string& host,
+              int port, const std::string& path, const std::string& ua,
               const std::string& content_length, long long when, const std::string& kind) {
   t.host = host;
   t.method = method;
@@ -333,7 +336,9 @@ void run_classify_decide(benchmark::State& st, const Policy& pol) {
       benchmark::Counter::kAvgThreads);
 }
 
-void BM_ClassifyDecide(benchmark::State& st) { run_classify_decide(st, *loaded_policy()); }
+void BM_ClassifyDecide(benchmark::State& st) {
+  run_classify_decide(st, *loaded_policy());
+}
 BENCHMARK(BM_ClassifyDecide);
 BENCHMARK(BM_ClassifyDecide)->Threads(2);
 

@@ -70,9 +70,8 @@ Lang reference(std::string_view v) {
     bool ok = true;
     while (semi != std::string_view::npos) {
       std::size_t next = item.find(';', semi + 1);
-      std::string_view param = ows_trim(item.substr(semi + 1, next == std::string_view::npos
-                                                                  ? std::string_view::npos
-                                                                  : next - semi - 1));
+      std::string_view param = ows_trim(item.substr(
+          semi + 1, next == std::string_view::npos ? std::string_view::npos : next - semi - 1));
       std::size_t eq = param.find('=');
       if (eq != std::string_view::npos) {
         std::string_view name = ows_trim(param.substr(0, eq));

@@ -88,9 +88,9 @@ bool paths_contained(const toml::node& n, std::string_view key) {
 // Hosts, paths, users, groups, methods and ports named by the document, to build facts that
 // reach its rules and lists.
 struct Harvest {
-  std::vector<std::string> hosts = {"casino.example", "www.adult.example", "malware.example",
-                                    "ads.example.net", "phish.example", "unknown.example",
-                                    "evil42.example", "games.example"};
+  std::vector<std::string> hosts = {"casino.example",  "www.adult.example", "malware.example",
+                                    "ads.example.net", "phish.example",     "unknown.example",
+                                    "evil42.example",  "games.example"};
   std::vector<std::string> paths = {"/", "/poker/table?x=1", "/payload.exe", "/path"};
   std::vector<std::string> users = {"alice"};
   std::vector<std::string> groups = {"staff"};
@@ -192,7 +192,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const bool debug = std::getenv("PC_FUZZ_DEBUG") != nullptr;
   if (debug) {
     for (const LoadError& e : errors) std::fprintf(stderr, "error: %s\n", format(e).c_str());
-    if (p) std::fprintf(stderr, "loaded: %zu rules, %zu warnings\n", p->rule_count(), p->warnings().size());
+    if (p)
+      std::fprintf(stderr, "loaded: %zu rules, %zu warnings\n", p->rule_count(),
+                   p->warnings().size());
   }
   FUZZ_CHECK((p == nullptr) == !errors.empty());
   const std::size_t lines = line_count(text);

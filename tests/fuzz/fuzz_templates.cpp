@@ -30,9 +30,15 @@ using namespace pc::pages;
 namespace {
 
 constexpr Kind kKinds[] = {
-    Kind::rule_block,   Kind::list_block,           Kind::warn,
-    Kind::threat,       Kind::bad_request,          Kind::dns_failure,
-    Kind::upstream_unreachable, Kind::upstream_timeout, Kind::gateway_info,
+    Kind::rule_block,
+    Kind::list_block,
+    Kind::warn,
+    Kind::threat,
+    Kind::bad_request,
+    Kind::dns_failure,
+    Kind::upstream_unreachable,
+    Kind::upstream_timeout,
+    Kind::gateway_info,
     Kind::cert_error,
 };
 constexpr Lang kLangs[] = {Lang::en, Lang::ja};
@@ -48,9 +54,9 @@ std::string file_name(unsigned selector) {
     return std::string(to_string(kKinds[selector / 2])) + "." +
            std::string(to_string(kLangs[selector % 2])) + ".html";
   static const char* const kBad[] = {
-      "rule_block.fr.html", "nope.en.html", "warn.html",  "warn.en.ja.html", ".en.html",
-      "warn..html",         "WARN.en.html", "warn.EN.html", "threat.ja.HTML", "x.html",
-      "warn.en.html.bak",   "warn.en.htm",
+      "rule_block.fr.html", "nope.en.html", "warn.html",        "warn.en.ja.html",
+      ".en.html",           "warn..html",   "WARN.en.html",     "warn.EN.html",
+      "threat.ja.HTML",     "x.html",       "warn.en.html.bak", "warn.en.htm",
   };
   return kBad[selector - 20];
 }
@@ -106,8 +112,8 @@ Vars hostile(unsigned dns) {
 // Every 0xFE-delimited value in the output is the escaped form of a value that may be shown.
 void check_values_escaped(const std::string& html, const Vars& v) {
   std::vector<std::string> allowed;
-  for (const std::string* s : {&v.url, &v.host, &v.category, &v.rule, &v.reason, &v.user,
-                               &v.time, &v.request_id, &v.gateway, &v.threat, &v.continue_url}) {
+  for (const std::string* s : {&v.url, &v.host, &v.category, &v.rule, &v.reason, &v.user, &v.time,
+                               &v.request_id, &v.gateway, &v.threat, &v.continue_url}) {
     std::string e = escaped(*s);
     // The marks delimit the value; what lies between them must be the escaped text.
     auto a = e.find(kMark);
@@ -163,8 +169,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   files.emplace_back(file_name(selector), without_mark(body));
   if (two) {
     std::string n2 = file_name(selector + 1 + (flags >> 4));
-    if (n2 == files[0].first) two = false;
-    else files.emplace_back(n2, without_mark(second));
+    if (n2 == files[0].first)
+      two = false;
+    else
+      files.emplace_back(n2, without_mark(second));
   }
   for (const auto& [name, text] : files) write(dir / name, text);
   // A file not ending in .html is ignored.
@@ -209,8 +217,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (text->find("{{") == std::string::npos) FUZZ_CHECK(html == *text);
         // Rendering never adds more than the values: with every value empty and no sections
         // kept, the output is at most the template text plus the fallbacks and status.
-        if ((flags & 1) == 0)
-          FUZZ_CHECK(html.size() <= text->size() * 13 + 64);
+        if ((flags & 1) == 0) FUZZ_CHECK(html.size() <= text->size() * 13 + 64);
       }
     }
   }

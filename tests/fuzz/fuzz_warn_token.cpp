@@ -107,8 +107,7 @@ void check_only_issued(std::string_view token, std::string_view who, std::string
   FUZZ_CHECK(d->first == 1);
   FUZZ_CHECK(d->second > floor_seconds(now));
   // The token is the one A issues for this who, site and expiry: one spelling only.
-  if (d->second <= kMaxSeconds)
-    FUZZ_CHECK(signer_a().issue(who, site, at(d->second, 0)) == token);
+  if (d->second <= kMaxSeconds) FUZZ_CHECK(signer_a().issue(who, site, at(d->second, 0)) == token);
 }
 
 }  // namespace
@@ -116,7 +115,8 @@ void check_only_issued(std::string_view token, std::string_view who, std::string
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   FuzzedDataProvider fdp(data + 1, size - 1);
-  const std::int64_t now_s = fdp.ConsumeIntegralInRange<std::int64_t>(-kMaxSeconds + 1, kMaxSeconds - 1);
+  const std::int64_t now_s =
+      fdp.ConsumeIntegralInRange<std::int64_t>(-kMaxSeconds + 1, kMaxSeconds - 1);
   const int now_ms = fdp.ConsumeIntegralInRange<int>(0, 999);
   const Clock::time_point now = at(now_s, now_ms);
 
@@ -165,8 +165,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 0:  // replace a character
       case 8:
       case 9:
-        if (!target.empty()) target[pos] = c;
-        else target += c;
+        if (!target.empty())
+          target[pos] = c;
+        else
+          target += c;
         break;
       case 1:  // insert
         t2.insert(t2.begin() + static_cast<std::ptrdiff_t>(pos), c);
@@ -188,8 +190,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 6:  // swap case
         if (!t2.empty()) {
           char& ch = t2[pos];
-          if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 32);
-          else if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+          if (ch >= 'a' && ch <= 'z')
+            ch = static_cast<char>(ch - 32);
+          else if (ch >= 'A' && ch <= 'Z')
+            ch = static_cast<char>(ch + 32);
         }
         break;
       case 7:  // padding, as a lenient decoder would accept
