@@ -31,11 +31,12 @@ inline std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Calls f(token) for each comma-separated, trimmed, non-empty element of a field value.
+// Calls f(token) for each comma-separated (or `sep`-separated, e.g. ';' for Cookie),
+// trimmed, non-empty element of a field value.
 template <class F>
-void for_each_list_item(std::string_view v, F&& f) {
+void for_each_list_item(std::string_view v, F&& f, char sep = ',') {
   while (!v.empty()) {
-    auto comma = v.find(',');
+    auto comma = v.find(sep);
     auto item = trim(v.substr(0, comma));
     if (!item.empty()) f(item);
     if (comma == std::string_view::npos) break;

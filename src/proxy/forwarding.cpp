@@ -159,19 +159,14 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
     if (base::iequals(n, "Cookie") && f.value.find(kWarnCookie) != std::string_view::npos) {
       // Drop the gateway's own cookie; keep the others in order.
       std::string kept;
-      std::string_view rest = f.value;
-      while (!rest.empty()) {
-        auto semi = rest.find(';');
-        auto item = base::trim(rest.substr(0, semi));
-        bool ours = item.size() > kWarnCookie.size() && item.starts_with(kWarnCookie) &&
-                    item[kWarnCookie.size()] == '=';
-        if (!ours && !item.empty()) {
-          if (!kept.empty()) kept += "; ";
-          kept.append(item);
-        }
-        if (semi == std::string_view::npos) break;
-        rest.remove_prefix(semi + 1);
-      }
+      base::for_each_list_item(
+          f.value,
+          [&](std::string_view pair) {
+            if (warn_cookie_value(pair)) return;
+            if (!kept.empty()) kept += "; ";
+            kept.append(pair);
+          },
+          ';');
       if (!kept.empty()) append_field(out, n, kept);
       continue;
     }

@@ -68,20 +68,17 @@ std::string without_param(std::string_view url, std::string_view name) {
 
 // The warn cookie's value among the request's Cookie fields, if present.
 std::optional<std::string_view> warn_cookie(const wire::RequestHead& req) {
+  std::optional<std::string_view> found;
   for (const auto& field : req.fields) {
-    if (!base::iequals(field.name, "Cookie")) continue;
-    std::string_view rest = field.value;
-    while (!rest.empty()) {
-      auto semi = rest.find(';');
-      auto item = base::trim(rest.substr(0, semi));
-      if (item.size() > kWarnCookie.size() && item.starts_with(kWarnCookie) &&
-          item[kWarnCookie.size()] == '=')
-        return item.substr(kWarnCookie.size() + 1);
-      if (semi == std::string_view::npos) break;
-      rest.remove_prefix(semi + 1);
-    }
+    if (!found && base::iequals(field.name, "Cookie"))
+      base::for_each_list_item(
+          field.value,
+          [&](std::string_view pair) {
+            if (!found) found = warn_cookie_value(pair);
+          },
+          ';');
   }
-  return std::nullopt;
+  return found;
 }
 
 // "http://host[:port]/path" with a lower-case host and no default port.

@@ -7,6 +7,8 @@
 #include "wire/detail.h"
 #include "wire/http.h"
 
+#include "base/strings.h"
+
 namespace pc::wire {
 
 using detail::is_field_byte;
@@ -109,15 +111,7 @@ std::string_view describe(Error e) {
 // Small helpers
 
 bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]);
-    unsigned char y = static_cast<unsigned char>(b[i]);
-    if (x == y) continue;
-    if ((x | 0x20) != (y | 0x20)) return false;
-    if ((x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
-  }
-  return true;
+  return base::iequals(a, b);
 }
 
 bool is_hop_by_hop(std::string_view name) {

@@ -59,6 +59,13 @@ TEST(ForEachListItem, Splits) {
   EXPECT_EQ(items("a b, c"), (V{"a b", "c"}));  // inner spaces kept
 }
 
+TEST(ForEachListItem, OtherSeparator) {  // Cookie pairs
+  V out;
+  for_each_list_item(
+      "a=1; b=2;;c=3, d ", [&](std::string_view s) { out.emplace_back(s); }, ';');
+  EXPECT_EQ(out, (V{"a=1", "b=2", "c=3, d"}));
+}
+
 TEST(Iequals, Table) {
   EXPECT_TRUE(iequals("", ""));
   EXPECT_TRUE(iequals("Content-Length", "content-length"));
