@@ -58,7 +58,6 @@ class Watchdog {
     fired_ = false;
     if (t < timer_.expiry()) timer_.cancel();  // earlier than the pending wake: re-plan
   }
-  void disarm() { expiry_ = Clock::time_point::max(); }
   void stop() {
     stopped_ = true;
     timer_.cancel();
