@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -174,7 +175,7 @@ bool listeners_overlap(std::string_view a, std::string_view b) {
 void read(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root,
                {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
-                "access_log", "log", "policy"},
+                "access_log", "log", "policy", "icap"},
                "");
   auto base_dir = c.source.parent_path();
   auto resolve = [&](const std::string& p) {
@@ -201,14 +202,29 @@ void read(Reader& r, const toml::table& root, Config& c) {
     } else {
       for (const toml::node& e : *arr) {
         const toml::table& t = *e.as_table();
-        r.check_keys(t, {"name", "address", "port", "guest"}, "listeners");
+        r.check_keys(t, {"name", "address", "port", "guest", "protocol"}, "listeners");
         Listener l;
         r.get(t, "name", l.name);
         r.get(t, "address", l.address);
         r.get_int(t, "port", l.port, 1, 65535);
         r.get(t, "guest", l.guest);
+        std::string proto = "proxy";
+        r.get(t, "protocol", proto);
+        if (proto == "proxy")
+          l.protocol = Protocol::proxy;
+        else if (proto == "icap")
+          l.protocol = Protocol::icap;
+        else if (proto == "icaps")
+          l.protocol = Protocol::icaps;
+        else
+          r.error(t.get("protocol"), "'protocol' must be proxy, icap or icaps");
+        if (l.guest && l.protocol != Protocol::proxy)
+          r.error(t.get("guest"), "'guest' applies to proxy listeners only");
         if (!t.get("port")) r.error(&e, "listener needs a 'port'");
-        if (l.name.empty()) l.name = l.guest ? "guest" : "proxy";
+        if (l.name.empty())
+          l.name = l.protocol != Protocol::proxy ? std::string(to_string(l.protocol))
+                   : l.guest                     ? "guest"
+                                                 : "proxy";
         if (!base::parse_ip(l.address))
           r.error(t.get("address"), "'address' must be an IP address");
         for (const auto& other : c.listeners) {
@@ -226,9 +242,11 @@ void read(Reader& r, const toml::table& root, Config& c) {
     }
   }
 
-  if (!root.get("listeners")) {  // defaults: users on 8080, guests on 8081
-    c.listeners.push_back({"proxy", "::", 8080, false});
-    c.listeners.push_back({"guest", "::", 8081, true});
+  if (!root.get("listeners")) {  // defaults: users on 8080, guests on 8081, ICAP, ICAPS
+    c.listeners.push_back({"proxy", "::", 8080, false, Protocol::proxy});
+    c.listeners.push_back({"guest", "::", 8081, true, Protocol::proxy});
+    c.listeners.push_back({"icap", "::", 1344, false, Protocol::icap});
+    c.listeners.push_back({"icaps", "::", 11344, false, Protocol::icaps});
   }
 
   if (auto* p = r.table(root, "proxy")) {
@@ -407,6 +425,93 @@ void read(Reader& r, const toml::table& root, Config& c) {
     c.warn_key_file = fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
   }
 
+  std::string cert = "tls/icap.crt", cert_key = "tls/icap.key", client_ca;
+  if (auto* t = r.table(root, "icap")) {
+    auto& ic = c.icap;
+    r.check_keys(*t,
+                 {"client_networks", "reqmod_service", "respmod_service", "reqmod_aliases",
+                  "respmod_aliases", "preview", "options_ttl", "max_connections", "buffer_for_204",
+                  "user_headers", "group_headers", "client_ip_headers", "user_encoding",
+                  "tls_certificate", "tls_key", "tls_client_ca"},
+                 "icap");
+    std::vector<std::pair<std::string, const toml::node*>> items;
+    if (r.get_strings(*t, "client_networks", items)) {
+      ic.client_networks.clear();
+      for (auto& [s, n] : items) {
+        if (auto cidr = base::Cidr::parse(s))
+          ic.client_networks.push_back(*cidr);
+        else
+          r.error(n, "invalid network '" + s + "' (expected address/prefix)");
+      }
+    }
+    // Service names: the ICAP-URI path without "/", visible ASCII without "?" and "#".
+    auto service = [&](std::string& s, const toml::node* n) {
+      while (!s.empty() && s.front() == '/') s.erase(0, 1);
+      bool ok = !s.empty();
+      for (char ch : s) ok = ok && ch > 0x20 && ch < 0x7f && ch != '?' && ch != '#';
+      if (!ok) r.error(n, "invalid ICAP service name '" + s + "'");
+    };
+    r.get(*t, "reqmod_service", ic.reqmod_service);
+    service(ic.reqmod_service, t->get("reqmod_service"));
+    r.get(*t, "respmod_service", ic.respmod_service);
+    service(ic.respmod_service, t->get("respmod_service"));
+    for (auto [key, list] : {std::pair{"reqmod_aliases", &ic.reqmod_aliases},
+                             std::pair{"respmod_aliases", &ic.respmod_aliases}}) {
+      if (r.get_strings(*t, key, items)) {
+        list->clear();
+        for (auto& [s, n] : items) {
+          service(s, n);
+          list->push_back(s);
+        }
+      }
+    }
+    r.get_int(*t, "preview", ic.preview, 0, 1 << 20);
+    r.get_int(*t, "options_ttl", ic.options_ttl, 1, 7 * 86400);
+    r.get_int(*t, "max_connections", ic.max_connections, 1, 10'000'000);
+    r.get_int(*t, "buffer_for_204", ic.buffer_for_204, 0, 64 << 20);
+    for (auto [key, list] : {std::pair{"user_headers", &ic.user_headers},
+                             std::pair{"group_headers", &ic.group_headers},
+                             std::pair{"client_ip_headers", &ic.client_ip_headers}}) {
+      if (r.get_strings(*t, key, items)) {
+        list->clear();
+        for (auto& [s, n] : items) {
+          bool ok = !s.empty();
+          for (char ch : s)
+            ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) ||
+                        std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos);
+          if (!ok) r.error(n, "'" + s + "' is not a header field name");
+          list->push_back(s);
+        }
+      }
+    }
+    std::string enc = "auto";
+    r.get(*t, "user_encoding", enc);
+    if (enc == "auto")
+      ic.user_encoding = UserEncoding::automatic;
+    else if (enc == "base64")
+      ic.user_encoding = UserEncoding::base64;
+    else if (enc == "plain")
+      ic.user_encoding = UserEncoding::plain;
+    else
+      r.error(t->get("user_encoding"), "'user_encoding' must be auto, base64 or plain");
+    r.get(*t, "tls_certificate", cert);
+    r.get(*t, "tls_key", cert_key);
+    r.get(*t, "tls_client_ca", client_ca);
+    if (cert.empty() != cert_key.empty()) r.error(t, "'tls_certificate' and 'tls_key' go together");
+  }
+  {
+    auto in_state = [&](const std::string& p) -> std::filesystem::path {
+      if (p.empty()) return {};
+      std::filesystem::path fp(p);
+      return fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
+    };
+    c.icap.tls_certificate = in_state(cert);
+    c.icap.tls_key = in_state(cert_key);
+    c.icap.tls_client_ca = in_state(client_ca);
+    if (c.has_protocol(Protocol::icaps) && c.icap.tls_certificate.empty())
+      r.error(root.get("icap"), "an icaps listener needs 'tls_certificate' and 'tls_key'");
+  }
+
   if (auto* l = r.table(root, "log")) {
     r.check_keys(*l, {"level"}, "log");
     r.get(*l, "level", c.log_level);
@@ -417,6 +522,18 @@ void read(Reader& r, const toml::table& root, Config& c) {
 }
 
 }  // namespace
+
+std::string_view to_string(Protocol p) {
+  switch (p) {
+    case Protocol::proxy:
+      return "proxy";
+    case Protocol::icap:
+      return "icap";
+    case Protocol::icaps:
+      return "icaps";
+  }
+  return "proxy";
+}
 
 std::vector<base::Cidr> default_client_networks() {
   std::vector<base::Cidr> v;

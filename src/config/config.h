@@ -17,11 +17,16 @@ namespace pc::config {
 
 using Seconds = std::chrono::milliseconds;  // configured in (fractional) seconds
 
+// What a listener speaks: the forward proxy, ICAP/1.0, or ICAP over TLS.
+enum class Protocol : std::uint8_t { proxy, icap, icaps };
+std::string_view to_string(Protocol p);
+
 struct Listener {
   std::string name;
   std::string address = "::";
   std::uint16_t port = 0;
   bool guest = false;
+  Protocol protocol = Protocol::proxy;
 };
 
 struct Parent {
@@ -48,6 +53,30 @@ struct Timeouts {
 // Loopback, RFC 1918 and ULA: the proxy is never open to the world by default.
 std::vector<base::Cidr> default_client_networks();
 
+// How user and group values in ICAP identity fields are encoded.
+enum class UserEncoding : std::uint8_t { automatic, base64, plain };
+
+// [icap]: the ICAP server (docs/icap.md).
+struct Icap {
+  std::vector<base::Cidr> client_networks = default_client_networks();
+  std::string reqmod_service = "reqmod";  // ICAP-URI path without the leading "/"
+  std::string respmod_service = "respmod";
+  std::vector<std::string> reqmod_aliases{"request", "req", "reqmod_precache", "wwreqmod"};
+  std::vector<std::string> respmod_aliases{
+      "response", "resp", "respmod_precache", "wwrespmod", "avscan", "virus_scan", "srv_clamav"};
+  std::uint64_t preview = 1024;  // bytes advertised in OPTIONS
+  std::uint32_t options_ttl = 3600;
+  std::size_t max_connections = 4000;  // ICAP connections, all ICAP listeners together
+  std::size_t buffer_for_204 = 65536;  // body bytes read before answering 204 outside preview
+  std::vector<std::string> user_headers{"X-Authenticated-User", "X-Client-Username", "X-Username"};
+  std::vector<std::string> group_headers{"X-Authenticated-Groups"};
+  std::vector<std::string> client_ip_headers{"X-Client-IP"};
+  UserEncoding user_encoding = UserEncoding::automatic;
+  std::filesystem::path tls_certificate;  // resolved; generated with tls_key when both absent
+  std::filesystem::path tls_key;
+  std::filesystem::path tls_client_ca;  // empty: no client certificates asked for
+};
+
 struct Config {
   std::filesystem::path source;  // the file it was read from
   std::string name = "portcullis";
@@ -55,6 +84,11 @@ struct Config {
   std::filesystem::path state_dir;
 
   std::vector<Listener> listeners;
+  bool has_protocol(Protocol p) const {
+    for (const auto& l : listeners)
+      if (l.protocol == p) return true;
+    return false;
+  }
 
   std::vector<base::Cidr> client_networks = default_client_networks();
   std::vector<std::uint16_t> connect_ports{443};
@@ -74,6 +108,8 @@ struct Config {
   LogFormat access_log_format = LogFormat::json;
 
   std::string log_level = "info";
+
+  Icap icap;
 
   // [policy]
   std::filesystem::path policy_file;    // empty: allow everything

@@ -101,6 +101,14 @@ std::string format_json(const AccessRecord& r) {
   o += r.guest ? ",\"guest\":true" : ",\"guest\":false";
   o += ",\"client\":";
   append_json_string(o, r.client);
+  if (!r.user.empty()) {
+    o += ",\"user\":";
+    append_json_string(o, r.user);
+  }
+  if (!r.groups.empty()) {
+    o += ",\"groups\":";
+    append_json_string(o, r.groups);
+  }
   o += ",\"method\":";
   append_json_string(o, r.method);
   o += ",\"url\":";
@@ -126,6 +134,13 @@ std::string format_json(const AccessRecord& r) {
   append_json_string(o, r.category_source);
   o += ",\"reputation\":";
   append_json_string(o, r.reputation);
+  if (!r.icap_mode.empty()) {
+    o += ",\"icap_client\":";
+    append_json_string(o, r.icap_client);
+    o += ",\"icap_mode\":";
+    append_json_string(o, r.icap_mode);
+    o += ",\"icap_status\":" + std::to_string(r.icap_status);
+  }
   o += "}\n";
   return o;
 }
@@ -155,8 +170,9 @@ std::string format_squid(const AccessRecord& r) {
                 static_cast<long long>(r.duration.count() / 1000));
   std::string o = head;
   o += squid_field(r.client) + " " + code + "/" + std::to_string(r.status) + " " +
-       std::to_string(r.bytes_out) + " " + squid_field(r.method) + " " + squid_field(r.url) +
-       " - " + hier + " " + squid_field(r.content_type) + "\n";
+       std::to_string(r.bytes_out) + " " + squid_field(r.method) + " " + squid_field(r.url) + " " +
+       (r.user.empty() ? std::string("-") : squid_field(r.user)) + " " + hier + " " +
+       squid_field(r.content_type) + "\n";
   return o;
 }
 

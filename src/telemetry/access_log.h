@@ -18,14 +18,16 @@ namespace pc::telemetry {
 enum class Result : std::uint8_t { allowed, denied, error };
 std::string_view to_string(Result r);
 
-// One record per transaction (proxy now, ICAP later).
+// One record per transaction, proxy and ICAP alike.
 struct AccessRecord {
   std::chrono::system_clock::time_point time;  // transaction start
   std::chrono::microseconds duration{0};
   std::string request_id;
   std::string listener;
   bool guest = false;
-  std::string client;  // address
+  std::string client;  // the end user's address (ICAP: X-Client-IP, else the ICAP client)
+  std::string user;    // the user, when known (ICAP identity fields)
+  std::string groups;  // the user's groups, comma-separated, when known
   std::string method;
   std::string url;
   int status = 0;
@@ -42,6 +44,10 @@ struct AccessRecord {
   std::string category;         // first matched category
   std::string category_source;  // "name version" of the database it came from
   std::string reputation;       // dangerous | highly suspicious | suspicious | untested
+  // ICAP transactions only (empty / 0 for the proxy)
+  std::string icap_client;  // the ICAP client's address
+  std::string icap_mode;    // reqmod | respmod | options
+  int icap_status = 0;      // the ICAP status answered (200, 204, 400, ...)
 };
 
 enum class Format : std::uint8_t { json, squid };

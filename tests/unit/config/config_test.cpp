@@ -71,7 +71,7 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
   EXPECT_EQ(c->workers, expected_workers());  // 0 = one per core
   EXPECT_EQ(norm(c->state_dir), fs::path("/etc/portcullis"));
 
-  ASSERT_EQ(c->listeners.size(), 2u);
+  ASSERT_EQ(c->listeners.size(), 4u);
   EXPECT_EQ(c->listeners[0].name, "proxy");
   EXPECT_EQ(c->listeners[0].address, "::");
   EXPECT_EQ(c->listeners[0].port, 8080);
@@ -80,6 +80,30 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
   EXPECT_EQ(c->listeners[1].address, "::");
   EXPECT_EQ(c->listeners[1].port, 8081);
   EXPECT_TRUE(c->listeners[1].guest);
+  EXPECT_EQ(c->listeners[2].port, 1344);
+  EXPECT_EQ(c->listeners[2].protocol, Protocol::icap);
+  EXPECT_EQ(c->listeners[3].port, 11344);
+  EXPECT_EQ(c->listeners[3].protocol, Protocol::icaps);
+  {
+    const Icap def;
+    const auto& ic = c->icap;
+    EXPECT_EQ(ic.client_networks.size(), 6u);
+    EXPECT_EQ(ic.reqmod_service, def.reqmod_service);
+    EXPECT_EQ(ic.respmod_service, def.respmod_service);
+    EXPECT_EQ(ic.reqmod_aliases, def.reqmod_aliases);
+    EXPECT_EQ(ic.respmod_aliases, def.respmod_aliases);
+    EXPECT_EQ(ic.preview, def.preview);
+    EXPECT_EQ(ic.options_ttl, def.options_ttl);
+    EXPECT_EQ(ic.max_connections, def.max_connections);
+    EXPECT_EQ(ic.buffer_for_204, def.buffer_for_204);
+    EXPECT_EQ(ic.user_headers, def.user_headers);
+    EXPECT_EQ(ic.group_headers, def.group_headers);
+    EXPECT_EQ(ic.client_ip_headers, def.client_ip_headers);
+    EXPECT_EQ(ic.user_encoding, def.user_encoding);
+    EXPECT_EQ(norm(ic.tls_certificate), fs::path("/etc/portcullis/tls/icap.crt"));
+    EXPECT_EQ(norm(ic.tls_key), fs::path("/etc/portcullis/tls/icap.key"));
+    EXPECT_TRUE(ic.tls_client_ca.empty());
+  }
 
   EXPECT_EQ(c->client_networks.size(), 6u);
   EXPECT_EQ(c->connect_ports, std::vector<std::uint16_t>{443});
@@ -139,7 +163,7 @@ TEST(ConfigShipped, ClientNetworksAreThePrivateRanges) {
 TEST(ConfigShipped, LoadFileReadsTheSameFile) {
   auto r = load_file(fs::path(PC_SOURCE_DIR) / "config" / "portcullis.toml");
   ASSERT_NE(r.config, nullptr) << all(r.errors);
-  EXPECT_EQ(r.config->listeners.size(), 2u);
+  EXPECT_EQ(r.config->listeners.size(), 4u);
 }
 
 TEST(ConfigShipped, LoadFileMissing) {
@@ -157,7 +181,7 @@ TEST(ConfigDefaults, EmptyText) {
   EXPECT_EQ(c->name, "portcullis");
   EXPECT_EQ(c->workers, expected_workers());
   EXPECT_EQ(norm(c->state_dir), fs::path("/etc/portcullis"));
-  ASSERT_EQ(c->listeners.size(), 2u);
+  ASSERT_EQ(c->listeners.size(), 4u);
   EXPECT_EQ(c->listeners[0].name, "proxy");
   EXPECT_EQ(c->listeners[0].address, "::");
   EXPECT_EQ(c->listeners[0].port, 8080);
@@ -166,6 +190,21 @@ TEST(ConfigDefaults, EmptyText) {
   EXPECT_EQ(c->listeners[1].address, "::");
   EXPECT_EQ(c->listeners[1].port, 8081);
   EXPECT_TRUE(c->listeners[1].guest);
+  EXPECT_EQ(c->listeners[2].name, "icap");
+  EXPECT_EQ(c->listeners[2].port, 1344);
+  EXPECT_EQ(c->listeners[2].protocol, Protocol::icap);
+  EXPECT_EQ(c->listeners[3].name, "icaps");
+  EXPECT_EQ(c->listeners[3].port, 11344);
+  EXPECT_EQ(c->listeners[3].protocol, Protocol::icaps);
+  EXPECT_EQ(c->listeners[0].protocol, Protocol::proxy);
+  EXPECT_EQ(norm(c->icap.tls_certificate), fs::path("/etc/portcullis/tls/icap.crt"));
+  EXPECT_EQ(norm(c->icap.tls_key), fs::path("/etc/portcullis/tls/icap.key"));
+  EXPECT_TRUE(c->icap.tls_client_ca.empty());
+  EXPECT_EQ(c->icap.reqmod_service, "reqmod");
+  EXPECT_EQ(c->icap.respmod_service, "respmod");
+  EXPECT_EQ(c->icap.preview, 1024u);
+  EXPECT_EQ(c->icap.buffer_for_204, 65536u);
+  EXPECT_EQ(c->icap.user_encoding, UserEncoding::automatic);
   EXPECT_EQ(c->client_networks.size(), default_client_networks().size());
   EXPECT_EQ(c->connect_ports, std::vector<std::uint16_t>{443});
   EXPECT_EQ(c->x_forwarded_for, XffMode::add);
@@ -176,9 +215,11 @@ TEST(ConfigDefaults, EmptyText) {
 }
 
 TEST(ConfigDefaults, EmptySectionsKeepDefaults) {
-  auto c = ok("[gateway]\n[proxy]\n[limits]\n[timeouts]\n[dns]\n[upstream]\n[access_log]\n[log]\n");
+  auto c = ok(
+      "[gateway]\n[proxy]\n[limits]\n[timeouts]\n[dns]\n[upstream]\n[access_log]\n[log]\n[icap]\n");
   ASSERT_NE(c, nullptr);
-  EXPECT_EQ(c->listeners.size(), 2u);
+  EXPECT_EQ(c->listeners.size(), 4u);
+  EXPECT_EQ(c->icap.respmod_aliases, Icap{}.respmod_aliases);
   EXPECT_EQ(c->client_networks.size(), 6u);
   EXPECT_EQ(c->limits.max_head_bytes, 65536u);
   EXPECT_EQ(c->timeouts.header_read, seconds(30));
@@ -583,6 +624,94 @@ TEST(ConfigErrors, UsesTheGivenNameInErrors) {
 }
 
 // ---- paths ----
+
+// ---- [icap] ----
+
+TEST(ConfigIcap, EverySettingIsRead) {
+  auto c = ok(R"([gateway]
+state_dir = "/var/lib/pc"
+[[listeners]]
+name = "i"
+address = "127.0.0.1"
+port = 1344
+protocol = "icap"
+[[listeners]]
+address = "127.0.0.1"
+port = 11344
+protocol = "icaps"
+[icap]
+client_networks = ["192.0.2.0/24"]
+reqmod_service = "/req"
+respmod_service = "resp"
+reqmod_aliases = ["a"]
+respmod_aliases = []
+preview = 0
+options_ttl = 60
+max_connections = 10
+buffer_for_204 = 1000
+user_headers = ["X-User"]
+group_headers = []
+client_ip_headers = ["X-Forwarded-For"]
+user_encoding = "base64"
+tls_certificate = "c.pem"
+tls_key = "/k.pem"
+tls_client_ca = "ca.pem"
+)");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->listeners.size(), 2u);
+  EXPECT_EQ(c->listeners[0].name, "i");
+  EXPECT_EQ(c->listeners[0].protocol, Protocol::icap);
+  EXPECT_EQ(c->listeners[1].name, "icaps");  // named after its protocol
+  EXPECT_EQ(c->listeners[1].protocol, Protocol::icaps);
+  const auto& ic = c->icap;
+  ASSERT_EQ(ic.client_networks.size(), 1u);
+  EXPECT_TRUE(ic.client_networks[0].contains(*base::parse_ip("192.0.2.9")));
+  EXPECT_EQ(ic.reqmod_service, "req");  // the leading "/" is optional
+  EXPECT_EQ(ic.respmod_service, "resp");
+  EXPECT_EQ(ic.reqmod_aliases, std::vector<std::string>{"a"});
+  EXPECT_TRUE(ic.respmod_aliases.empty());
+  EXPECT_EQ(ic.preview, 0u);
+  EXPECT_EQ(ic.options_ttl, 60u);
+  EXPECT_EQ(ic.max_connections, 10u);
+  EXPECT_EQ(ic.buffer_for_204, 1000u);
+  EXPECT_EQ(ic.user_headers, std::vector<std::string>{"X-User"});
+  EXPECT_TRUE(ic.group_headers.empty());
+  EXPECT_EQ(ic.client_ip_headers, std::vector<std::string>{"X-Forwarded-For"});
+  EXPECT_EQ(ic.user_encoding, UserEncoding::base64);
+  EXPECT_EQ(ic.tls_certificate, fs::path("/var/lib/pc/c.pem"));  // relative to state_dir
+  EXPECT_EQ(ic.tls_key, fs::path("/k.pem"));
+  EXPECT_EQ(ic.tls_client_ca, fs::path("/var/lib/pc/ca.pem"));
+}
+
+TEST(ConfigIcap, Errors) {
+  struct Case {
+    const char* text;
+    const char* message;
+  } cases[] = {
+      {"[[listeners]]\nport = 1\nprotocol = \"http\"\n", "'protocol' must be proxy, icap or icaps"},
+      {"[[listeners]]\nport = 1\nprotocol = \"icap\"\nguest = true\n",
+       "'guest' applies to proxy listeners only"},
+      {"[icap]\nreqmod_service = \"a?b\"\n", "invalid ICAP service name 'a?b'"},
+      {"[icap]\nreqmod_service = \"\"\n", "invalid ICAP service name ''"},
+      {"[icap]\nrespmod_aliases = [\"ok\", \"sp ace\"]\n", "invalid ICAP service name 'sp ace'"},
+      {"[icap]\nuser_headers = [\"X User\"]\n", "'X User' is not a header field name"},
+      {"[icap]\nuser_encoding = \"rot13\"\n", "'user_encoding' must be auto, base64 or plain"},
+      {"[icap]\ntls_key = \"\"\n", "'tls_certificate' and 'tls_key' go together"},
+      {"[icap]\ntls_key = \"\"\ntls_certificate = \"\"\n",
+       "an icaps listener needs 'tls_certificate' and 'tls_key'"},
+      {"[icap]\npreview = -1\n", "'preview' must be between 0 and 1048576"},
+      {"[icap]\nclient_networks = [\"nope\"]\n",
+       "invalid network 'nope' (expected address/prefix)"},
+      {"[icap]\nshadow = 1\n", "unknown key 'shadow' in [icap]"},
+  };
+  for (const auto& k : cases) {
+    auto errs = bad(k.text);
+    ASSERT_FALSE(errs.empty()) << k.text;
+    bool found = false;
+    for (const auto& e : errs) found = found || e.message == k.message;
+    EXPECT_TRUE(found) << k.text << " -> " << errs[0].message;
+  }
+}
 
 TEST(ConfigPaths, StateDirAndAccessLogRelativeToTheFile) {
   auto c = ok("[gateway]\nstate_dir = \"state\"\n[access_log]\npath = \"logs/../logs/a.log\"\n",
