@@ -10,6 +10,9 @@
 #include <random>
 
 #include "base/log.h"
+#include "icap/session.h"
+#include "proxy/session.h"
+#include "tls/tls.h"
 #include "txn/snapshot.h"
 
 namespace pc::app {
@@ -52,7 +55,8 @@ bool same_listeners(const config::Config& a, const config::Config& b) {
   if (a.listeners.size() != b.listeners.size() || a.workers != b.workers) return false;
   for (std::size_t i = 0; i < a.listeners.size(); ++i) {
     const auto &x = a.listeners[i], &y = b.listeners[i];
-    if (x.name != y.name || x.address != y.address || x.port != y.port || x.guest != y.guest)
+    if (x.name != y.name || x.address != y.address || x.port != y.port || x.guest != y.guest ||
+        x.protocol != y.protocol)
       return false;
   }
   return true;
@@ -62,7 +66,7 @@ bool same_listeners(const config::Config& a, const config::Config& b) {
 Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cfg_(std::move(cfg)) {
   log::set_level(cfg_->log_level);
   access_log_ = std::make_unique<telemetry::AccessLog>(cfg_->access_log_path, log_format(*cfg_));
-  shared_ = std::make_unique<proxy::Shared>(*access_log_);
+  shared_ = std::make_unique<txn::Shared>(*access_log_);
   shared_->id_prefix = random_prefix();
   std::vector<std::string> errors;
   auto snap = txn::build_snapshot(cfg_, ++generation_, errors);
@@ -73,8 +77,30 @@ Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cf
   }
   current_ = snap;
   remember_inputs();
+  if (cfg_->has_protocol(config::Protocol::icaps)) {
+    const auto& ic = cfg_->icap;
+    auto err = tls::ensure_self_signed(ic.tls_certificate, ic.tls_key, cfg_->name);
+    if (!err.empty()) throw std::runtime_error("ICAPS certificate: " + err);
+    icap_tls_ = tls::make_server_context(ic.tls_certificate, ic.tls_key, ic.tls_client_ca);
+    log::info("ICAPS certificate: {}", tls::describe_certificate(ic.tls_certificate));
+  }
   for (unsigned i = 0; i < cfg_->workers; ++i)
-    workers_.push_back(std::make_unique<proxy::Worker>(*shared_, i, snap));
+    workers_.push_back(std::make_unique<txn::Worker>(*shared_, i, snap));
+}
+
+txn::Listener::OnAccept Server::on_accept(const config::Listener& l) {
+  if (l.protocol == config::Protocol::proxy) {
+    proxy::ListenerInfo info{l.name, l.guest};
+    return [info](txn::Worker& w, net::tcp::socket sock) {
+      auto s = std::make_shared<proxy::Session>(w, std::move(sock), info);
+      asio::co_spawn(w.io, s->run(s), asio::detached);
+    };
+  }
+  auto tls = l.protocol == config::Protocol::icaps ? icap_tls_ : nullptr;
+  return [name = l.name, tls](txn::Worker& w, net::tcp::socket sock) {
+    auto s = std::make_shared<icap::Session>(w, std::move(sock), name, tls);
+    asio::co_spawn(w.io, s->run(s), asio::detached);
+  };
 }
 
 Server::~Server() {
@@ -100,12 +126,13 @@ void Server::start() {
     std::uint16_t port = l.port;
     if (port != 0) ensure_port_free(l);
     for (std::size_t wi = 0; wi < workers_.size(); ++wi) {
-      auto lis = std::make_unique<proxy::Listener>(*workers_[wi], l, port);
+      auto lis = std::make_unique<txn::Listener>(*workers_[wi], l, port, on_accept(l));
       port = lis->port();  // port 0: the others join the port the first one got
       listeners_[wi].push_back(std::move(lis));
     }
     ports_.push_back(port);
-    log::info("listening on {} port {}{}", l.address, port, l.guest ? " (guest)" : "");
+    log::info("listening on {} port {} ({}{})", l.address, port, config::to_string(l.protocol),
+              l.guest ? ", guest" : "");
   }
   // Ports bound as 0 are known only now: rebuild the snapshot so is_self() knows them.
   auto copy = std::make_shared<config::Config>(*cfg_);
@@ -197,10 +224,9 @@ void Server::drain_and_stop() {
     });
   }
   auto deadline = std::chrono::steady_clock::now() + cfg_->timeouts.drain;
-  while (shared_->connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+  while (connections() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (shared_->connections.load() > 0)
-    log::warn("drain timeout: closing {} connection(s)", shared_->connections.load());
+  if (connections() > 0) log::warn("drain timeout: closing {} connection(s)", connections());
   for (auto& w : workers_) w->io.stop();
   for (auto& t : threads_) t.join();
   threads_.clear();

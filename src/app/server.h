@@ -8,11 +8,13 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/ssl/context.hpp>
 #include "config/config.h"
-#include "proxy/listener.h"
-#include "proxy/worker.h"
+
 #include "telemetry/access_log.h"
+#include "txn/listener.h"
 #include "txn/snapshot.h"
+#include "txn/worker.h"
 
 namespace pc::app {
 
@@ -41,20 +43,25 @@ class Server {
   void reopen_logs() { access_log_->reopen(); }
 
   telemetry::AccessLog& access_log() { return *access_log_; }
-  std::size_t connections() const { return shared_->connections.load(); }
+  // Open client connections: proxy and ICAP together.
+  std::size_t connections() const {
+    return shared_->connections.load() + shared_->icap_connections.load();
+  }
 
  private:
   void release();  // threads stopped: unwind connections, free workers and listeners
   void publish(std::shared_ptr<const txn::Snapshot> snap, bool before_start);
   void remember_inputs();
+  txn::Listener::OnAccept on_accept(const config::Listener& l);
   std::shared_ptr<const txn::Snapshot> current_;
   std::vector<std::pair<std::filesystem::path, std::filesystem::file_time_type>> inputs_;
   std::shared_ptr<const config::Config> configured_;  // as loaded (listener ports may be 0)
   std::shared_ptr<const config::Config> cfg_;         // as running
   std::unique_ptr<telemetry::AccessLog> access_log_;
-  std::unique_ptr<proxy::Shared> shared_;
-  std::vector<std::unique_ptr<proxy::Worker>> workers_;
-  std::vector<std::vector<std::unique_ptr<proxy::Listener>>> listeners_;  // per worker
+  std::unique_ptr<txn::Shared> shared_;
+  std::vector<std::unique_ptr<txn::Worker>> workers_;
+  std::vector<std::vector<std::unique_ptr<txn::Listener>>> listeners_;  // per worker
+  std::shared_ptr<boost::asio::ssl::context> icap_tls_;                 // ICAPS listeners
   std::vector<std::uint16_t> ports_;
   std::vector<std::thread> threads_;
   std::uint64_t generation_ = 0;

@@ -7,20 +7,13 @@
 #include <string_view>
 
 #include "config/config.h"
+#include "txn/flow.h"
 #include "wire/http.h"
 
 namespace pc::proxy {
 
-// The cookie that remembers a "Continue" on a warn page; never forwarded upstream.
-inline constexpr std::string_view kWarnCookie = "__portcullis_warn";
-
-// The value when a Cookie pair ("name=value", trimmed) is the warn cookie.
-inline std::optional<std::string_view> warn_cookie_value(std::string_view pair) {
-  if (pair.size() > kWarnCookie.size() && pair.starts_with(kWarnCookie) &&
-      pair[kWarnCookie.size()] == '=')
-    return pair.substr(kWarnCookie.size() + 1);
-  return std::nullopt;
-}
+using txn::kWarnCookie;
+using txn::warn_cookie_value;
 
 // True when a Via field of req names this gateway (the request already went through it).
 bool via_has_loop(const wire::RequestHead& req, std::string_view name);

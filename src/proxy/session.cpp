@@ -7,7 +7,7 @@
 #include "base/strings.h"
 #include "net/connect.h"
 #include "proxy/forwarding.h"
-#include "proxy/pages.h"
+#include "txn/http_page.h"
 
 namespace pc::proxy {
 
@@ -25,117 +25,23 @@ bool is_timeout(const boost::system::error_code& ec) {
   return ec == net::asio::error::timed_out;
 }
 
-// Warn pages: the "Continue" link carries a signed token in this query parameter; the
-// gateway answers it with a redirect that stores the token in a cookie for the site.
-constexpr std::string_view kContinueParam = "__portcullis_continue";
-
-// The value of parameter `name` in the query of path, if present.
-std::optional<std::string_view> query_param(std::string_view path, std::string_view name) {
-  auto q = path.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view rest = path.substr(q + 1);
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    auto item = rest.substr(0, amp);
-    if (item.size() > name.size() && item.starts_with(name) && item[name.size()] == '=')
-      return item.substr(name.size() + 1);
-    if (amp == std::string_view::npos) break;
-    rest.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
-// url without the parameter `name`.
-std::string without_param(std::string_view url, std::string_view name) {
-  auto q = url.find('?');
-  if (q == std::string_view::npos) return std::string(url);
-  std::string out(url.substr(0, q));
-  std::string_view rest = url.substr(q + 1);
-  char sep = '?';
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    auto item = rest.substr(0, amp);
-    if (!(item.starts_with(name) && (item.size() == name.size() || item[name.size()] == '='))) {
-      out += sep;
-      out.append(item);
-      sep = '&';
-    }
-    if (amp == std::string_view::npos) break;
-    rest.remove_prefix(amp + 1);
-  }
-  return out;
-}
-
-// The warn cookie's value among the request's Cookie fields, if present.
-std::optional<std::string_view> warn_cookie(const wire::RequestHead& req) {
-  std::optional<std::string_view> found;
-  for (const auto& field : req.fields) {
-    if (!found && base::iequals(field.name, "Cookie"))
-      base::for_each_list_item(
-          field.value,
-          [&](std::string_view pair) {
-            if (!found) found = warn_cookie_value(pair);
-          },
-          ';');
-  }
-  return found;
-}
-
-// "http://host[:port]/path" with a lower-case host and no default port.
-std::string canonical_url(std::string_view scheme, std::string_view host, std::uint16_t port,
-                          std::string_view path) {
-  std::string u(scheme);
-  u += "://";
-  bool v6 = host.find(':') != std::string_view::npos;
-  if (v6) u += '[';
-  u.append(host);
-  if (v6) u += ']';
-  if (!((scheme == "http" && port == 80) || (scheme == "https" && port == 443)))
-    u += ":" + std::to_string(port);
-  u.append(path);
-  return u;
-}
-
 bool idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
 }
 }  // namespace
 
-// A reply the gateway makes itself (an error or refusal page) and how it is logged.
-struct Session::Reply {
-  pages::Kind kind = pages::Kind::bad_request;
-  int status = 0;  // 0: what the kind implies (pages::status_for)
-  Result result = Result::error;
-  std::string reason;  // for the access log and the page
-  bool close = false;
-  pages::DnsError dns = pages::DnsError::not_found;
-  std::string extra_headers;  // complete lines, e.g. Location and Set-Cookie
-  std::string continue_url;   // warn pages
-};
-
-struct Session::Txn {
-  Reply reply;
-  std::shared_ptr<const txn::Snapshot> snap;
-  const config::Config& cfg() const { return *snap->config; }
-  telemetry::AccessRecord rec;
-  net::Clock::time_point start;
+struct Session::Txn : txn::Exchange {
   wire::RequestHead req;
   wire::Target target;
   wire::MessageInfo info;
-  std::string host;  // lower-case
-  int parent = -1;   // index of the parent proxy used, or -1 for direct
+  int parent = -1;  // index of the parent proxy used, or -1 for direct
   bool response_started = false;
   bool keep_client = true;           // the client connection may carry another request
   bool body_error = false;           // the client's request body broke its framing
   Outcome outcome = Outcome::close;  // after a local reply: whether the connection goes on
-  std::string url;                   // canonical URL the policy matched
-  policy::Facts facts;
-  policy::Decision decision;
-  bool response_blocked = false;  // the response-phase decision refused the response
-  std::string content_type;       // of the response, for response-phase rules
 };
 
-Session::Session(Worker& w, tcp::socket s, ListenerInfo listener)
+Session::Session(txn::Worker& w, tcp::socket s, ListenerInfo listener)
     : w_(w),
       client_(std::move(s)),
       upstream_(client_.get_executor()),
@@ -208,6 +114,7 @@ awaitable<void> Session::run(std::shared_ptr<Session> self) {
       t.rec.listener = listener_.name;
       t.rec.guest = listener_.guest;
       t.rec.client = client_addr_;
+      t.client_text = client_addr_;
       t.rec.request_id = w_.next_request_id();
       set_reply(t, {status == 403 ? pages::Kind::rule_block : pages::Kind::bad_request, status,
                     status == 403 ? Result::denied : Result::error, reason, true});
@@ -295,6 +202,7 @@ awaitable<Session::Outcome> Session::transaction() {
   t.rec.listener = listener_.name;
   t.rec.guest = listener_.guest;  // identify: the guest listener marks its transactions
   t.rec.client = client_addr_;
+  t.client_text = client_addr_;
 
   bool clean_eof = false;
   if (!(co_await read_request_head(t, clean_eof))) co_return Outcome::close;
@@ -381,134 +289,21 @@ awaitable<bool> Session::write_client(std::string_view data, Txn& t) {
   co_return !ec;
 }
 
-void Session::set_reply(Txn& t, Reply r) {
+void Session::set_reply(Txn& t, txn::Reply r) {
   t.reply = std::move(r);
 }
 
-void Session::record_decision(Txn& t) {
-  const auto& d = t.decision;
-  t.rec.decision = std::string(policy::to_string(d.action));
-  t.rec.rule = std::string(d.rule);
-  t.rec.category = std::string(d.category);
-  if (t.rec.category.empty() && t.facts.categories.count > 0)
-    t.rec.category = std::string(t.snap->policy->category_name(t.facts.categories.ids[0]));
-  t.rec.category_source = std::string(d.source);
-  t.rec.reputation = std::string(policy::to_string(t.facts.reputation));
-}
-
-std::string Session::decision_reason(const Txn& t) {
-  const auto& d = t.decision;
-  std::string why = d.from_list ? std::string(d.rule) : "rule \"" + std::string(d.rule) + "\"";
-  if (!d.condition.empty()) {
-    why += " (" + std::string(d.condition);
-    if (!d.detail.empty()) why += ": " + std::string(d.detail);
-    why += ")";
-  }
-  return why;
-}
-
-bool Session::decide_response(Txn& t, const wire::ResponseHead& head) {
-  if (const auto* ct = head.find("Content-Type")) {
-    t.content_type = base::to_lower(base::trim(ct->value.substr(0, ct->value.find(';'))));
-  }
-  t.facts.content_type = t.content_type;
-  auto d = t.snap->policy->decide(t.facts, policy::Phase::response);
-  if (d.rule == t.decision.rule && d.action == t.decision.action) return true;
-  t.decision = d;
-  record_decision(t);
-  switch (d.action) {
-    case policy::Action::allow:
-    case policy::Action::allow_no_scan:
-      return true;
-    case policy::Action::monitor:
-      t.rec.reason = "monitored: " + decision_reason(t);
-      return true;
-    case policy::Action::block:
-    case policy::Action::warn:  // a response cannot be resumed after a warning: refused
-      t.response_blocked = true;
-      return false;
-  }
-  return true;
-}
-
 bool Session::decide_request(Txn& t) {
-  const bool connect = t.req.method == "CONNECT";
   auto& f = t.facts;
   f.client = client_ip_;
-  f.guest = listener_.guest;
+  f.guest = listener_.guest;  // identify: the guest listener marks its transactions
   f.listener = listener_.name;
-  f.method = t.req.method;
-  f.scheme = connect ? "https" : "http";
-  f.host = t.host;
-  f.port = t.target.port;
-  f.path = connect ? std::string_view("/") : t.target.path;
-  t.url = canonical_url(f.scheme, t.host, t.target.port, f.path);
-  f.url = t.url;
-  f.request_head = &t.req;
-  f.time = std::chrono::system_clock::now();
-  const auto& pol = *t.snap->policy;
-  pol.classify(f);
-  t.decision = pol.decide(f, policy::Phase::request);
-  record_decision(t);
-
-  using policy::Action;
-  switch (t.decision.action) {
-    case Action::allow:
-    case Action::allow_no_scan:
-      return true;
-    case Action::monitor:
-      t.rec.reason = "monitored: " + decision_reason(t);
-      return true;
-    case Action::block:
-      set_reply(t, {t.decision.from_list ? pages::Kind::list_block : pages::Kind::rule_block, 403,
-                    Result::denied, "blocked by " + decision_reason(t)});
-      return false;
-    case Action::warn:
-      break;
-  }
-
-  // warn
-  if (connect) {
-    // A tunnel cannot show a page (browsers do not display a proxy's answer to CONNECT).
-    set_reply(t, {pages::Kind::rule_block, 403, Result::denied,
-                  "warn on a tunnel acts as block: " + decision_reason(t)});
-    return false;
-  }
-  const auto& signer = *t.snap->warn_signer;
-  const auto now = std::chrono::system_clock::now();
-  // Accepted before: the cookie set by the redirect below.
-  if (auto token = warn_cookie(t.req)) {
-    if (signer.verify(*token, client_addr_, t.host, now)) {
-      t.rec.reason = "warning accepted: " + decision_reason(t);
-      return true;
-    }
-  }
-  const auto duration = t.snap->policy->settings().warn_duration;
-  // "Continue" clicked: remember it for this site and go to the URL without the token.
-  if (auto token = query_param(t.target.path, kContinueParam)) {
-    if (signer.verify(*token, client_addr_, t.host, now)) {
-      std::string target = without_param(t.url, kContinueParam);
-      Reply r{pages::Kind::warn, 302, Result::allowed, "warning accepted: " + decision_reason(t)};
-      r.extra_headers = "Location: " + target + "\r\nSet-Cookie: " + std::string(kWarnCookie) +
-                        "=" + std::string(*token) +
-                        "; Max-Age=" + std::to_string(duration.count()) +
-                        "; Path=/; HttpOnly; SameSite=Lax\r\n";
-      r.continue_url = target;
-      set_reply(t, std::move(r));
-      return false;
-    }
-  }
-  std::string token = signer.issue(client_addr_, t.host, now + duration);
-  std::string base_url = without_param(t.url, kContinueParam);
-  Reply r{pages::Kind::warn, 403, Result::denied, "warned: " + decision_reason(t)};
-  r.continue_url = base_url + (base_url.find('?') == std::string::npos ? "?" : "&") +
-                   std::string(kContinueParam) + "=" + token;
-  set_reply(t, std::move(r));
-  return false;
+  t.client_text = client_addr_;
+  return txn::decide_request(t, t.req, "http", t.target.port, t.target.path);
 }
 
 awaitable<Session::Outcome> Session::send_reply(Txn& t) {
-  Reply& r = t.reply;
+  txn::Reply& r = t.reply;
   bool close = r.close;
   // An unread request body makes the connection unusable for another request.
   if (t.info.body != wire::BodyKind::none || !t.keep_client || w_.shared.draining.load())
@@ -520,31 +315,10 @@ awaitable<Session::Outcome> Session::send_reply(Txn& t) {
     finish(t);
     co_return Outcome::close;
   }
-  const int status = r.status != 0 ? r.status : pages::status_for(r.kind, r.dns);
-  const auto* al = t.req.raw ? t.req.find("Accept-Language") : nullptr;
-  const auto lang = pages::negotiate(al ? al->value : std::string_view());
-  pages::Vars v;
-  v.url = t.rec.url;
-  v.host = t.host;
-  v.category = t.rec.category;
-  v.rule = t.rec.rule;
-  v.reason = r.reason;
-  v.user = client_addr_;
-  v.time = pages::format_time(std::chrono::system_clock::now());
-  v.request_id = t.rec.request_id;
-  v.gateway = t.cfg().name;
-  v.continue_url = std::move(r.continue_url);
-  if (const auto* ref = t.req.raw ? t.req.find("Referer") : nullptr)
-    v.back_url = std::string(ref->value);
-  v.dns = r.dns;
-  v.status = status;
-  std::string html = t.snap->templates->render(r.kind, lang, v);
-  std::string resp = http_page(status, html, pages::to_string(lang), close, t.req.method == "HEAD",
-                               r.extra_headers);
-  t.rec.status = status;
-  t.rec.result = r.result;
-  t.rec.reason = std::move(r.reason);
-  t.rec.content_type = "text/html";
+  std::string extra = std::move(r.extra_headers);
+  auto page = txn::render_reply(t, t.req.raw ? &t.req : nullptr);
+  std::string resp =
+      txn::http_page(page.status, page.html, page.lang, close, t.req.method == "HEAD", extra);
   upstream_scope_ = false;
   watchdog_.arm(t.cfg().timeouts.body_idle);
   co_await write_client(resp, t);
@@ -559,12 +333,7 @@ awaitable<Session::Outcome> Session::send_reply(Txn& t) {
 }
 
 void Session::finish(Txn& t) {
-  t.rec.duration =
-      std::chrono::duration_cast<std::chrono::microseconds>(net::Clock::now() - t.start);
-  if (t.rec.method.empty()) t.rec.method = "-";
-  if (t.rec.status >= 500 && t.rec.result == Result::allowed) t.rec.result = Result::error;
-  log::debug("{} {} {} {} {}", t.rec.client, t.rec.method, t.rec.url, t.rec.status, t.rec.reason);
-  w_.shared.access_log.submit(std::move(t.rec));
+  txn::finish(t, w_.shared.access_log);
 }
 
 // ---- upstream selection and connection ----
@@ -599,8 +368,8 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
   auto res = co_await resolver->resolve(host);
   if (res.status != net::DnsStatus::ok) {
     bool timeout = res.status == net::DnsStatus::timeout;
-    Reply r{pages::Kind::dns_failure, 0, Result::error,
-            "DNS: " + std::string(net::describe(res.status))};
+    txn::Reply r{pages::Kind::dns_failure, 0, Result::error,
+                 "DNS: " + std::string(net::describe(res.status))};
     r.dns = timeout                                   ? pages::DnsError::timeout
             : res.status == net::DnsStatus::not_found ? pages::DnsError::not_found
                                                       : pages::DnsError::refused;
@@ -816,8 +585,9 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
       continue;
     }
     if (t.response_blocked) {
-      set_reply(t, {t.decision.from_list ? pages::Kind::list_block : pages::Kind::rule_block, 403,
-                    Result::denied, "response blocked by " + decision_reason(t), !upload_done});
+      set_reply(t,
+                {t.decision.from_list ? pages::Kind::list_block : pages::Kind::rule_block, 403,
+                 Result::denied, "response blocked by " + txn::decision_reason(t), !upload_done});
       co_return co_await send_reply(t);
     }
     if (t.rec.status == 0 && t.body_error) {
@@ -993,7 +763,7 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     upstream_.close(ignore);
     co_return;
   }
-  if (!t.decision.final && !decide_response(t, head)) {
+  if (!t.decision.final && !txn::decide_response(t, head)) {
     boost::system::error_code ignore;  // the response is refused: never relay any of it
     upstream_.close(ignore);
     co_return;

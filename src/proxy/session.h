@@ -9,8 +9,9 @@
 
 #include "base/buffer.h"
 #include "net/io.h"
-#include "proxy/worker.h"
 #include "telemetry/access_log.h"
+#include "txn/flow.h"
+#include "txn/worker.h"
 #include "wire/http.h"
 
 namespace pc::proxy {
@@ -20,25 +21,24 @@ struct ListenerInfo {
   bool guest = false;
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public txn::Connection, public std::enable_shared_from_this<Session> {
  public:
-  Session(Worker& w, net::tcp::socket s, ListenerInfo listener);
-  ~Session();
+  Session(txn::Worker& w, net::tcp::socket s, ListenerInfo listener);
+  ~Session() override;
 
   // Runs the connection to its end. Call as co_spawn(ex, s->run(s), detached).
   net::asio::awaitable<void> run(std::shared_ptr<Session> self);
 
   // Worker::drain: closes the connection when it is between requests.
-  void close_if_idle();
+  void close_if_idle() override;
   // Closes both connections (shutdown).
-  void close() {
+  void close() override {
     watchdog_.stop();
     close_all();
   }
 
  private:
-  struct Txn;    // one request/response exchange
-  struct Reply;  // a page the gateway answers with itself
+  struct Txn;  // one request/response exchange
   enum class Outcome { keep_alive, close };
 
   net::asio::awaitable<Outcome> transaction();
@@ -54,20 +54,16 @@ class Session : public std::enable_shared_from_this<Session> {
                                   std::uint64_t& counter, bool& eof);
   // Local replies are prepared by a plain function and sent by a coroutine with no
   // temporaries in the co_await expression (g++ 12 mishandles those).
-  void set_reply(Txn& t, Reply r);
+  void set_reply(Txn& t, txn::Reply r);
   // classify + decide for the request phase: true to go on; false with a reply prepared.
   bool decide_request(Txn& t);
-  // The response phase (content type): false when the response is refused.
-  bool decide_response(Txn& t, const wire::ResponseHead& head);
-  void record_decision(Txn& t);
-  static std::string decision_reason(const Txn& t);
   net::asio::awaitable<Outcome> send_reply(Txn& t);
   net::asio::awaitable<bool> write_client(std::string_view data, Txn& t);
   void finish(Txn& t);
   void close_all();
   void on_timeout();
 
-  Worker& w_;
+  txn::Worker& w_;
   net::tcp::socket client_;
   net::tcp::socket upstream_;
   net::tcp::endpoint upstream_peer_;

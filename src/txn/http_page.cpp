@@ -1,8 +1,8 @@
-#include "proxy/pages.h"
+#include "txn/http_page.h"
 
 #include <fmt/format.h>
 
-namespace pc::proxy {
+namespace pc::txn {
 
 std::string_view reason_phrase(int status) {
   switch (status) {
@@ -61,4 +61,4 @@ std::string http_page(int status, std::string_view html, std::string_view lang, 
   return out;
 }
 
-}  // namespace pc::proxy
+}  // namespace pc::txn

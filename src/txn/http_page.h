@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace pc::proxy {
+namespace pc::txn {
 
 std::string_view reason_phrase(int status);
 
@@ -15,4 +15,4 @@ std::string_view reason_phrase(int status);
 std::string http_page(int status, std::string_view html, std::string_view lang, bool close,
                       bool head_only = false, std::string_view extra_headers = {});
 
-}  // namespace pc::proxy
+}  // namespace pc::txn

@@ -1,4 +1,4 @@
-#include "proxy/listener.h"
+#include "txn/listener.h"
 
 #include <sys/socket.h>
 
@@ -6,7 +6,7 @@
 
 #include "base/log.h"
 
-namespace pc::proxy {
+namespace pc::txn {
 
 namespace {
 using reuse_port = boost::asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
@@ -24,8 +24,8 @@ void open_and_bind(net::tcp::acceptor& a, const net::tcp::endpoint& ep) {
 }
 }  // namespace
 
-Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port)
-    : w_(w), info_{cfg.name, cfg.guest}, acceptor_(w.io) {
+Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port, OnAccept on_accept)
+    : w_(w), name_(cfg.name), on_accept_(std::move(on_accept)), acceptor_(w.io) {
   std::string text = cfg.address;
   if (text.size() > 2 && text.front() == '[' && text.back() == ']')
     text = text.substr(1, text.size() - 2);
@@ -61,14 +61,13 @@ net::asio::awaitable<void> Listener::accept_loop() {
     if (ec == net::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       // Out of file descriptors or memory: pause instead of spinning on the error.
-      log::warn("listener {}: accept failed: {}", info_.name, ec.message());
+      log::warn("listener {}: accept failed: {}", name_, ec.message());
       backoff.expires_after(std::chrono::milliseconds(100));
       co_await backoff.async_wait(net::use_nothrow);
       continue;
     }
-    auto s = std::make_shared<Session>(w_, std::move(sock), info_);
-    net::asio::co_spawn(w_.io, s->run(s), net::asio::detached);
+    on_accept_(w_, std::move(sock));
   }
 }
 
-}  // namespace pc::proxy
+}  // namespace pc::txn

@@ -1,19 +1,24 @@
-// A proxy listening socket on one worker (SO_REUSEPORT: every worker has its own acceptor
-// on the same port and the kernel spreads connections across them).
+// A listening socket on one worker (SO_REUSEPORT: every worker has its own acceptor on the
+// same port and the kernel spreads connections across them). What happens to an accepted
+// connection is the front end's business: the listener hands it to `on_accept`.
 #pragma once
+
+#include <functional>
 
 #include "config/config.h"
 #include "net/io.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "txn/worker.h"
 
-namespace pc::proxy {
+namespace pc::txn {
 
 class Listener {
  public:
+  // Called on the worker thread for each accepted connection.
+  using OnAccept = std::function<void(Worker&, net::tcp::socket)>;
+
   // Binds cfg.address:port (port 0: any free port; see port()). Throws
   // boost::system::system_error when the socket cannot be bound.
-  Listener(Worker& w, const config::Listener& cfg, std::uint16_t port);
+  Listener(Worker& w, const config::Listener& cfg, std::uint16_t port, OnAccept on_accept);
 
   std::uint16_t port() const { return port_; }
   void start();  // spawns the accept loop on the worker
@@ -22,9 +27,10 @@ class Listener {
  private:
   net::asio::awaitable<void> accept_loop();
   Worker& w_;
-  ListenerInfo info_;
+  std::string name_;
+  OnAccept on_accept_;
   net::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
 };
 
-}  // namespace pc::proxy
+}  // namespace pc::txn

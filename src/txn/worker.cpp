@@ -1,10 +1,8 @@
-#include "proxy/worker.h"
+#include "txn/worker.h"
 
 #include <fmt/format.h>
 
-#include "proxy/session.h"
-
-namespace pc::proxy {
+namespace pc::txn {
 
 bool Shared::acquire_client(const base::IpBytes& a, std::size_t limit) {
   std::lock_guard lk(mu_);
@@ -24,7 +22,7 @@ void Shared::release_client(const base::IpBytes& a) {
   if (--it->second == 0) per_client_.erase(it);
 }
 
-Worker::Worker(Shared& s, unsigned idx, std::shared_ptr<const txn::Snapshot> snap)
+Worker::Worker(Shared& s, unsigned idx, std::shared_ptr<const Snapshot> snap)
     : shared(s), index(idx), pool_(io) {
   apply(std::move(snap));
 }
@@ -34,8 +32,8 @@ Worker::~Worker() {
 }
 
 void Worker::shutdown() {
-  std::vector<Session*> live(sessions_.begin(), sessions_.end());
-  for (Session* s : live) s->close();
+  std::vector<Connection*> live(sessions_.begin(), sessions_.end());
+  for (Connection* s : live) s->close();
   pool_.clear();
   if (resolver_) resolver_->shutdown();
   io.restart();
@@ -43,7 +41,7 @@ void Worker::shutdown() {
   }
 }
 
-void Worker::apply(std::shared_ptr<const txn::Snapshot> s) {
+void Worker::apply(std::shared_ptr<const Snapshot> s) {
   const auto& dns = s->config->dns;
   bool new_resolver = !resolver_ || !snapshot_;
   if (!new_resolver) {
@@ -89,8 +87,8 @@ std::string Worker::next_request_id() {
 void Worker::drain() {
   // close_if_idle may destroy nothing synchronously (sessions end on their own coroutine),
   // so iterating the set directly is safe.
-  for (Session* s : sessions_) s->close_if_idle();
+  for (Connection* s : sessions_) s->close_if_idle();
   pool_.clear();
 }
 
-}  // namespace pc::proxy
+}  // namespace pc::txn

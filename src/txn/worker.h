@@ -12,19 +12,29 @@
 #include <vector>
 
 #include "net/connect.h"
+#include "net/io.h"
 #include "net/resolver.h"
 #include "telemetry/access_log.h"
 #include "txn/snapshot.h"
 
-namespace pc::proxy {
+namespace pc::txn {
 
-class Session;
+// A live client connection of any front end (proxy or ICAP), as the worker sees it.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Drain: close the connection if it is between transactions.
+  virtual void close_if_idle() = 0;
+  // Shutdown: close it now.
+  virtual void close() = 0;
+};
 
 // Process-wide state shared by all workers.
 struct Shared {
   explicit Shared(telemetry::AccessLog& l) : access_log(l) {}
   telemetry::AccessLog& access_log;
-  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> connections{0};       // proxy client connections
+  std::atomic<std::size_t> icap_connections{0};  // ICAP client connections
   std::atomic<bool> draining{false};
   std::string id_prefix;  // random, per process start: request IDs are unique across restarts
 
@@ -46,22 +56,22 @@ struct Shared {
 
 class Worker {
  public:
-  Worker(Shared& shared, unsigned index, std::shared_ptr<const txn::Snapshot> snap);
+  Worker(Shared& shared, unsigned index, std::shared_ptr<const Snapshot> snap);
   ~Worker();
 
   Shared& shared;
 
  private:
   // Declared before io: sessions unwound while io is destroyed still find it.
-  std::unordered_set<Session*> sessions_;
+  std::unordered_set<Connection*> sessions_;
 
  public:
   boost::asio::io_context io{1};
   const unsigned index;
 
-  const std::shared_ptr<const txn::Snapshot>& snapshot() const { return snapshot_; }
+  const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   // Worker thread only: serve new transactions with s (in-flight ones keep theirs).
-  void apply(std::shared_ptr<const txn::Snapshot> s);
+  void apply(std::shared_ptr<const Snapshot> s);
 
   std::shared_ptr<net::Resolver> resolver() const { return resolver_; }
   net::UpstreamPool& pool() { return pool_; }
@@ -73,8 +83,8 @@ class Worker {
 
   std::string next_request_id();
 
-  void add(Session* s) { sessions_.insert(s); }
-  void remove(Session* s) { sessions_.erase(s); }
+  void add(Connection* s) { sessions_.insert(s); }
+  void remove(Connection* s) { sessions_.erase(s); }
   // Worker thread only: close idle keep-alive connections; busy ones close after their
   // current transaction.
   void drain();
@@ -83,11 +93,11 @@ class Worker {
   void shutdown();
 
  private:
-  std::shared_ptr<const txn::Snapshot> snapshot_;
+  std::shared_ptr<const Snapshot> snapshot_;
   std::shared_ptr<net::Resolver> resolver_;
   net::UpstreamPool pool_;
   std::vector<net::Clock::time_point> parent_down_until_;
   std::uint64_t requests_ = 0;
 };
 
-}  // namespace pc::proxy
+}  // namespace pc::txn

@@ -1,11 +1,11 @@
-// proxy/pages.h: the HTTP framing around the gateway's own pages.
-#include "proxy/pages.h"
+// txn/http_page.h: the HTTP framing around the gateway's own pages.
+#include "txn/http_page.h"
 
 #include <gtest/gtest.h>
 
 #include "wire/http.h"
 
-namespace pc::proxy {
+namespace pc::txn {
 namespace {
 
 struct Split {
@@ -57,4 +57,4 @@ TEST(ReasonPhrase, KnownAndUnknown) {
 }
 
 }  // namespace
-}  // namespace pc::proxy
+}  // namespace pc::txn

@@ -1,0 +1,78 @@
+// One accepted ICAP client connection (RFC 3507): a coroutine that loops over the ICAP
+// messages on it (persistent connections), running each through the shared phases
+//   admit -> identify -> classify -> decide -> deliver (204, echo or a page) -> log.
+#pragma once
+
+#include <boost/asio/ssl/context.hpp>
+#include <memory>
+#include <string>
+
+#include "base/buffer.h"
+#include "config/config.h"
+#include "icap/stream.h"
+#include "net/io.h"
+#include "txn/flow.h"
+#include "txn/worker.h"
+#include "wire/icap.h"
+
+namespace pc::icap {
+
+// The ISTag of a snapshot: it changes whenever the policy (or, later, an engine) changes.
+std::string istag(const txn::Snapshot& snap);
+
+class Session : public txn::Connection, public std::enable_shared_from_this<Session> {
+ public:
+  // tls: the server context for ICAPS, null for plain ICAP.
+  Session(txn::Worker& w, net::tcp::socket s, std::string listener,
+          std::shared_ptr<boost::asio::ssl::context> tls);
+  ~Session() override;
+
+  // Runs the connection to its end. Call as co_spawn(ex, s->run(s), detached).
+  net::asio::awaitable<void> run(std::shared_ptr<Session> self);
+
+  void close_if_idle() override {
+    if (idle_) stream_.close();
+  }
+  void close() override {
+    watchdog_.stop();
+    stream_.close();
+  }
+
+ private:
+  struct Txn;
+  enum class Service { none, reqmod, respmod };
+  enum class BodyEnd { ok, closed, malformed };
+
+  net::asio::awaitable<bool> message();  // one ICAP transaction; false: close the connection
+  net::asio::awaitable<bool> read_head(Txn& t, bool& clean_eof);
+  net::asio::awaitable<bool> fill(Txn& t);  // reads more into buf_; false on EOF or error
+  net::asio::awaitable<bool> send(Txn& t, const std::string& bytes);
+  // An ICAP error reply (400, 404, ...) for the reason in t.rec.reason; logs the transaction.
+  // Returns whether the connection may carry another message.
+  net::asio::awaitable<bool> send_error(Txn& t, int status, bool close);
+  net::asio::awaitable<bool> send_options(Txn& t, Service svc);
+  net::asio::awaitable<bool> modify(Txn& t, Service svc);
+  net::asio::awaitable<bool> send_page(Txn& t);
+  net::asio::awaitable<bool> send_allow(Txn& t);
+  // Streams the encapsulated body from buf_ (re-chunked) after the reply head: the echo.
+  net::asio::awaitable<bool> echo_body(Txn& t);
+  // Reads the rest of the encapsulated body (or preview) and discards it.
+  net::asio::awaitable<BodyEnd> drain_body(Txn& t);
+  Service service_for(const Txn& t) const;
+  void identify(Txn& t);
+  void finish(Txn& t);
+
+  txn::Worker& w_;
+  Stream stream_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // keeps the context alive
+  std::string listener_;
+  std::string peer_;  // the ICAP client's address
+  base::IpBytes peer_ip_;
+  bool counted_ = false;
+  bool idle_ = false;
+  bool first_ = true;
+  base::Buffer buf_;
+  net::Watchdog watchdog_;
+};
+
+}  // namespace pc::icap
