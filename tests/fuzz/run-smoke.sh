@@ -19,7 +19,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/pc-fuzz-smoke.XXXXXX")
 failed=0
 
 targets=(
-  fuzz_request_head fuzz_response_head fuzz_chunked
+  fuzz_request_head fuzz_response_head fuzz_chunked fuzz_icap fuzz_icap_identity
   fuzz_accept_language fuzz_templates
   fuzz_warn_token fuzz_catdb_import fuzz_policy_load
 )
