@@ -502,7 +502,9 @@ awaitable<bool> Session::send_allow(Txn& t) {
         co_return co_await send_error(t, 400, true);
       }
       if (seen > cfg.icap.buffer_for_204) break;  // echo from the start of the buffer
-      if (step.consumed == 0 && step.data.empty() && !(co_await fill(t))) {
+      if (step.consumed != 0 || !step.data.empty()) continue;
+      watchdog_.arm(cfg.timeouts.body_idle);
+      if (!(co_await fill(t))) {
         t.rec.result = Result::error;
         t.rec.reason = "client closed in the ICAP body";
         finish(t);
@@ -580,6 +582,7 @@ awaitable<bool> Session::echo_body(Txn& t) {
       bytes += kLastChunk.size();
     }
     if (!out.empty()) {
+      watchdog_.arm(t.cfg().timeouts.body_idle);
       auto ec = co_await stream_.write(out);
       if (ec) co_return false;
       t.rec.bytes_out += bytes;
@@ -589,6 +592,7 @@ awaitable<bool> Session::echo_body(Txn& t) {
       t.body.reset();
       co_return true;
     }
+    watchdog_.arm(t.cfg().timeouts.body_idle);
     if (!(co_await fill(t))) {
       t.rec.result = Result::error;
       t.rec.reason = "client closed in the ICAP body";
@@ -614,6 +618,7 @@ awaitable<Session::BodyEnd> Session::drain_body(Txn& t) {
       }
       if (step.consumed == 0 && step.data.empty()) break;
     }
+    watchdog_.arm(t.cfg().timeouts.body_idle);
     if (!(co_await fill(t))) {
       t.rec.result = Result::error;
       t.rec.reason = "client closed in the ICAP body";
