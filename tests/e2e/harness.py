@@ -1247,3 +1247,283 @@ class PortcullisTestCase(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---------------------------------------------------------------------------------------
+# ICAP (RFC 3507) client pieces: building requests, reading responses
+
+def icap_chunked(data, size=16384):
+    """data as ICAP/HTTP chunks of at most `size` bytes, without the last chunk."""
+    return b"".join(b"%x\r\n" % len(data[i:i + size]) + data[i:i + size] + b"\r\n"
+                    for i in range(0, len(data), size))
+
+
+def icap_last_chunk(ieof=False):
+    return b"0; ieof\r\n\r\n" if ieof else b"0\r\n\r\n"
+
+
+def icap_head(method, uri, fields=(), req_hdr=None, res_hdr=None, body_kind=None, host="127.0.0.1"):
+    """An ICAP request head followed by the encapsulated HTTP heads (bytes, each ending
+    CRLFCRLF). Encapsulated is computed: req-hdr and res-hdr at their offsets, then
+    body_kind ("req-body", "res-body", "null-body" or "opt-body"; default: "null-body").
+    fields: [(name, value)] added after Host."""
+    parts = []
+    enc = []
+    off = 0
+    for name, head in (("req-hdr", req_hdr), ("res-hdr", res_hdr)):
+        if head is not None:
+            enc.append("%s=%d" % (name, off))
+            parts.append(head)
+            off += len(head)
+    enc.append("%s=%d" % (body_kind or "null-body", off))
+    lines = ["%s %s ICAP/1.0" % (method, uri), "Host: %s" % host]
+    lines += ["%s: %s" % (n, v) for n, v in fields]
+    lines.append("Encapsulated: " + ", ".join(enc))
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + b"".join(parts)
+
+
+def http_request_head(method, url, fields=()):
+    """An HTTP/1.1 request head for encapsulation (absolute-form target)."""
+    host = urllib.parse.urlsplit(url).netloc
+    lines = ["%s %s HTTP/1.1" % (method, url), "Host: %s" % host]
+    lines += ["%s: %s" % (n, v) for n, v in fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def http_response_head(status=200, fields=(("Content-Type", "text/plain"),), reason="OK"):
+    lines = ["HTTP/1.1 %d %s" % (status, reason)] + ["%s: %s" % (n, v) for n, v in fields]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class IcapResponse:
+    """One ICAP response. heads: {"req-hdr"|"res-hdr": raw HTTP head bytes}; body: the
+    decoded encapsulated body (None when the response has none)."""
+
+    def __init__(self, version, status, reason, fields, encapsulated, heads, body, raw_head):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.fields = fields
+        self.encapsulated = encapsulated  # [(entity, offset)]
+        self.heads = heads
+        self.body = body
+        self.raw_head = raw_head
+
+    def header(self, name, default=None):
+        return get_field(self.fields, name, default)
+
+    def headers(self, name):
+        return get_fields(self.fields, name)
+
+    def http(self, entity=None):
+        """(start line, [(name, value)]) of the encapsulated res-hdr (else req-hdr), or None."""
+        raw = self.heads.get(entity) if entity else (self.heads.get("res-hdr") or self.heads.get("req-hdr"))
+        return parse_head(raw) if raw else None
+
+    def http_status(self):
+        h = self.heads.get("res-hdr")
+        if not h:
+            return None
+        m = re.match(rb"^HTTP/\d\.\d (\d{3})", h)
+        return int(m.group(1)) if m else None
+
+    def http_header(self, name, entity=None):
+        parsed = self.http(entity)
+        return get_field(parsed[1], name) if parsed else None
+
+    def __repr__(self):
+        return "<IcapResponse %s %d %r heads=%s body=%s>" % (
+            self.version, self.status, self.fields, {k: len(v) for k, v in self.heads.items()},
+            None if self.body is None else len(self.body))
+
+
+def parse_encapsulated(value):
+    out = []
+    for item in value.split(","):
+        name, _, off = item.strip().partition("=")
+        out.append((name.strip().lower(), int(off.strip())))
+    return out
+
+
+def read_icap_response(reader, head_limit=1 << 20):
+    """Reads one ICAP response (a 100 Continue is returned as it is, with no body). Returns
+    IcapResponse, or None on a clean EOF before any byte."""
+    raw = reader.read_until(b"\r\n\r\n", limit=head_limit)
+    if raw is None:
+        if not reader.buf:
+            return None
+        raise EOFError("eof inside an ICAP response head: %r" % reader.buf[:200])
+    start, fields = parse_head(raw)
+    m = re.match(r"^(ICAP/\d\.\d) (\d{3})(?: (.*))?$", start)
+    if not m:
+        raise ValueError("bad ICAP status line %r" % start)
+    version, status, reason = m.group(1), int(m.group(2)), m.group(3) or ""
+    enc_v = get_field(fields, "Encapsulated")
+    enc = parse_encapsulated(enc_v) if enc_v else []
+    heads = {}
+    body = None
+    if status != 100 and enc:
+        total = enc[-1][1]
+        blob = reader.read_exact(total) if total else b""
+        for i, (name, off) in enumerate(enc[:-1]):
+            end = enc[i + 1][1]
+            heads[name] = blob[off:end]
+        last = enc[-1][0]
+        if last in ("req-body", "res-body", "opt-body"):
+            body, _ = read_chunked(reader)
+    return IcapResponse(version, status, reason, fields, enc, heads, body, raw)
+
+
+# ---------------------------------------------------------------------------------------
+# Squid as an ICAP client (foreground, its own folder, never the system instance)
+
+SQUID_BIN = "/usr/sbin/squid"
+
+
+def squid_has_openssl(binary=SQUID_BIN):
+    try:
+        out = subprocess.run([binary, "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=10).stdout.decode(errors="replace")
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--with-openssl" in out
+
+
+class SquidServer:
+    """One `squid -N -f conf` on 127.0.0.1:<free port> with a generated config in its own
+    world-readable temp folder (Squid started as root switches to the `proxy` user, which
+    must reach its logs). `lines` are appended to the base config (icap_service,
+    adaptation_access, auth...); "{dir}" in them is the Squid folder (copy_in() files there
+    before start()). `hosts` ({name: address}) become Squid's hosts_file, so
+    test names resolve without DNS. start() waits until the port accepts; wait_ready(url)
+    until a request through it succeeds."""
+
+    BASE = """http_port 127.0.0.1:{port}
+workers 1
+pid_filename {d}/squid.pid
+cache_log {d}/cache.log
+access_log stdio:{d}/access.log squid
+cache_store_log none
+coredump_dir {d}
+cache deny all
+cache_mem 8 MB
+maximum_object_size_in_memory 64 KB
+shutdown_lifetime 1 seconds
+logfile_rotate 0
+netdb_filename none
+pinger_enable off
+dns_nameservers 127.0.0.1
+hosts_file {d}/hosts
+forwarded_for on
+"""
+
+    def __init__(self, lines, hosts=None, binary=SQUID_BIN):
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="pc-squid-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.conf_path = os.path.join(self.dir, "squid.conf")
+        with open(os.path.join(self.dir, "hosts"), "w") as f:
+            f.write("127.0.0.1 localhost\n")
+            for name, addr in (hosts or {}).items():
+                f.write("%s %s\n" % (addr, name))
+        extra = "\n".join(line.replace("{dir}", self.dir) for line in lines)
+        self.text = self.BASE.format(port=self.port, d=self.dir) + extra + "\n"
+        with open(self.conf_path, "w") as f:
+            f.write(self.text)
+        self.proc = None
+        self._out = None
+
+    def copy_in(self, path):
+        """Copies a file into the Squid folder (readable by Squid's user); returns the copy."""
+        dst = os.path.join(self.dir, os.path.basename(path))
+        shutil.copyfile(path, dst)
+        os.chmod(dst, 0o644)
+        return dst
+
+    def start(self, timeout=20.0):
+        if not os.path.exists(self.binary):
+            raise unittest.SkipTest("squid not installed at %s" % self.binary)
+        if os.geteuid() == 0:
+            try:
+                import pwd
+                ent = pwd.getpwnam("proxy")
+                for root, dirs, files in os.walk(self.dir):
+                    for n in [root] + [os.path.join(root, x) for x in files]:
+                        os.chown(n, ent.pw_uid, ent.pw_gid)
+            except KeyError:
+                pass
+        self._out = open(os.path.join(self.dir, "stdout.log"), "wb")
+        self.proc = subprocess.Popen([self.binary, "-N", "-f", self.conf_path], stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=subprocess.STDOUT, cwd=self.dir)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError("squid exited with %s during start-up\n%s"
+                                     % (self.proc.returncode, self.log_text()))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("squid did not accept on %d within %.0fs\n%s"
+                                     % (self.port, timeout, self.log_text()))
+            time.sleep(0.1)
+
+    def wait_ready(self, url, timeout=30.0, curl_args=()):
+        """Waits until `curl -x squid url` answers 200 (Squid fetched the ICAP OPTIONS and
+        the services are up); returns True, or False after timeout."""
+        def ok():
+            if self.proc.poll() is not None:
+                return True
+            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                "-x", self.proxy_url] + list(curl_args) + [url],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10, env=clean_env())
+            return r.stdout.strip() == b"200"
+        done = wait_until(ok, timeout, 0.3)
+        if self.proc.poll() is not None:
+            raise AssertionError("squid exited with %s\n%s" % (self.proc.returncode, self.log_text()))
+        return bool(done)
+
+    @property
+    def proxy_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self, limit=8000):
+        out = []
+        for name in ("stdout.log", "cache.log"):
+            try:
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    t = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            if len(t) > limit:
+                t = "...\n" + t[-limit:]
+            out.append("---- squid %s ----\n%s" % (name, t))
+        return "\n".join(out) or "(no squid logs)"
+
+    def stop(self, timeout=15.0):
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    try:
+                        self.proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        pass
+        finally:
+            if self._out:
+                self._out.close()
+                self._out = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, True)
