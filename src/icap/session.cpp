@@ -250,7 +250,8 @@ awaitable<bool> Session::message() {
   }
 
   const Service svc = service_for(t);
-  const bool has_body = t.head.encapsulated.has_body();
+  // After an error reply the connection goes on only when nothing follows the ICAP head.
+  const bool has_body = t.head.encapsulated.has_body() || t.head.encapsulated.body_offset > 0;
   if (svc == Service::none) {
     t.rec.reason = "unknown ICAP service";
     co_return co_await send_error(t, 404, has_body);
