@@ -11,8 +11,8 @@ build_pkgs=(
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libpsl-dev publicsuffix libre2-dev
   clang libclang-rt-14-dev clang-format openssl
 )
-test_pkgs=(curl wget python3 ca-certificates procps iproute2 tzdata)
-bench_pkgs=(nginx-light squid tinyproxy wrk)
+test_pkgs=(curl wget python3 ca-certificates procps iproute2 tzdata squid c-icap)
+bench_pkgs=(nginx-light squid tinyproxy wrk c-icap)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 if [[ "${1:-}" == "bench" ]]; then want+=("${bench_pkgs[@]}"); fi
@@ -29,7 +29,7 @@ echo "bootstrap: installing ${missing[*]}"
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-# Package services (nginx, squid, tinyproxy) must not start system instances we do not use.
+# Package services (nginx, squid, c-icap, tinyproxy) must not start system instances we do not use.
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d
