@@ -112,6 +112,46 @@ class Reader {
     out = std::chrono::duration_cast<Dur>(std::chrono::duration<double>(*v));
   }
 
+  // One of a fixed set of words; any other value is an error listing them ("a, b or c").
+  template <class E>
+  void get_choice(const toml::table& t, std::string_view key, E& out,
+                  std::initializer_list<std::pair<std::string_view, E>> choices) {
+    const toml::node* n = t.get(key);
+    if (!n) return;
+    auto v = n->value<std::string>();
+    if (!v) {
+      error(n, "'" + std::string(key) + "' must be a string");
+      return;
+    }
+    for (const auto& [word, value] : choices) {
+      if (*v == word) {
+        out = value;
+        return;
+      }
+    }
+    std::string msg = "'" + std::string(key) + "' must be ";
+    std::size_t i = 0;
+    for (const auto& c : choices) {
+      if (i > 0) msg += i + 1 == choices.size() ? " or " : ", ";
+      msg += c.first;
+      ++i;
+    }
+    error(n, msg);
+  }
+
+  // An array of CIDR strings replacing `out` when present.
+  void get_networks(const toml::table& t, std::string_view key, std::vector<base::Cidr>& out) {
+    std::vector<std::pair<std::string, const toml::node*>> nets;
+    if (!get_strings(t, key, nets)) return;
+    out.clear();
+    for (auto& [s, n] : nets) {
+      if (auto cidr = base::Cidr::parse(s))
+        out.push_back(*cidr);
+      else
+        error(n, "invalid network '" + s + "' (expected address/prefix)");
+    }
+  }
+
   // An array of strings.
   bool get_strings(const toml::table& t, std::string_view key,
                    std::vector<std::pair<std::string, const toml::node*>>& out) {
@@ -208,16 +248,9 @@ void read(Reader& r, const toml::table& root, Config& c) {
         r.get(t, "address", l.address);
         r.get_int(t, "port", l.port, 1, 65535);
         r.get(t, "guest", l.guest);
-        std::string proto = "proxy";
-        r.get(t, "protocol", proto);
-        if (proto == "proxy")
-          l.protocol = Protocol::proxy;
-        else if (proto == "icap")
-          l.protocol = Protocol::icap;
-        else if (proto == "icaps")
-          l.protocol = Protocol::icaps;
-        else
-          r.error(t.get("protocol"), "'protocol' must be proxy, icap or icaps");
+        r.get_choice(
+            t, "protocol", l.protocol,
+            {{"proxy", Protocol::proxy}, {"icap", Protocol::icap}, {"icaps", Protocol::icaps}});
         if (l.guest && l.protocol != Protocol::proxy)
           r.error(t.get("guest"), "'guest' applies to proxy listeners only");
         if (!t.get("port")) r.error(&e, "listener needs a 'port'");
@@ -254,16 +287,7 @@ void read(Reader& r, const toml::table& root, Config& c) {
                  {"client_networks", "connect_ports", "x_forwarded_for", "max_connections",
                   "max_connections_per_client"},
                  "proxy");
-    std::vector<std::pair<std::string, const toml::node*>> nets;
-    if (r.get_strings(*p, "client_networks", nets)) {
-      c.client_networks.clear();
-      for (auto& [s, n] : nets) {
-        if (auto cidr = base::Cidr::parse(s))
-          c.client_networks.push_back(*cidr);
-        else
-          r.error(n, "invalid network '" + s + "' (expected address/prefix)");
-      }
-    }
+    r.get_networks(*p, "client_networks", c.client_networks);
     if (const toml::node* n = p->get("connect_ports")) {
       const toml::array* a = n->as_array();
       if (!a)
@@ -279,16 +303,8 @@ void read(Reader& r, const toml::table& root, Config& c) {
         }
       }
     }
-    std::string xff = "add";
-    r.get(*p, "x_forwarded_for", xff);
-    if (xff == "add")
-      c.x_forwarded_for = XffMode::add;
-    else if (xff == "keep")
-      c.x_forwarded_for = XffMode::keep;
-    else if (xff == "remove")
-      c.x_forwarded_for = XffMode::remove;
-    else
-      r.error(p->get("x_forwarded_for"), "'x_forwarded_for' must be add, keep or remove");
+    r.get_choice(*p, "x_forwarded_for", c.x_forwarded_for,
+                 {{"add", XffMode::add}, {"keep", XffMode::keep}, {"remove", XffMode::remove}});
     r.get_int(*p, "max_connections", c.max_connections, 1, 10'000'000);
     r.get_int(*p, "max_connections_per_client", c.max_connections_per_client, 1, 10'000'000);
   }
@@ -394,14 +410,8 @@ void read(Reader& r, const toml::table& root, Config& c) {
   if (auto* a = r.table(root, "access_log")) {
     r.check_keys(*a, {"path", "format"}, "access_log");
     r.get(*a, "path", log_path);
-    std::string fmt = "json";
-    r.get(*a, "format", fmt);
-    if (fmt == "json")
-      c.access_log_format = LogFormat::json;
-    else if (fmt == "squid")
-      c.access_log_format = LogFormat::squid;
-    else
-      r.error(a->get("format"), "'format' must be json or squid");
+    r.get_choice(*a, "format", c.access_log_format,
+                 {{"json", LogFormat::json}, {"squid", LogFormat::squid}});
   }
   if (log_path == "-")
     c.access_log_path = "-";
@@ -434,16 +444,8 @@ void read(Reader& r, const toml::table& root, Config& c) {
                   "user_headers", "group_headers", "client_ip_headers", "user_encoding",
                   "tls_certificate", "tls_key", "tls_client_ca"},
                  "icap");
+    r.get_networks(*t, "client_networks", ic.client_networks);
     std::vector<std::pair<std::string, const toml::node*>> items;
-    if (r.get_strings(*t, "client_networks", items)) {
-      ic.client_networks.clear();
-      for (auto& [s, n] : items) {
-        if (auto cidr = base::Cidr::parse(s))
-          ic.client_networks.push_back(*cidr);
-        else
-          r.error(n, "invalid network '" + s + "' (expected address/prefix)");
-      }
-    }
     // Service names: the ICAP-URI path without "/", visible ASCII without "?" and "#".
     auto service = [&](std::string& s, const toml::node* n) {
       while (!s.empty() && s.front() == '/') s.erase(0, 1);
@@ -484,16 +486,10 @@ void read(Reader& r, const toml::table& root, Config& c) {
         }
       }
     }
-    std::string enc = "auto";
-    r.get(*t, "user_encoding", enc);
-    if (enc == "auto")
-      ic.user_encoding = UserEncoding::automatic;
-    else if (enc == "base64")
-      ic.user_encoding = UserEncoding::base64;
-    else if (enc == "plain")
-      ic.user_encoding = UserEncoding::plain;
-    else
-      r.error(t->get("user_encoding"), "'user_encoding' must be auto, base64 or plain");
+    r.get_choice(*t, "user_encoding", ic.user_encoding,
+                 {{"auto", UserEncoding::automatic},
+                  {"base64", UserEncoding::base64},
+                  {"plain", UserEncoding::plain}});
     r.get(*t, "tls_certificate", cert);
     r.get(*t, "tls_key", cert_key);
     r.get(*t, "tls_client_ca", client_ca);
