@@ -75,6 +75,10 @@ Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cf
     for (const auto& e : errors) all += "\n  " + e;
     throw std::runtime_error("invalid configuration:" + all);
   }
+  scan_ = std::make_unique<txn::ScanService>(cfg_->scan.threads, cfg_->scan.queue,
+                                             cfg_->scan.cache_entries);
+  shared_->scan = scan_.get();
+  snap = txn::with_engines(*snap, load_engines_logged(cfg_->scan), generation_);
   current_ = snap;
   remember_inputs();
   if (cfg_->has_protocol(config::Protocol::icaps)) {
@@ -111,7 +115,27 @@ Server::~Server() {
   release();
 }
 
+std::shared_ptr<const txn::Engines> Server::load_engines_logged(const config::Scan& scan) {
+  auto e = txn::load_engines(scan);
+  if (!scan.enabled)
+    log::info("scanning is off (scan.enabled = false)");
+  else if (!e->error.empty())
+    log::error("scanning engines: {} (scan.on_failure applies to every body)", e->error);
+  else
+    log::info("scanning engines loaded: {}", e->version);
+  return e;
+}
+
+bool Server::engines_changed() const {
+  return txn::engines_stale(*current_->engines, cfg_->scan);
+}
+
+void Server::reload_engines() {
+  publish(txn::with_engines(*current_, load_engines_logged(cfg_->scan), ++generation_), false);
+}
+
 void Server::release() {
+  if (scan_) scan_->offload.shutdown();  // pending scans complete (not scanned) on their worker
   for (auto& ls : listeners_)
     for (auto& l : ls) l->close();
   for (auto& w : workers_) w->shutdown();
@@ -197,6 +221,10 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   if (loaded->access_log_path != cfg_->access_log_path)
     why += std::string(why.empty() ? "" : "; ") +
            "access_log.path changes take effect after a restart";
+  if (loaded->scan.threads != cfg_->scan.threads || loaded->scan.queue != cfg_->scan.queue ||
+      loaded->scan.cache_entries != cfg_->scan.cache_entries)
+    why += std::string(why.empty() ? "" : "; ") +
+           "scan.threads, scan.queue and scan.cache_entries changes take effect after a restart";
   // What cannot change while running is kept as it runs (port-0 listeners keep their ports).
   auto cfg = std::make_shared<config::Config>(*loaded);
   cfg->listeners = cfg_->listeners;
@@ -205,6 +233,11 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   auto snap = txn::build_snapshot(cfg, ++generation_, errors);
   if (!snap) return false;                           // the running configuration and policy stay
   snap = txn::with_config(*snap, cfg, generation_);  // own addresses for the running ports
+  snap = txn::with_engines(*snap,
+                           txn::engines_stale(*current_->engines, cfg->scan)
+                               ? load_engines_logged(cfg->scan)
+                               : current_->engines,
+                           generation_);
   log::set_level(cfg->log_level);
   access_log_->set_format(log_format(*cfg));
   cfg_ = cfg;
@@ -289,6 +322,10 @@ int run_main(const std::string& config_path) {
   std::function<void(const boost::system::error_code&)> on_watch;
   on_watch = [&](const boost::system::error_code& ec) {
     if (ec) return;
+    if (server->engines_changed()) {
+      log::info("signature or rule files changed: loading new scanning engines");
+      server->reload_engines();
+    }
     if (server->policy_changed()) {
       std::vector<std::string> errors;
       if (server->reload_policy(errors)) {

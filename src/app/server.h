@@ -37,6 +37,12 @@ class Server {
   bool policy_changed() const;
   // Reloads only the policy (same configuration); false with errors keeps the running one.
   bool reload_policy(std::vector<std::string>& errors);
+  // The signature or rule files (or the scan settings) changed since the engines were loaded.
+  bool engines_changed() const;
+  // Loads new engines (slow: seconds with the official databases) and publishes them; traffic
+  // goes on with the old ones meanwhile.
+  void reload_engines();
+  txn::ScanService& scan_service() { return *scan_; }
   const std::shared_ptr<const txn::Snapshot>& snapshot() const { return current_; }
   // Stops accepting, lets in-flight transactions finish (up to the drain timeout), stops.
   void drain_and_stop();
@@ -52,6 +58,7 @@ class Server {
   void release();  // threads stopped: unwind connections, free workers and listeners
   void publish(std::shared_ptr<const txn::Snapshot> snap, bool before_start);
   void remember_inputs();
+  std::shared_ptr<const txn::Engines> load_engines_logged(const config::Scan& scan);
   txn::Listener::OnAccept on_accept(const config::Listener& l);
   std::shared_ptr<const txn::Snapshot> current_;
   std::vector<std::pair<std::filesystem::path, std::filesystem::file_time_type>> inputs_;
@@ -59,6 +66,7 @@ class Server {
   std::shared_ptr<const config::Config> cfg_;         // as running
   std::unique_ptr<telemetry::AccessLog> access_log_;
   std::unique_ptr<txn::Shared> shared_;
+  std::unique_ptr<txn::ScanService> scan_;
   std::vector<std::unique_ptr<txn::Worker>> workers_;
   std::vector<std::vector<std::unique_ptr<txn::Listener>>> listeners_;  // per worker
   std::shared_ptr<boost::asio::ssl::context> icap_tls_;                 // ICAPS listeners

@@ -215,7 +215,7 @@ bool listeners_overlap(std::string_view a, std::string_view b) {
 void read(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root,
                {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
-                "access_log", "log", "policy", "icap"},
+                "access_log", "log", "policy", "icap", "scan"},
                "");
   auto base_dir = c.source.parent_path();
   auto resolve = [&](const std::string& p) {
@@ -506,6 +506,44 @@ void read(Reader& r, const toml::table& root, Config& c) {
     c.icap.tls_client_ca = in_state(client_ca);
     if (c.has_protocol(Protocol::icaps) && c.icap.tls_certificate.empty())
       r.error(root.get("icap"), "an icaps listener needs 'tls_certificate' and 'tls_key'");
+  }
+
+  c.scan.shipped_signatures = PC_SHIPPED_SIGNATURES;
+  c.scan.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (auto* t = r.table(root, "scan")) {
+    auto& sc = c.scan;
+    r.check_keys(
+        *t,
+        {"enabled", "shipped_signatures", "clamav_dir", "yara_dir", "max_scan_size", "too_large",
+         "unscannable", "on_failure", "memory_buffer", "spool_limit", "threads", "queue",
+         "cache_entries", "max_recursion", "max_files", "max_expanded", "trickle_after"},
+        "scan");
+    r.get(*t, "enabled", sc.enabled);
+    for (auto [key, path] :
+         {std::pair{"shipped_signatures", &sc.shipped_signatures},
+          std::pair{"clamav_dir", &sc.clamav_dir}, std::pair{"yara_dir", &sc.yara_dir}}) {
+      std::string v;
+      if (!t->get(key)) continue;
+      r.get(*t, key, v);
+      *path = v.empty() ? std::filesystem::path() : resolve(v);
+    }
+    r.get_int(*t, "max_scan_size", sc.max_scan_size, 1, std::int64_t{1} << 40);
+    r.get_choice(*t, "too_large", sc.block_too_large, {{"pass", false}, {"block", true}});
+    r.get_choice(*t, "unscannable", sc.block_unscannable, {{"block", true}, {"pass", false}});
+    r.get_choice(
+        *t, "on_failure", sc.on_failure,
+        {{"by_type", FailMode::by_type}, {"open", FailMode::open}, {"closed", FailMode::closed}});
+    r.get_int(*t, "memory_buffer", sc.memory_buffer, 4096, std::int64_t{1} << 32);
+    r.get_int(*t, "spool_limit", sc.spool_limit, 1 << 20, std::int64_t{1} << 44);
+    unsigned threads = 0;
+    r.get_int(*t, "threads", threads, 0, 256);
+    if (threads != 0) sc.threads = threads;
+    r.get_int(*t, "queue", sc.queue, 1, 1'000'000);
+    r.get_int(*t, "cache_entries", sc.cache_entries, 0, 100'000'000);
+    r.get_int(*t, "max_recursion", sc.max_recursion, 1, 64);
+    r.get_int(*t, "max_files", sc.max_files, 1, 10'000'000);
+    r.get_int(*t, "max_expanded", sc.max_expanded, 1 << 20, std::int64_t{1} << 40);
+    r.get_seconds(*t, "trickle_after", sc.trickle_after, 0, 3600);
   }
 
   if (auto* l = r.table(root, "log")) {

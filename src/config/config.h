@@ -77,6 +77,32 @@ struct Icap {
   std::filesystem::path tls_client_ca;  // empty: no client certificates asked for
 };
 
+// What happens when a body cannot be scanned because of the gateway itself (no engine, the
+// scan queue full, the spool full, an engine error): block, pass, or by true file type
+// (block executables and archives, pass the rest).
+enum class FailMode : std::uint8_t { by_type, open, closed };
+
+// [scan]: malware scanning of response and request bodies (docs/scanning.md).
+struct Scan {
+  bool enabled = true;
+  std::filesystem::path shipped_signatures;  // the project's own set (EICAR, test files)
+  std::filesystem::path clamav_dir = "/var/lib/clamav";  // official databases, offline update
+  std::filesystem::path yara_dir;                        // the organisation's rules; empty: none
+  std::uint64_t max_scan_size = 50ull << 20;             // larger bodies follow block_too_large
+  bool block_too_large = false;                          // too_large = "block" | "pass"
+  bool block_unscannable = true;                         // unscannable = "block" | "pass"
+  FailMode on_failure = FailMode::by_type;
+  std::size_t memory_buffer = 1 << 20;     // per body, before it moves to an anonymous memory file
+  std::uint64_t spool_limit = 1ull << 30;  // all bodies being scanned together
+  unsigned threads = 0;                    // resolved: never 0 after loading
+  std::size_t queue = 256;
+  std::size_t cache_entries = 10000;
+  std::uint32_t max_recursion = 10;
+  std::uint32_t max_files = 50000;
+  std::uint64_t max_expanded = 200ull << 20;
+  Seconds trickle_after{5000};  // proxy: a body still arriving after this is trickled
+};
+
 struct Config {
   std::filesystem::path source;  // the file it was read from
   std::string name = "portcullis";
@@ -110,6 +136,7 @@ struct Config {
   std::string log_level = "info";
 
   Icap icap;
+  Scan scan;
 
   // [policy]
   std::filesystem::path policy_file;    // empty: allow everything

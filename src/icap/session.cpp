@@ -55,7 +55,8 @@ struct Piece {
 }  // namespace
 
 std::string istag(const txn::Snapshot& snap) {
-  return fmt::format("pc-{:016x}", snap.policy->revision());
+  std::uint64_t engines = snap.engines ? snap.engines->generation : 0;
+  return fmt::format("pc-{:016x}", snap.policy->revision() ^ (engines * 0x9e3779b97f4a7c15ull));
 }
 
 struct Session::Txn : txn::Exchange {

@@ -17,7 +17,7 @@
 
 namespace pc::icap {
 
-// The ISTag of a snapshot: it changes whenever the policy (or, later, an engine) changes.
+// The ISTag of a snapshot: it changes whenever the policy or the scanning engines change.
 std::string istag(const txn::Snapshot& snap);
 
 class Session : public txn::Connection, public std::enable_shared_from_this<Session> {

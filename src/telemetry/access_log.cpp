@@ -134,6 +134,19 @@ std::string format_json(const AccessRecord& r) {
   append_json_string(o, r.category_source);
   o += ",\"reputation\":";
   append_json_string(o, r.reputation);
+  if (!r.scan.empty()) {
+    o += ",\"scan\":";
+    append_json_string(o, r.scan);
+    if (!r.threat.empty()) {
+      o += ",\"threat\":";
+      append_json_string(o, r.threat);
+    }
+    o += ",\"sha256\":";
+    append_json_string(o, r.sha256);
+    o += ",\"file_type\":";
+    append_json_string(o, r.file_type);
+    o += r.scan_cached ? ",\"scan_cached\":true" : ",\"scan_cached\":false";
+  }
   if (!r.icap_mode.empty()) {
     o += ",\"icap_client\":";
     append_json_string(o, r.icap_client);

@@ -44,6 +44,12 @@ struct AccessRecord {
   std::string category;         // first matched category
   std::string category_source;  // "name version" of the database it came from
   std::string reputation;       // dangerous | highly suspicious | suspicious | untested
+  // Scanning (empty when the body was not scanned)
+  std::string scan;       // clean | infected | unscannable | error | not scanned
+  std::string threat;     // threat name when infected
+  std::string sha256;     // of the scanned body
+  std::string file_type;  // true file type ("exe", "zip", ...)
+  bool scan_cached = false;
   // ICAP transactions only (empty / 0 for the proxy)
   std::string icap_client;  // the ICAP client's address
   std::string icap_mode;    // reqmod | respmod | options

@@ -219,6 +219,7 @@ Page render_reply(Exchange& ex, const wire::RequestHead* req) {
   v.continue_url = std::move(r.continue_url);
   if (const auto* ref = req ? req->find("Referer") : nullptr) v.back_url = std::string(ref->value);
   v.dns = r.dns;
+  v.threat = std::move(r.threat);
   v.status = page.status;
   page.html = ex.snap->templates->render(r.kind, lang, v);
   ex.rec.status = page.status;
@@ -226,6 +227,28 @@ Page render_reply(Exchange& ex, const wire::RequestHead* req) {
   ex.rec.reason = std::move(r.reason);
   ex.rec.content_type = "text/html";
   return page;
+}
+
+bool apply_scan(Exchange& ex, const ScanOutcome& o) {
+  ex.rec.scan = o.verdict;
+  ex.rec.threat = o.threat ? o.name : "";
+  ex.rec.sha256 = o.sha256;
+  ex.rec.file_type = o.file_type;
+  ex.rec.scan_cached = o.cached;
+  if (!o.block) {
+    if (!o.reason.empty()) ex.rec.reason = o.reason;
+    return true;
+  }
+  if (o.threat) {
+    Reply r{pages::Kind::threat, 403, Result::denied, o.reason};
+    r.threat = o.name;
+    ex.reply = std::move(r);
+  } else {
+    ex.reply = {pages::Kind::rule_block, 403, Result::denied, o.reason};
+  }
+  log::info("{} {} {}: {} (sha256 {})", ex.rec.request_id, ex.rec.client, ex.rec.url, o.reason,
+            o.sha256.empty() ? "-" : o.sha256);
+  return false;
 }
 
 void finish(Exchange& ex, telemetry::AccessLog& log) {

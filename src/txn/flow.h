@@ -15,6 +15,7 @@
 #include "pages/pages.h"
 #include "policy/policy.h"
 #include "telemetry/access_log.h"
+#include "txn/scan.h"
 #include "txn/snapshot.h"
 #include "wire/http.h"
 
@@ -48,6 +49,7 @@ struct Reply {
   pages::DnsError dns = pages::DnsError::not_found;
   std::string extra_headers;  // complete lines, e.g. Location and Set-Cookie
   std::string continue_url;   // warn pages
+  std::string threat;         // threat pages
 };
 
 // The protocol-neutral part of one transaction.
@@ -89,6 +91,10 @@ struct Page {
   std::string_view lang;
 };
 Page render_reply(Exchange& ex, const wire::RequestHead* req);
+
+// Records a scan outcome in ex.rec; when it blocks, prepares ex.reply (the threat page for a
+// threat, else the rule block page naming the reason) and returns false.
+bool apply_scan(Exchange& ex, const ScanOutcome& o);
 
 // Completes ex.rec (duration, defaults) and hands it to the access log.
 void finish(Exchange& ex, telemetry::AccessLog& log);

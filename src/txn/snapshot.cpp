@@ -94,6 +94,15 @@ std::shared_ptr<const Snapshot> with_config(const Snapshot& base,
   return s;
 }
 
+std::shared_ptr<const Snapshot> with_engines(const Snapshot& base,
+                                             std::shared_ptr<const Engines> engines,
+                                             std::uint64_t generation) {
+  auto s = std::make_shared<Snapshot>(base);
+  s->engines = std::move(engines);
+  s->generation = generation;
+  return s;
+}
+
 std::shared_ptr<const Snapshot> with_policy(const Snapshot& base,
                                             std::shared_ptr<const policy::Policy> policy,
                                             std::uint64_t generation) {

@@ -12,6 +12,7 @@
 #include "pages/pages.h"
 #include "policy/policy.h"
 #include "policy/warn_token.h"
+#include "txn/scan.h"
 
 namespace pc::txn {
 
@@ -20,6 +21,7 @@ struct Snapshot {
   std::shared_ptr<const policy::Policy> policy;
   std::shared_ptr<const pages::Templates> templates;
   std::shared_ptr<const policy::WarnSigner> warn_signer;
+  std::shared_ptr<const Engines> engines;  // scanning; null or without ClamAV: failure mode
   // Addresses of this host (all interfaces) and the ports the gateway listens on: the
   // proxy never forwards to these (it would talk to itself).
   std::vector<base::IpBytes> local_addresses;
@@ -52,6 +54,11 @@ std::shared_ptr<const Snapshot> build_snapshot(std::shared_ptr<const config::Con
 std::shared_ptr<const Snapshot> with_config(const Snapshot& base,
                                             std::shared_ptr<const config::Config> cfg,
                                             std::uint64_t generation);
+
+// A new snapshot that differs from `base` only by its scanning engines.
+std::shared_ptr<const Snapshot> with_engines(const Snapshot& base,
+                                             std::shared_ptr<const Engines> engines,
+                                             std::uint64_t generation);
 
 // A new snapshot that differs from `base` only by its policy.
 std::shared_ptr<const Snapshot> with_policy(const Snapshot& base,

@@ -36,7 +36,8 @@ struct Shared {
   std::atomic<std::size_t> connections{0};       // proxy client connections
   std::atomic<std::size_t> icap_connections{0};  // ICAP client connections
   std::atomic<bool> draining{false};
-  std::string id_prefix;  // random, per process start: request IDs are unique across restarts
+  std::string id_prefix;        // random, per process start: request IDs are unique across restarts
+  ScanService* scan = nullptr;  // the scan pool, cache and spool accounting
 
   // Counts client connections per source address; false when the limit is reached.
   bool acquire_client(const base::IpBytes& a, std::size_t limit);

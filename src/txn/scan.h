@@ -1,0 +1,110 @@
+// Malware scanning as the front ends use it: the engines a snapshot scans with, the
+// process-wide scan service (offload pool, verdict cache, spool accounting, counters), the
+// spool a body is collected in, and one awaitable scan that turns an engine verdict into
+// pass or block under the configured limits and failure mode (docs/scanning.md).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "inspect/engine.h"
+#include "inspect/filetype.h"
+#include "inspect/offload.h"
+#include "inspect/verdict_cache.h"
+#include "inspect/yara.h"
+#include "net/io.h"
+
+namespace pc::txn {
+
+struct Snapshot;
+
+// The engines of one load: ClamAV (null when it could not be loaded: `error` says why, and
+// the failure mode applies to every scan) and the organisation's YARA rules (null: none).
+struct Engines {
+  std::shared_ptr<const inspect::ClamEngine> clam;
+  std::shared_ptr<const inspect::YaraRules> yara;
+  std::string error;
+  std::string version;           // "ClamAV 1.4.6/0/3 sigs/...; YARA 2 rules": log, health
+  std::uint64_t generation = 0;  // changes with every load: verdict cache key, ISTag
+};
+
+// Loads the engines for `scan` (the shipped set, then clamav_dir when it exists; yara_dir
+// when set). Slow: the control thread calls it, never a worker.
+std::shared_ptr<const Engines> load_engines(const config::Scan& scan);
+// True when `e` was not loaded for these settings, or its signature or rule files changed.
+// Reads directories: control thread.
+bool engines_stale(const Engines& e, const config::Scan& scan);
+
+// Process-wide scanning state shared by every worker.
+class ScanService {
+ public:
+  ScanService(unsigned threads, std::size_t queue, std::size_t cache_entries)
+      : offload(threads, queue), cache(cache_entries) {}
+  inspect::Offload offload;
+  inspect::VerdictCache cache;
+  std::atomic<std::uint64_t> spooled{0};  // bytes held by live spools
+  std::atomic<std::uint64_t> scans{0}, infected{0}, unscannable{0}, failed_open{0},
+      failed_closed{0}, too_large{0};
+};
+
+// A body collected for a scan: in memory up to `memory_limit` bytes, then in an anonymous
+// memory file (memfd: no disk I/O on the worker). Every spool counts against the service's
+// spool limit. Computes the SHA-256 as bytes arrive.
+class Spool {
+ public:
+  Spool(ScanService& svc, std::size_t memory_limit, std::uint64_t total_limit);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // False when the spool limit is reached or the memory file cannot be written.
+  bool append(std::string_view data);
+  std::uint64_t size() const { return size_; }
+  bool in_memory() const { return fd_ < 0; }
+  std::string_view memory() const { return mem_; }
+  int fd() const { return fd_; }
+  // Up to n bytes from `offset`: a view of memory, or read into `scratch` from the file.
+  std::string_view read(std::uint64_t offset, std::size_t n, std::string& scratch) const;
+  // The first bytes of the body (up to 64 KiB) for the true file type.
+  std::string_view head() const { return head_; }
+  inspect::Digest digest();  // once, when the body is complete
+
+ private:
+  ScanService& svc_;
+  std::size_t memory_limit_;
+  std::uint64_t total_limit_;
+  std::string mem_;
+  std::string head_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+  std::uint64_t counted_ = 0;
+  inspect::Sha256 sha_;
+};
+
+// What a scan decided.
+struct ScanOutcome {
+  bool block = false;
+  bool threat = false;    // a threat was found (the threat page, not a policy page)
+  std::string verdict;    // clean | infected | unscannable | error | not scanned
+  std::string name;       // threat name, or why not clean
+  std::string file_type;  // true file type ("exe", "zip", ... "unknown")
+  std::string sha256;     // hex; empty when not computed
+  bool cached = false;    // the verdict came from the cache
+  std::string reason;     // for the access log
+};
+
+// Whether a body of this size is scanned at all; when not, too_large applies.
+inline bool fits_scan(const config::Scan& s, std::uint64_t size) {
+  return size <= s.max_scan_size;
+}
+// The outcome for a body not scanned because it is larger than max_scan_size.
+ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc);
+
+// Scans a complete spool with the snapshot's engines on the offload pool (or answers from
+// the verdict cache); applies unscannable and the failure mode.
+net::asio::awaitable<ScanOutcome> scan_spool(const Snapshot& snap, ScanService& svc, Spool& spool);
+
+}  // namespace pc::txn
