@@ -58,6 +58,19 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   net::asio::awaitable<bool> echo_body(Txn& t);
   // Reads the rest of the encapsulated body (or preview) and discards it.
   net::asio::awaitable<BodyEnd> drain_body(Txn& t);
+  // Scanning: collect, scan, deliver (204, echo or page), trickling large bodies.
+  enum class Collect { done, more, stalled, closed, malformed, spool_full };
+  net::asio::awaitable<bool> scan_and_deliver(Txn& t);
+  // Decodes the body into the spool until it ends or holds at least stop_at bytes; with
+  // `stall`, also returns `stalled` when no byte arrives for that long.
+  net::asio::awaitable<Collect> collect(Txn& t, txn::Spool& spool, std::uint64_t stop_at,
+                                        std::chrono::milliseconds stall = {});
+  net::asio::awaitable<bool> send_echo_head(Txn& t);
+  // Sends spool bytes [from, to) as chunks; `last` adds the last chunk.
+  net::asio::awaitable<bool> send_spool(Txn& t, const txn::Spool& spool, std::uint64_t from,
+                                        std::uint64_t to, bool last);
+  // Response-phase rules on the true file type; true when they refuse the response.
+  bool rescan_policy(Txn& t, const txn::ScanOutcome& o);
   Service service_for(const Txn& t) const;
   void identify(Txn& t);
   void finish(Txn& t);
@@ -73,6 +86,7 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   bool first_ = true;
   base::Buffer buf_;
   net::Watchdog watchdog_;
+  net::asio::steady_timer stall_timer_;
 };
 
 }  // namespace pc::icap

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "base/log.h"
+#include "base/strings.h"
 #include "txn/snapshot.h"
 
 namespace pc::txn {
@@ -107,10 +108,9 @@ Spool::~Spool() {
 
 bool Spool::append(std::string_view data) {
   if (data.empty()) return true;
-  if (svc_.spooled.fetch_add(data.size(), std::memory_order_relaxed) + data.size() > total_limit_) {
-    svc_.spooled.fetch_sub(data.size(), std::memory_order_relaxed);
-    return false;
-  }
+  if (!intact_) return false;
+  const bool within =
+      svc_.spooled.fetch_add(data.size(), std::memory_order_relaxed) + data.size() <= total_limit_;
   counted_ += data.size();
   sha_.update(data);
   if (head_.size() < inspect::kFileTypeHeadBytes)
@@ -118,28 +118,31 @@ bool Spool::append(std::string_view data) {
   if (fd_ < 0 && mem_.size() + data.size() <= memory_limit_) {
     mem_.append(data);
     size_ += data.size();
-    return true;
+    return within;
   }
-  if (fd_ < 0) {
-    fd_ = ::memfd_create("portcullis-spool", MFD_CLOEXEC);
-    if (fd_ < 0) return false;
-    std::string_view m = mem_;
-    while (!m.empty()) {
-      ssize_t w = ::write(fd_, m.data(), m.size());
+  auto write_all = [this](std::string_view d) {
+    while (!d.empty()) {
+      ssize_t w = ::write(fd_, d.data(), d.size());
       if (w < 0 && errno == EINTR) continue;
       if (w <= 0) return false;
-      m.remove_prefix(static_cast<std::size_t>(w));
+      d.remove_prefix(static_cast<std::size_t>(w));
+    }
+    return true;
+  };
+  if (fd_ < 0) {
+    fd_ = ::memfd_create("portcullis-spool", MFD_CLOEXEC);
+    if (fd_ < 0 || !write_all(mem_)) {
+      intact_ = false;
+      return false;
     }
     std::string().swap(mem_);
   }
-  while (!data.empty()) {
-    ssize_t w = ::write(fd_, data.data(), data.size());
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    size_ += static_cast<std::uint64_t>(w);
-    data.remove_prefix(static_cast<std::size_t>(w));
+  if (!write_all(data)) {
+    intact_ = false;
+    return false;
   }
-  return true;
+  size_ += data.size();
+  return within;
 }
 
 std::string_view Spool::read(std::uint64_t offset, std::size_t n, std::string& scratch) const {
@@ -163,6 +166,13 @@ inspect::Digest Spool::digest() {
 }
 
 // ---- scanning ----
+
+bool is_endless_stream(std::string_view content_type) {
+  auto t = base::to_lower(base::trim(content_type.substr(0, content_type.find(';'))));
+  return t.starts_with("audio/") || t.starts_with("video/") ||
+         t == "application/vnd.apple.mpegurl" || t == "application/x-mpegurl" ||
+         t == "text/event-stream" || t == "multipart/x-mixed-replace";
+}
 
 ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc) {
   ScanOutcome o;

@@ -60,8 +60,11 @@ class Spool {
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
 
-  // False when the spool limit is reached or the memory file cannot be written.
+  // False when the spool limit is reached (the data is kept all the same: stop collecting and
+  // apply the failure mode) or the memory file cannot be written (then intact() is false and
+  // the body cannot be delivered from the spool).
   bool append(std::string_view data);
+  bool intact() const { return intact_; }
   std::uint64_t size() const { return size_; }
   bool in_memory() const { return fd_ < 0; }
   std::string_view memory() const { return mem_; }
@@ -81,6 +84,7 @@ class Spool {
   int fd_ = -1;
   std::uint64_t size_ = 0;
   std::uint64_t counted_ = 0;
+  bool intact_ = true;
   inspect::Sha256 sha_;
 };
 
@@ -100,6 +104,10 @@ struct ScanOutcome {
 inline bool fits_scan(const config::Scan& s, std::uint64_t size) {
   return size <= s.max_scan_size;
 }
+// A response that may never end (live media, server-sent events) when it has no length: it
+// is not spooled; the too_large setting applies at once. `content_type` as received.
+bool is_endless_stream(std::string_view content_type);
+
 // The outcome for a body not scanned because it is larger than max_scan_size.
 ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc);
 

@@ -16,6 +16,7 @@ temp folder (never the system instance)."""
 import base64
 import hashlib
 import html
+import io
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import threading
 import time
 import unittest
 import warnings
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -82,10 +84,38 @@ action = "allow"
 # ---------------------------------------------------------------------------------------
 # Helpers
 
+EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+
+
+def zipped(name, data):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name, data)
+    return buf.getvalue()
+
+
+def eicar_body(wrap, pad=0):
+    """EICAR as a file, in a zip, or in a zip in a zip; pad: bytes of padding after a plain
+    EICAR (the shipped signature anchors it at offset 0)."""
+    if wrap == "zip":
+        return zipped("eicar.com", EICAR)
+    if wrap == "zipzip":
+        return zipped("inner.zip", zipped("eicar.com", EICAR))
+    return EICAR + b"\n" * pad
+
+
 class TypedOrigin(h.OriginServer):
-    """The harness origin plus /typed?ct=TYPE&n=N: N payload bytes with that Content-Type."""
+    """The harness origin plus /typed?ct=TYPE&n=N: N payload bytes with that Content-Type, and
+    /eicar?wrap=plain|zip|zipzip&pad=N: the EICAR test file."""
 
     def respond(self, sock, reader, req, path, q, keep):
+        if path == "/eicar":
+            body = eicar_body(q.get("wrap", "plain"), int(q.get("pad", "0")))
+            ka = b"" if keep else b"Connection: close\r\n"
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                         b"Content-Length: %d\r\n%s\r\n" % (len(body), ka)
+                         + (b"" if req.method == "HEAD" else body))
+            return True
         if path == "/typed":
             ct = q.get("ct", "text/html")
             n = int(q.get("n", "1000"))
@@ -119,9 +149,10 @@ def page_field(body, label):
     return m.group(1) if m else None
 
 
-def icap_portcullis(workdir, policy_text=POLICY, icap=None, tls=None):
+def icap_portcullis(workdir, policy_text=POLICY, icap=None, tls=None, scan=None):
     """A Proxy (not started) with an ICAP listener first (p.port) and, with tls=(cert, key) or
-    tls="generate", an ICAPS listener (p.icaps_port); the policy in its own folder."""
+    tls="generate", an ICAP listener (p.icaps_port); the policy in its own folder. scan: the
+    [scan] table (default: scanning on with the shipped signatures)."""
     listeners = [{"name": "icap", "address": "127.0.0.1", "port": h.free_port(), "protocol": "icap"}]
     if tls:
         listeners.append({"name": "icaps", "address": "127.0.0.1", "port": h.free_port(), "protocol": "icaps"})
@@ -129,7 +160,7 @@ def icap_portcullis(workdir, policy_text=POLICY, icap=None, tls=None):
     if tls and tls != "generate":
         icap_cfg["tls_certificate"], icap_cfg["tls_key"] = tls
     icap_cfg.update(icap or {})
-    p = h.Proxy(workdir, {"icap": icap_cfg}, listeners)
+    p = h.Proxy(workdir, {"icap": icap_cfg, "scan": scan or {}}, listeners)
     path = os.path.join(p.dir, "policy.toml")
     write_file(path, policy_text)
     p.cfg["policy"] = {"file": path}
@@ -291,7 +322,8 @@ class RawProtocol(IcapCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.p = icap_portcullis(cls.workdir, icap={"options_ttl": 1800, "max_connections": 500})
+        cls.p = icap_portcullis(cls.workdir, icap={"options_ttl": 1800, "max_connections": 500},
+                                scan={"enabled": False})
         cls.addClassCleanup(cls.p.stop)
         cls.p.start()
 
@@ -758,7 +790,7 @@ class CIcapClient(IcapCase):
         super().setUpClass()
         tls_dir = tempfile.mkdtemp(prefix="tls-", dir=cls.workdir)
         cls.cert, cls.key = h.make_cert(tls_dir, names=("localhost",), ips=("127.0.0.1",))
-        cls.p = icap_portcullis(cls.workdir, tls=(cls.cert, cls.key))
+        cls.p = icap_portcullis(cls.workdir, tls=(cls.cert, cls.key), scan={"enabled": False})
         cls.addClassCleanup(cls.p.stop)
         cls.p.start()
         cls.files = {}
@@ -1065,6 +1097,77 @@ class SquidIcap(SquidCase):
         rec = self.record_for(url, "reqmod")
         self.assertEqual(rec.get("client"), "127.0.0.1")
         self.assertEqual(rec.get("icap_client"), "127.0.0.1")
+
+
+class SquidScan(SquidCase):
+    """Scanning through Squid: downloads and uploads carrying EICAR get the threat page."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.o = TypedOrigin()
+        cls.addClassCleanup(cls.o.close)
+        cls.p = icap_portcullis(cls.workdir)
+        cls.addClassCleanup(cls.p.stop)
+        cls.p.start()
+        cls.sq = cls.start_squid(squid_icap_lines(cls.p.port) + OPEN_ACCESS)
+        cls.squids = (cls.sq,)
+
+    def u(self, path):
+        return "http://allowed.example:%d%s" % (self.o.port, path)
+
+    def assert_threat_page(self, status, body, url):
+        text = body.decode("utf-8", "replace")
+        self.assertEqual(status, 403, text[:600])
+        self.assertIn("Portcullis.Test.EICAR", text, text[:1200])
+        rec = self.record_for(url, "respmod") or self.record_for(url, "reqmod")
+        self.assertEqual(rec.get("scan"), "infected", rec)
+        self.assertTrue(rec.get("threat", "").startswith("Portcullis.Test.EICAR"), rec)
+        self.assertEqual(len(rec.get("sha256", "")), 64, rec)
+
+    def test_eicar_downloads_blocked(self):
+        for wrap in ("plain", "zip", "zipzip"):
+            with self.subTest(wrap=wrap):
+                url = self.u("/eicar?wrap=%s" % wrap)
+                status, body, hdrs = self.via(self.sq, url)
+                self.assert_threat_page(status, body, url)
+
+    def test_eicar_upload_blocked_before_the_origin(self):
+        d = tempfile.mkdtemp(prefix="up-", dir=self.workdir)
+        src = os.path.join(d, "eicar.com")
+        write_file(src, EICAR)
+        for args in (("--data-binary", "@" + src), ("-F", "file=@" + src)):
+            with self.subTest(args=args[0]):
+                before = len(self.o.complete_requests())
+                url = self.u("/echo?eicar=%s" % args[0].strip("-"))
+                status, body, hdrs = self.via(self.sq, url, *args)
+                self.assertEqual(status, 403, body[:600])
+                self.assertIn(b"Portcullis.Test.EICAR", body)
+                self.assertNoOriginRequest(self.o, before=before, marker="eicar=")
+
+    def test_clean_bodies_scanned_and_cached(self):
+        url = self.u("/bytes?n=%d" % (300 * 1024))
+        for i in range(2):
+            status, body, hdrs = self.via(self.sq, url)
+            self.assertEqual(status, 200)
+            self.assertEqual(h.sha256(body), h.payload_sha(300 * 1024))
+        def respmods():
+            return [r for r in self.p.access_records() if r.get("url") == url and r.get("icap_mode") == "respmod"]
+        recs = h.wait_until(lambda: len(respmods()) >= 2 and respmods()) or respmods()
+        self.assertGreaterEqual(len(recs), 2, recs)
+        self.assertEqual(recs[0].get("scan"), "clean", recs[0])
+        self.assertTrue(recs[-1].get("scan_cached"), recs[-1])
+
+    def test_infected_large_body_is_cut_off(self):
+        # 3 MiB starting with EICAR: the reply starts before the end (trickle), the verdict
+        # comes at the end, and the transfer never completes.
+        url = self.u("/eicar?wrap=plain&pad=%d" % (3 << 20))
+        r = self.curl("-x", self.sq.proxy_url, "-o", os.devnull, "-w", "%{http_code} %{size_download}",
+                      url, timeout=60, check=False)
+        self.assertNotEqual(r.returncode, 0, "the infected download completed: %r" % r.stdout)
+        rec = self.record_for(url, "respmod")
+        self.assertEqual(rec.get("scan"), "infected", rec)
+        self.assertIn("cut off", rec.get("reason", ""), rec)
 
 
 class SquidNoPreview(SquidCase):
