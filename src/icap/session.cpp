@@ -479,7 +479,8 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
     finish(t);
     co_return false;
   }
-  // The spool limit reached: not scanned; delivered or refused like an oversized body.
+  // The spool limit reached: not scanned; the failure mode decides, then it is delivered or
+  // refused like an oversized body.
   if (c == Collect::spool_full) too_large = true;
 
   if (c == Collect::done && !too_large) {
@@ -503,8 +504,9 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
   }
 
   if (too_large) {
-    auto outcome = txn::too_large_outcome(sc, svc);
-    if (c == Collect::spool_full) outcome.reason = "not scanned: the spool is full";
+    auto outcome = c == Collect::spool_full
+                       ? txn::failure_outcome(sc, svc, spool.head(), "the spool is full")
+                       : txn::too_large_outcome(sc, svc);
     if (!txn::apply_scan(t, outcome)) co_return co_await send_page(t);  // drains the rest
     if (in_preview && !continued) {
       // Still in the preview: unmodified is 204, and the rest is never sent.
@@ -559,8 +561,20 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
       co_return ok&& t.keep;
     }
     c = co_await collect(t, spool, spool.size() + 1);
-    if (c == Collect::malformed || c == Collect::closed || c == Collect::spool_full) {
-      if (c == Collect::spool_full) t.rec.reason = "spool full while trickling: cut off";
+    if (c == Collect::spool_full) {
+      // Not scanned: the failure mode decides whether the rest goes through.
+      auto outcome = txn::failure_outcome(sc, svc, spool.head(), "the spool is full");
+      if (!txn::apply_scan(t, outcome)) {
+        t.rec.reason += " (cut off: the reply had started)";
+        finish(t);
+        co_return false;
+      }
+      bool ok = co_await send_spool(t, spool, sent, spool.size(), false);
+      if (ok) ok = co_await echo_body(t);
+      finish(t);
+      co_return ok&& t.keep;
+    }
+    if (c == Collect::malformed || c == Collect::closed) {
       finish(t);
       co_return false;
     }

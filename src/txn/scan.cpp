@@ -185,6 +185,15 @@ ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc) {
   return o;
 }
 
+ScanOutcome failure_outcome(const config::Scan& s, ScanService& svc, std::string_view head,
+                            std::string why) {
+  ScanOutcome o;
+  auto bytes = std::as_bytes(std::span(head.data(), head.size()));
+  o.file_type = std::string(inspect::detect_file_type(bytes).name);
+  apply_failure(s, svc, o, std::move(why));
+  return o;
+}
+
 net::asio::awaitable<ScanOutcome> scan_spool(const Snapshot& snap, ScanService& svc, Spool& spool) {
   const auto& s = snap.config->scan;
   ScanOutcome o;

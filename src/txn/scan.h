@@ -111,6 +111,11 @@ bool is_endless_stream(std::string_view content_type);
 // The outcome for a body not scanned because it is larger than max_scan_size.
 ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc);
 
+// The outcome when the gateway could not scan (here: the spool limit reached): the failure
+// mode decides, by the true file type of `head` (the body's first bytes) for by_type.
+ScanOutcome failure_outcome(const config::Scan& s, ScanService& svc, std::string_view head,
+                            std::string why);
+
 // Scans a complete spool with the snapshot's engines on the offload pool (or answers from
 // the verdict cache); applies unscannable and the failure mode.
 net::asio::awaitable<ScanOutcome> scan_spool(const Snapshot& snap, ScanService& svc, Spool& spool);

@@ -1170,6 +1170,101 @@ class SquidScan(SquidCase):
         self.assertIn("cut off", rec.get("reason", ""), rec)
 
 
+class ScanProtocol(IcapCase):
+    """Scanning seen from a raw ICAP client: 100 Continue after a preview, the limits, the
+    failure mode."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.p = icap_portcullis(cls.workdir, scan={"max_scan_size": 200000})
+        cls.addClassCleanup(cls.p.stop)
+        cls.p.start()
+
+    def respmod(self, body, preview=1024, allow_204=True, content_length=None, url="http://allowed.example/f"):
+        """Sends a RESPMOD with a preview; answers 100 Continue with the rest. Returns the final
+        response and whether 100 Continue came."""
+        n = len(body) if content_length is None else content_length
+        req = h.http_request_head("GET", url, [])
+        res = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % n
+        fields = [("Preview", str(preview))] + ([("Allow", "204")] if allow_204 else [])
+        s, r = self.open_icap()
+        first, rest = body[:preview], body[preview:]
+        s.sendall(h.icap_head("RESPMOD", self.uri("respmod"), fields, req_hdr=req, res_hdr=res, body_kind="res-body")
+                  + h.icap_chunked(first) + h.icap_last_chunk(ieof=not rest))
+        resp = h.read_icap_response(r)
+        continued = resp.status == 100
+        if continued:
+            s.sendall(h.icap_chunked(rest) + h.icap_last_chunk())
+            resp = h.read_icap_response(r)
+        return resp, continued
+
+    def test_eicar_after_the_preview_gets_the_threat_page(self):
+        body = b"a" * 1500 + EICAR + b"b" * 500
+        resp, continued = self.respmod(body)
+        self.assertTrue(continued, "no 100 Continue: the scan needs the whole body")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertIn(b"403", resp.heads.get("res-hdr", b"").split(b"\r\n")[0])
+        self.assertIn(b"Portcullis.Test.EICAR", resp.body)
+
+    def test_clean_body_after_the_preview_gets_204(self):
+        resp, continued = self.respmod(h.payload(5000))
+        self.assertTrue(continued)
+        self.assertEqual(resp.status, 204, resp)
+        resp, continued = self.respmod(h.payload(5000), allow_204=False)
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.body, h.payload(5000))
+
+    def test_whole_body_in_the_preview(self):
+        resp, continued = self.respmod(EICAR)
+        self.assertFalse(continued)
+        self.assertEqual(resp.status, 200)
+        self.assertIn(b"Portcullis.Test.EICAR", resp.body)
+        resp, continued = self.respmod(b"hello", allow_204=False)
+        self.assertFalse(continued)
+        self.assertEqual(resp.status, 204, "a whole body in the preview may get 204")
+
+    def test_announced_larger_than_max_scan_size_passes_unscanned(self):
+        url = "http://allowed.example/too-large"
+        resp, continued = self.respmod(EICAR + b"x" * 1000, content_length=300000, url=url)
+        self.assertFalse(continued, "not scanned: no need for the rest")
+        self.assertEqual(resp.status, 204, resp)
+        rec = self.record_for(url, "respmod")
+        self.assertEqual(rec.get("scan"), "not scanned", rec)
+
+
+class ScanFailureMode(IcapCase):
+    """No engine (the signature directory is missing): on_failure decides, by true type."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        missing = os.path.join(cls.workdir, "no-such-signatures")
+        cls.p = icap_portcullis(cls.workdir, scan={"shipped_signatures": missing, "on_failure": "by_type"})
+        cls.addClassCleanup(cls.p.stop)
+        cls.p.start()
+
+    def test_by_type_blocks_executables_and_passes_text(self):
+        with open("/bin/true", "rb") as f:
+            elf = f.read()
+        for name, body, blocked in (("elf", elf[:20000], True), ("text", b"plain words\n" * 100, False)):
+            with self.subTest(name=name):
+                url = "http://allowed.example/%s" % name
+                req = h.http_request_head("GET", url, [])
+                res = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                resp, s, r = self.exchange(
+                    h.icap_head("RESPMOD", self.uri("respmod"), [("Allow", "204")], req_hdr=req, res_hdr=res,
+                                body_kind="res-body") + h.icap_chunked(body) + h.icap_last_chunk())
+                rec = self.record_for(url, "respmod")
+                self.assertEqual(rec.get("scan"), "error", rec)
+                if blocked:
+                    self.assertEqual(resp.status, 200, resp)
+                    self.assertIn(b"fail-closed", resp.body)
+                else:
+                    self.assertEqual(resp.status, 204, resp)
+        self.assertIn("scanning engines", self.p.stderr_text())
+
+
 class SquidNoPreview(SquidCase):
     """Squid with icap_preview_enable off: every body goes to Portcullis whole, with
     "Allow: 204" when Squid can keep a copy. Portcullis answers 204 for short bodies and
