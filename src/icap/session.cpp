@@ -393,14 +393,16 @@ awaitable<Session::Collect> Session::collect(Txn& t, txn::Spool& spool, std::uin
   }
 }
 
-awaitable<bool> Session::send_echo_head(Txn& t) {
+awaitable<bool> Session::send_echo_head(Txn& t, bool with_body) {
   const bool reqmod = t.head.method == IcapMethod::reqmod;
   wire::IcapParts parts;
   if (reqmod)
     parts.req_hdr = t.heads.request.bytes();
   else
     parts.res_hdr = t.heads.response.bytes();
-  parts.body = reqmod ? IcapEntity::req_body : IcapEntity::res_body;
+  parts.body = !with_body ? IcapEntity::null_body
+               : reqmod   ? IcapEntity::req_body
+                          : IcapEntity::res_body;
   std::string out;
   wire::append_icap_response(out, 200, t.tag, t.head.method, parts);
   t.rec.icap_status = 200;
@@ -497,7 +499,7 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
       finish(t);
       co_return ok&& t.keep;
     }
-    bool ok = co_await send_echo_head(t);
+    bool ok = co_await send_echo_head(t, true);
     if (ok) ok = co_await send_spool(t, spool, 0, spool.size(), true);
     finish(t);
     co_return ok&& t.keep;
@@ -521,7 +523,7 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
       co_return ok&& t.keep;
     }
     // Passed unscanned: what was collected, then the rest as it arrives.
-    bool ok = co_await send_echo_head(t);
+    bool ok = co_await send_echo_head(t, true);
     const bool whole = !t.body;
     if (ok) ok = co_await send_spool(t, spool, 0, spool.size(), whole);
     if (ok && t.body) ok = co_await echo_body(t);
@@ -533,7 +535,7 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
   // a copy stops sending until the reply starts). Echo it as it arrives but hold back the
   // last part until the verdict; a blocked body is cut off and never completes.
   const std::uint64_t holdback = kHoldback;
-  if (!(co_await send_echo_head(t))) {
+  if (!(co_await send_echo_head(t, true))) {
     finish(t);
     co_return false;
   }
@@ -735,7 +737,6 @@ awaitable<bool> Session::send_page(Txn& t) {
 
 awaitable<bool> Session::send_allow(Txn& t) {
   const auto& cfg = t.cfg();
-  const bool reqmod = t.head.method == IcapMethod::reqmod;
   // 204 inside a preview is always allowed (RFC 3507 4.5); outside it only with Allow: 204.
   bool no_content = false;
   if (!t.body) {
@@ -789,18 +790,8 @@ awaitable<bool> Session::send_allow(Txn& t) {
     co_return ok&& t.keep;
   }
   // The echo: the heads unmodified, the body streamed as it arrives.
-  wire::IcapParts parts;
-  if (reqmod)
-    parts.req_hdr = t.heads.request.bytes();
-  else
-    parts.res_hdr = t.heads.response.bytes();
-  parts.body = !t.body  ? IcapEntity::null_body
-               : reqmod ? IcapEntity::req_body
-                        : IcapEntity::res_body;
-  std::string out;
-  wire::append_icap_response(out, 200, t.tag, t.head.method, parts);
-  t.rec.icap_status = 200;
-  bool ok = co_await send(t, out);
+  const bool with_body = t.body.has_value();
+  bool ok = co_await send_echo_head(t, with_body);
   if (ok && t.body) ok = co_await echo_body(t);
   finish(t);
   co_return ok&& t.keep;

@@ -65,7 +65,8 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   // `stall`, also returns `stalled` when no byte arrives for that long.
   net::asio::awaitable<Collect> collect(Txn& t, txn::Spool& spool, std::uint64_t stop_at,
                                         std::chrono::milliseconds stall = {});
-  net::asio::awaitable<bool> send_echo_head(Txn& t);
+  // The echo's ICAP head and the original HTTP heads, announcing a body or not.
+  net::asio::awaitable<bool> send_echo_head(Txn& t, bool with_body);
   // Sends spool bytes [from, to) as chunks; `last` adds the last chunk.
   net::asio::awaitable<bool> send_spool(Txn& t, const txn::Spool& spool, std::uint64_t from,
                                         std::uint64_t to, bool last);
