@@ -53,6 +53,13 @@ int main(int argc, char** argv) {
     auto snap = pc::txn::build_snapshot(r.config, 0, errors, /*check_only=*/true);
     for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.c_str());
     if (!snap) return 1;
+    // The scanning engines: signature files and YARA rules compile (errors name file:line).
+    auto engines = pc::txn::load_engines(r.config->scan);
+    if (!engines->error.empty()) {
+      std::fprintf(stderr, "%s\n", engines->error.c_str());
+      return 1;
+    }
+    if (r.config->scan.enabled) std::printf("scanning engines: %s\n", engines->version.c_str());
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

@@ -139,6 +139,21 @@ class CheckConfig(h.PortcullisTestCase):
         rc, out = self.run_check(os.path.abspath(path))
         self.assertEqual(rc, 0, out)
 
+    def test_scanning_engines_are_checked(self):
+        yara = os.path.join(self.workdir, "yara")
+        os.makedirs(yara)
+        with open(os.path.join(yara, "good.yar"), "w") as f:
+            f.write('rule ok { strings: $a = "abc" condition: $a }\n')
+        p = h.Proxy(self.workdir, {"scan": {"yara_dir": yara}})
+        rc, out = self.run_check(p.config_path)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("scanning engines: ClamAV", out)
+        with open(os.path.join(yara, "bad.yar"), "w") as f:
+            f.write("rule broken {\n  condition: $missing\n}\n")
+        rc, out = self.run_check(p.config_path)
+        self.assertNotEqual(rc, 0, "check-config accepted a broken YARA rule:\n" + out)
+        self.assertRegex(out, r"bad\.yar:\d+:", out)
+
     def test_errors_with_line_numbers(self):
         p = h.Proxy(self.workdir, {"proxy": {"x_forwarded_for": "sometimes",
                                              "client_networks": ["127.0.0.0/8", "10.0.0.0/33"]}})
