@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "base/strings.h"
 
 namespace pc::proxy {
@@ -129,7 +131,8 @@ std::string connect_request(std::string_view authority, const config::Parent& pa
 
 std::string upstream_request_head(const wire::RequestHead& req, const wire::Target& target,
                                   const wire::MessageInfo& info, const config::Config& cfg,
-                                  std::string_view client_addr, const config::Parent* parent) {
+                                  std::string_view client_addr, const config::Parent* parent,
+                                  bool drop_expect) {
   std::string out;
   out.reserve(req.raw_size + 128);
   out.append(req.method);
@@ -154,7 +157,8 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
     const auto n = f.name;
     if (wire::is_hop_by_hop(n) || named_in(info.connection_options, n) ||
         base::iequals(n, "Host") || base::iequals(n, "Via") ||
-        base::iequals(n, "X-Forwarded-For") || base::iequals(n, "Content-Length"))
+        base::iequals(n, "X-Forwarded-For") || base::iequals(n, "Content-Length") ||
+        (drop_expect && base::iequals(n, "Expect")))
       continue;
     if (base::iequals(n, "Cookie") && f.value.find(kWarnCookie) != std::string_view::npos) {
       // Drop the gateway's own cookie; keep the others in order.
@@ -239,6 +243,40 @@ std::string response_head_for_client(const wire::ResponseHead& head, const wire:
     append_field(out, "Connection", "keep-alive");
   out += "\r\n";
   return out;
+}
+
+std::string media_type(std::string_view content_type) {
+  return base::to_lower(base::trim(content_type.substr(0, content_type.find(';'))));
+}
+
+bool endless_stream(std::string_view t) {
+  return t.starts_with("audio/") || t.starts_with("video/") ||
+         t == "application/vnd.apple.mpegurl" || t == "application/x-mpegurl" ||
+         t == "text/event-stream" || t == "multipart/x-mixed-replace";
+}
+
+std::string mime_wrapper(std::string_view content_type) {
+  if (!media_type(content_type).starts_with("multipart/")) return {};
+  bool boundary = false;
+  base::for_each_list_item(
+      content_type.substr(content_type.find(';') + 1),
+      [&](std::string_view param) {
+        auto eq = param.find('=');
+        if (eq != std::string_view::npos &&
+            base::iequals(base::trim(param.substr(0, eq)), "boundary") &&
+            !base::trim(param.substr(eq + 1)).empty())
+          boundary = true;
+      },
+      ';');
+  if (!boundary) return {};
+  std::string out = "MIME-Version: 1.0\r\nContent-Type: ";
+  out.append(content_type);
+  out += "\r\n\r\n";
+  return out;
+}
+
+std::uint64_t trickle_holdback(std::uint64_t announced_length) {
+  return std::max<std::uint64_t>(kTrickleHoldBack, announced_length / 8);
 }
 
 }  // namespace pc::proxy

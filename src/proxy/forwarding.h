@@ -33,9 +33,11 @@ std::string connect_request(std::string_view authority, const config::Parent& pa
 // The request head sent upstream: origin-form to an origin, absolute-form to a parent;
 // hop-by-hop fields removed, Via and X-Forwarded-For applied, Max-Forwards decremented,
 // framing re-stated (Content-Length or chunked), the gateway's warn cookie removed.
+// drop_expect: leave out Expect (the gateway answered 100-continue itself and has the body).
 std::string upstream_request_head(const wire::RequestHead& req, const wire::Target& target,
                                   const wire::MessageInfo& info, const config::Config& cfg,
-                                  std::string_view client_addr, const config::Parent* parent);
+                                  std::string_view client_addr, const config::Parent* parent,
+                                  bool drop_expect = false);
 
 // The response head sent to the client. rechunk: the body is sent chunked;
 // keep_alive: whether the client connection stays open; client10: the client spoke
@@ -45,5 +47,27 @@ std::string response_head_for_client(const wire::ResponseHead& head, const wire:
                                      bool interim, bool client10 = false);
 
 std::string base64(std::string_view in);
+
+// ---- scanning downloads (docs/scanning.md) ----
+
+// The media type of a Content-Type value: lower-case, without parameters.
+std::string media_type(std::string_view content_type);
+
+// True for the media types of endless streams (audio/*, video/*, HLS playlists, server-sent
+// events, multipart/x-mixed-replace): without a Content-Length such a body is never spooled
+// for a scan; scan.too_large applies at once.
+bool endless_stream(std::string_view media_type);
+
+// An upload in a multipart body (multipart/form-data, ...) is scanned behind these MIME
+// header lines, so that the engine's mail parser splits it into its parts and scans each one
+// decoded (a file field starts mid-body, where offset signatures do not match). Empty when
+// the Content-Type is not multipart with a boundary.
+std::string mime_wrapper(std::string_view content_type);
+
+// A trickled download: how many bytes of the body the gateway holds back until the verdict,
+// so that an infected file never completes. 1 MiB, or an eighth of the announced length when
+// that is larger (length 0: unknown).
+inline constexpr std::uint64_t kTrickleHoldBack = 1 << 20;
+std::uint64_t trickle_holdback(std::uint64_t announced_length);
 
 }  // namespace pc::proxy

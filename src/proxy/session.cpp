@@ -7,6 +7,7 @@
 #include "base/strings.h"
 #include "net/connect.h"
 #include "proxy/forwarding.h"
+#include "proxy/session_txn.h"
 #include "txn/http_page.h"
 
 namespace pc::proxy {
@@ -29,17 +30,6 @@ bool idempotent(std::string_view m) {
   return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
 }
 }  // namespace
-
-struct Session::Txn : txn::Exchange {
-  wire::RequestHead req;
-  wire::Target target;
-  wire::MessageInfo info;
-  int parent = -1;  // index of the parent proxy used, or -1 for direct
-  bool response_started = false;
-  bool keep_client = true;           // the client connection may carry another request
-  bool body_error = false;           // the client's request body broke its framing
-  Outcome outcome = Outcome::close;  // after a local reply: whether the connection goes on
-};
 
 Session::Session(txn::Worker& w, tcp::socket s, ListenerInfo listener)
     : w_(w),
@@ -542,6 +532,10 @@ awaitable<void> Session::pump(tcp::socket& from, tcp::socket& to, base::Buffer& 
 awaitable<Session::Outcome> Session::forward(Txn& t) {
   const auto& cfg = t.cfg();
   skip_pool_ = false;
+  // A request body is scanned before anything goes upstream.
+  if (t.info.body != wire::BodyKind::none && scan_applies(t)) {
+    if (!(co_await collect_upload(t))) co_return co_await send_reply(t);
+  }
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0) skip_pool_ = true;
     // Nothing left over from an earlier response may be read as this one's (a refused or
@@ -550,7 +544,8 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
     if (!(co_await open_upstream(t, false))) co_return t.outcome;  // a reply was sent
     std::string head = upstream_request_head(
         t.req, t.target, t.info, cfg, client_addr_,
-        t.parent >= 0 ? &cfg.parents[static_cast<std::size_t>(t.parent)] : nullptr);
+        t.parent >= 0 ? &cfg.parents[static_cast<std::size_t>(t.parent)] : nullptr,
+        t.continue_sent);
     bool upload_done = t.info.body == wire::BodyKind::none;
     bool upload_ok = true;
     upstream_scope_ = true;
@@ -567,6 +562,9 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
     }
     if (upload_done) {
       co_await relay_response(t, upload_done, upload_ok);
+    } else if (t.upload) {
+      co_await (upload_spooled(t, upload_done, upload_ok) &&
+                relay_response(t, upload_done, upload_ok));
     } else {
       co_await (upload_body(t, upload_done, upload_ok) &&
                 relay_response(t, upload_done, upload_ok));
@@ -584,6 +582,7 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
       t.rec.reason.clear();
       continue;
     }
+    if (t.scan_blocked) co_return co_await send_reply(t);  // the threat or block page, or a cut
     if (t.response_blocked) {
       set_reply(t,
                 {t.decision.from_list ? pages::Kind::list_block : pages::Kind::rule_block, 403,
@@ -769,22 +768,56 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     co_return;
   }
 
-  // How the body reaches the client: re-chunked for HTTP/1.1 when the length is unknown,
-  // delimited by closing the connection for HTTP/1.0.
   using wire::BodyKind;
-  const bool rechunk =
-      !client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close);
-  if (client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close))
-    t.keep_client = false;
-  if (w_.shared.draining.load()) t.keep_client = false;
-  std::string out =
-      response_head_for_client(head, rinfo, rechunk, t.keep_client, cfg.name, false, client10);
-  t.rec.status = head.status;
-  if (auto* ct = head.find("Content-Type")) t.rec.content_type = std::string(ct->value);
-  watchdog_.arm(cfg.timeouts.body_idle);
-
   bool body_ok = true;
   bool upstream_eof = false;
+  if (rinfo.body != BodyKind::none && scan_applies(t)) {
+    co_await deliver_scanned(t, head, rinfo, body_ok, upstream_eof);
+  } else {
+    // How the body reaches the client: re-chunked for HTTP/1.1 when the length is unknown,
+    // delimited by closing the connection for HTTP/1.0.
+    const bool rechunk =
+        !client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close);
+    if (client10 && (rinfo.body == BodyKind::chunked || rinfo.body == BodyKind::until_close))
+      t.keep_client = false;
+    if (w_.shared.draining.load()) t.keep_client = false;
+    std::string out =
+        response_head_for_client(head, rinfo, rechunk, t.keep_client, cfg.name, false, client10);
+    t.rec.status = head.status;
+    if (auto* ct = head.find("Content-Type")) t.rec.content_type = std::string(ct->value);
+    watchdog_.arm(cfg.timeouts.body_idle);
+    co_await relay_body(t, rinfo, out, rechunk, body_ok, upstream_eof);
+  }
+
+  if (!upload_done) {
+    // The response is complete while the request body is still arriving: stop the upload.
+    t.keep_client = false;
+    boost::system::error_code ignore;
+    client_.cancel(ignore);
+    upstream_.close(ignore);
+  }
+  if (!body_ok) {
+    t.keep_client = false;
+    if (t.rec.reason.empty()) t.rec.reason = "client went away mid-response";
+    t.rec.result = Result::error;
+  }
+  bool reusable = body_ok && upload_ok && upload_done && rinfo.keep_alive && !upstream_eof &&
+                  upstream_.is_open() && ubuf_.empty() && !w_.shared.draining.load();
+  if (reusable) {
+    w_.pool().put(upstream_key_, std::move(upstream_), upstream_peer_,
+                  cfg.timeouts.upstream_keepalive_idle);
+    upstream_ = tcp::socket(client_.get_executor());
+  } else {
+    boost::system::error_code ignore;
+    upstream_.close(ignore);
+  }
+  ubuf_.clear();
+}
+
+awaitable<void> Session::relay_body(Txn& t, const wire::MessageInfo& rinfo, std::string& out,
+                                    bool rechunk, bool& body_ok, bool& upstream_eof) {
+  using wire::BodyKind;
+  const auto& cfg = t.cfg();
   if (rinfo.body == BodyKind::length) {
     std::uint64_t left = rinfo.content_length;
     // The head and the first body bytes go out in one write.
@@ -886,30 +919,6 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
       watchdog_.arm(cfg.timeouts.body_idle);
     }
   }
-
-  if (!upload_done) {
-    // The response is complete while the request body is still arriving: stop the upload.
-    t.keep_client = false;
-    boost::system::error_code ignore;
-    client_.cancel(ignore);
-    upstream_.close(ignore);
-  }
-  if (!body_ok) {
-    t.keep_client = false;
-    if (t.rec.reason.empty()) t.rec.reason = "client went away mid-response";
-    t.rec.result = Result::error;
-  }
-  bool reusable = body_ok && upload_ok && upload_done && rinfo.keep_alive && !upstream_eof &&
-                  upstream_.is_open() && ubuf_.empty() && !w_.shared.draining.load();
-  if (reusable) {
-    w_.pool().put(upstream_key_, std::move(upstream_), upstream_peer_,
-                  cfg.timeouts.upstream_keepalive_idle);
-    upstream_ = tcp::socket(client_.get_executor());
-  } else {
-    boost::system::error_code ignore;
-    upstream_.close(ignore);
-  }
-  ubuf_.clear();
 }
 
 }  // namespace pc::proxy

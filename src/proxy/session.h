@@ -38,7 +38,9 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   }
 
  private:
-  struct Txn;  // one request/response exchange
+  struct Txn;         // one request/response exchange (session_txn.h)
+  struct BodySource;  // a message body read in its framing (session_txn.h)
+  struct Download;    // a response body collected for a scan (scan_delivery.cpp)
   enum class Outcome { keep_alive, close };
 
   net::asio::awaitable<Outcome> transaction();
@@ -50,6 +52,39 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   net::asio::awaitable<bool> connect_parent(Txn& t);
   net::asio::awaitable<void> upload_body(Txn& t, bool& done, bool& ok);
   net::asio::awaitable<void> relay_response(Txn& t, bool& upload_done, bool& upload_ok);
+  net::asio::awaitable<void> relay_body(Txn& t, const wire::MessageInfo& rinfo, std::string& out,
+                                        bool rechunk, bool& body_ok, bool& upstream_eof);
+
+  // ---- malware scanning (scan_delivery.cpp) ----
+  // Whether bodies of this transaction are scanned: [scan] enabled, a scan service, and a
+  // decision other than allow_no_scan.
+  bool scan_applies(const Txn& t) const;
+  // Appends the next payload bytes of src to out, reading from `from` into buf when needed
+  // (raw: bytes read off the wire). False on a read error or malformed framing.
+  net::asio::awaitable<bool> read_body(Txn& t, BodySource& src, net::tcp::socket& from,
+                                       base::Buffer& buf, std::string& out, std::uint64_t& raw);
+  // Uploads: collects the request body into a spool and scans it before anything goes
+  // upstream. True to forward it (t.upload set, or unscanned: streamed as usual); false with
+  // t.reply prepared.
+  net::asio::awaitable<bool> collect_upload(Txn& t);
+  // Sends t.upload (and the unscanned rest, if any) upstream; the counterpart of upload_body.
+  net::asio::awaitable<void> upload_spooled(Txn& t, bool& done, bool& ok);
+  net::asio::awaitable<bool> write_upstream(std::string_view data, bool chunked);
+  // Downloads: the response body is collected, scanned, then delivered (trickled when slow).
+  // Called once the head is analyzed and allowed; never for bodyless responses.
+  net::asio::awaitable<void> deliver_scanned(Txn& t, const wire::ResponseHead& head,
+                                             const wire::MessageInfo& rinfo, bool& body_ok,
+                                             bool& upstream_eof);
+  net::asio::awaitable<bool> send_download_head(Txn& t, const wire::ResponseHead& head,
+                                                const wire::MessageInfo& rinfo, Download& dl,
+                                                bool whole);
+  net::asio::awaitable<bool> send_spooled(Txn& t, Download& dl, std::uint64_t upto);
+  net::asio::awaitable<bool> write_piece(Txn& t, std::string_view data, bool chunked);
+  net::asio::awaitable<bool> end_download(Txn& t, Download& dl);
+  void cut_download(Txn& t);
+  net::asio::awaitable<void> pass_unscanned(Txn& t, const wire::ResponseHead& head,
+                                            const wire::MessageInfo& rinfo, Download& dl,
+                                            std::string_view pending, bool& body_ok);
   net::asio::awaitable<void> pump(net::tcp::socket& from, net::tcp::socket& to, base::Buffer& buf,
                                   std::uint64_t& counter, bool& eof);
   // Local replies are prepared by a plain function and sent by a coroutine with no

@@ -500,5 +500,47 @@ TEST(ClientResponse, Interim) {
       "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n");
 }
 
+// ---- scanning downloads and uploads ----
+
+TEST(ScanDelivery, EndlessStreams) {
+  EXPECT_TRUE(endless_stream("video/mp4"));
+  EXPECT_TRUE(endless_stream("audio/mpeg"));
+  EXPECT_TRUE(endless_stream("application/vnd.apple.mpegurl"));
+  EXPECT_TRUE(endless_stream("text/event-stream"));
+  EXPECT_TRUE(endless_stream("multipart/x-mixed-replace"));
+  EXPECT_FALSE(endless_stream("application/octet-stream"));
+  EXPECT_FALSE(endless_stream("text/html"));
+  EXPECT_FALSE(endless_stream(""));
+  EXPECT_EQ(media_type(" Video/MP4 ; codecs=avc1"), "video/mp4");
+}
+
+TEST(ScanDelivery, TrickleHoldBack) {
+  EXPECT_EQ(trickle_holdback(0), kTrickleHoldBack);
+  EXPECT_EQ(trickle_holdback(3 << 20), kTrickleHoldBack);
+  EXPECT_EQ(trickle_holdback(80ull << 20), 10ull << 20);
+}
+
+TEST(ScanDelivery, MimeWrapper) {
+  EXPECT_EQ(mime_wrapper("multipart/form-data; boundary=----abc"),
+            "MIME-Version: 1.0\r\nContent-Type: multipart/form-data; boundary=----abc\r\n\r\n");
+  EXPECT_NE(mime_wrapper("Multipart/Mixed;BOUNDARY=\"x y\""), "");
+  EXPECT_EQ(mime_wrapper("multipart/form-data"), "");
+  EXPECT_EQ(mime_wrapper("multipart/form-data; boundary="), "");
+  EXPECT_EQ(mime_wrapper("application/x-www-form-urlencoded"), "");
+  EXPECT_EQ(mime_wrapper("application/json; boundary=x"), "");
+}
+
+TEST(ScanDelivery, UpstreamHeadDropsExpectWhenAnswered) {
+  auto r =
+      req("POST http://example.com/up HTTP/1.1\r\nHost: example.com\r\nExpect: 100-continue\r\n"
+          "Content-Length: 3\r\n\r\n");
+  config::Config cfg;
+  auto kept = upstream_request_head(r->head, r->target, r->info, cfg, "10.0.0.1", nullptr);
+  EXPECT_NE(kept.find("Expect: 100-continue\r\n"), std::string::npos);
+  auto dropped = upstream_request_head(r->head, r->target, r->info, cfg, "10.0.0.1", nullptr, true);
+  EXPECT_EQ(dropped.find("Expect"), std::string::npos);
+  EXPECT_NE(dropped.find("Content-Length: 3\r\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace pc::proxy
