@@ -105,6 +105,30 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
     EXPECT_TRUE(ic.tls_client_ca.empty());
   }
 
+  {
+    Scan def;
+    def.shipped_signatures = c->scan.shipped_signatures;
+    def.threads = c->scan.threads;
+    const auto& sc = c->scan;
+    EXPECT_TRUE(sc.enabled);
+    EXPECT_EQ(sc.clamav_dir, def.clamav_dir);
+    EXPECT_TRUE(sc.yara_dir.empty());
+    EXPECT_EQ(sc.max_scan_size, def.max_scan_size);
+    EXPECT_EQ(sc.block_too_large, def.block_too_large);
+    EXPECT_EQ(sc.block_unscannable, def.block_unscannable);
+    EXPECT_EQ(sc.on_failure, def.on_failure);
+    EXPECT_EQ(sc.memory_buffer, def.memory_buffer);
+    EXPECT_EQ(sc.spool_limit, def.spool_limit);
+    EXPECT_EQ(sc.threads, expected_workers());
+    EXPECT_EQ(sc.queue, def.queue);
+    EXPECT_EQ(sc.cache_entries, def.cache_entries);
+    EXPECT_EQ(sc.max_recursion, def.max_recursion);
+    EXPECT_EQ(sc.max_files, def.max_files);
+    EXPECT_EQ(sc.max_expanded, def.max_expanded);
+    EXPECT_EQ(sc.trickle_after, def.trickle_after);
+    EXPECT_EQ(sc.shipped_signatures, fs::path(PC_SHIPPED_SIGNATURES));
+  }
+
   EXPECT_EQ(c->client_networks.size(), 6u);
   EXPECT_EQ(c->connect_ports, std::vector<std::uint16_t>{443});
   EXPECT_EQ(c->x_forwarded_for, XffMode::add);
@@ -710,6 +734,43 @@ TEST(ConfigIcap, Errors) {
     bool found = false;
     for (const auto& e : errs) found = found || e.message == k.message;
     EXPECT_TRUE(found) << k.text << " -> " << errs[0].message;
+  }
+}
+
+TEST(ConfigScan, SettingsAndErrors) {
+  auto c = ok(R"([scan]
+enabled = false
+shipped_signatures = "sigs"
+clamav_dir = "/srv/clamav"
+yara_dir = ""
+max_scan_size = 1000
+too_large = "block"
+unscannable = "pass"
+on_failure = "closed"
+threads = 3
+trickle_after = 0.5
+)");
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->scan.enabled);
+  EXPECT_EQ(c->scan.shipped_signatures, fs::path("/etc/portcullis/sigs"));
+  EXPECT_EQ(c->scan.clamav_dir, fs::path("/srv/clamav"));
+  EXPECT_TRUE(c->scan.yara_dir.empty());
+  EXPECT_EQ(c->scan.max_scan_size, 1000u);
+  EXPECT_TRUE(c->scan.block_too_large);
+  EXPECT_FALSE(c->scan.block_unscannable);
+  EXPECT_EQ(c->scan.on_failure, FailMode::closed);
+  EXPECT_EQ(c->scan.threads, 3u);
+  EXPECT_EQ(c->scan.trickle_after, milliseconds(500));
+  for (auto [text, message] :
+       {std::pair{"[scan]\ntoo_large = \"maybe\"\n", "'too_large' must be pass or block"},
+        std::pair{"[scan]\non_failure = \"sometimes\"\n",
+                  "'on_failure' must be by_type, open or closed"},
+        std::pair{"[scan]\nmax_scan_size = 0\n",
+                  "'max_scan_size' must be between 1 and 1099511627776"},
+        std::pair{"[scan]\nnope = 1\n", "unknown key 'nope' in [scan]"}}) {
+    auto errs = bad(text);
+    ASSERT_FALSE(errs.empty()) << text;
+    EXPECT_EQ(errs[0].message, message) << text;
   }
 }
 
