@@ -249,12 +249,6 @@ std::string media_type(std::string_view content_type) {
   return base::to_lower(base::trim(content_type.substr(0, content_type.find(';'))));
 }
 
-bool endless_stream(std::string_view t) {
-  return t.starts_with("audio/") || t.starts_with("video/") ||
-         t == "application/vnd.apple.mpegurl" || t == "application/x-mpegurl" ||
-         t == "text/event-stream" || t == "multipart/x-mixed-replace";
-}
-
 std::string mime_wrapper(std::string_view content_type) {
   if (!media_type(content_type).starts_with("multipart/")) return {};
   bool boundary = false;

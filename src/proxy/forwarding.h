@@ -53,11 +53,6 @@ std::string base64(std::string_view in);
 // The media type of a Content-Type value: lower-case, without parameters.
 std::string media_type(std::string_view content_type);
 
-// True for the media types of endless streams (audio/*, video/*, HLS playlists, server-sent
-// events, multipart/x-mixed-replace): without a Content-Length such a body is never spooled
-// for a scan; scan.too_large applies at once.
-bool endless_stream(std::string_view media_type);
-
 // An upload in a multipart body (multipart/form-data, ...) is scanned behind these MIME
 // header lines, so that the engine's mail parser splits it into its parts and scans each one
 // decoded (a file field starts mid-body, where offset signatures do not match). Empty when

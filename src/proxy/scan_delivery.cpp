@@ -37,30 +37,8 @@ namespace {
 constexpr std::size_t kReadChunk = 16 * 1024;
 // Spooled bytes go out in pieces of this size (a memory file is never read whole).
 constexpr std::size_t kSpoolPiece = 256 * 1024;
-
-bool executable_or_archive(std::string_view type) {
-  for (std::string_view t : {"exe", "zip", "rar", "7z", "gzip", "bzip2", "xz", "tar", "cab", "msi"})
-    if (type == t) return true;
-  return false;
-}
-
-// The outcome when a body cannot be spooled (scan.spool_limit reached, or the memory file
-// failed): the scan failure mode applies, as for a full scan queue.
-txn::ScanOutcome spool_failure(const config::Scan& s, txn::ScanService& svc,
-                               const txn::Spool& spool) {
-  txn::ScanOutcome o;
-  auto head = std::as_bytes(std::span(spool.head().data(), spool.head().size()));
-  o.file_type = std::string(inspect::detect_file_type(head).name);
-  o.block = s.on_failure == config::FailMode::closed ||
-            (s.on_failure == config::FailMode::by_type && executable_or_archive(o.file_type));
-  o.verdict = "error";
-  o.name = "cannot spool the body (scan.spool_limit reached or memory file error)";
-  o.reason =
-      (o.block ? "not scanned, blocked (fail-closed): " : "not scanned, passed (fail-open): ") +
-      o.name;
-  (o.block ? svc.failed_closed : svc.failed_open).fetch_add(1, std::memory_order_relaxed);
-  return o;
-}
+constexpr const char* kCannotSpool =
+    "cannot spool the body (scan.spool_limit reached or memory file error)";
 
 // The outcome for an endless stream: too_large, with the reason saying why.
 txn::ScanOutcome endless_outcome(const config::Scan& s, txn::ScanService& svc,
@@ -195,7 +173,7 @@ awaitable<bool> Session::collect_upload(Txn& t) {
     }
     std::optional<txn::ScanOutcome> unscanned;
     if (!spool->append(piece)) {
-      unscanned = spool_failure(sc, svc, *spool);
+      unscanned = txn::failure_outcome(sc, svc, spool->head(), kCannotSpool);
     } else {
       piece.clear();
       if (!txn::fits_scan(sc, spool->size() - t.upload_skip))
@@ -405,7 +383,7 @@ awaitable<void> Session::deliver_scanned(Txn& t, const wire::ResponseHead& head,
   std::optional<txn::ScanOutcome> unscanned;
   if (known && !txn::fits_scan(sc, rinfo.content_length))
     unscanned = txn::too_large_outcome(sc, svc);
-  else if (!known && endless_stream(type))
+  else if (!known && txn::is_endless_stream(type))
     unscanned = endless_outcome(sc, svc, type);
   if (unscanned) {
     if (!txn::apply_scan(t, *unscanned)) {
@@ -431,7 +409,7 @@ awaitable<void> Session::deliver_scanned(Txn& t, const wire::ResponseHead& head,
       co_return;  // nothing sent: forward() answers 502; trickled: cut short
     }
     if (!dl.spool.append(piece)) {
-      unscanned = spool_failure(sc, svc, dl.spool);
+      unscanned = txn::failure_outcome(sc, svc, dl.spool.head(), kCannotSpool);
     } else {
       piece.clear();
       if (!txn::fits_scan(sc, dl.spool.size())) unscanned = txn::too_large_outcome(sc, svc);

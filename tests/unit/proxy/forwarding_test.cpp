@@ -503,14 +503,15 @@ TEST(ClientResponse, Interim) {
 // ---- scanning downloads and uploads ----
 
 TEST(ScanDelivery, EndlessStreams) {
-  EXPECT_TRUE(endless_stream("video/mp4"));
-  EXPECT_TRUE(endless_stream("audio/mpeg"));
-  EXPECT_TRUE(endless_stream("application/vnd.apple.mpegurl"));
-  EXPECT_TRUE(endless_stream("text/event-stream"));
-  EXPECT_TRUE(endless_stream("multipart/x-mixed-replace"));
-  EXPECT_FALSE(endless_stream("application/octet-stream"));
-  EXPECT_FALSE(endless_stream("text/html"));
-  EXPECT_FALSE(endless_stream(""));
+  EXPECT_TRUE(txn::is_endless_stream("video/mp4"));
+  EXPECT_TRUE(txn::is_endless_stream("Video/MP4; codecs=avc1"));
+  EXPECT_TRUE(txn::is_endless_stream("audio/mpeg"));
+  EXPECT_TRUE(txn::is_endless_stream("application/vnd.apple.mpegurl"));
+  EXPECT_TRUE(txn::is_endless_stream("text/event-stream"));
+  EXPECT_TRUE(txn::is_endless_stream("multipart/x-mixed-replace"));
+  EXPECT_FALSE(txn::is_endless_stream("application/octet-stream"));
+  EXPECT_FALSE(txn::is_endless_stream("text/html"));
+  EXPECT_FALSE(txn::is_endless_stream(""));
   EXPECT_EQ(media_type(" Video/MP4 ; codecs=avc1"), "video/mp4");
 }
 
