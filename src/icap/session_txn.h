@@ -1,0 +1,23 @@
+// The state of one ICAP transaction, shared by the files that implement icap::Session.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "icap/session.h"
+
+namespace pc::icap {
+
+inline constexpr std::string_view kCrlf = "\r\n";
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+struct Session::Txn : txn::Exchange {
+  wire::IcapRequestHead head;
+  wire::EncapsulatedHeads heads;
+  std::optional<wire::IcapChunkedDecoder> body;  // the encapsulated body (or preview) to read
+  std::string tag;                               // ISTag of the pinned snapshot
+  bool keep = true;                              // the connection may carry another message
+};
+
+}  // namespace pc::icap
