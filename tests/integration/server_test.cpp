@@ -31,7 +31,10 @@ std::string config_text(const Options& o) {
     t << (i ? ", " : "") << o.connect_ports[i];
   t << "]\n[timeouts]\nheader_read = 5\nkeepalive_idle = 10\nupstream_connect = 5\n"
     << "upstream_first_byte = 10\nbody_idle = 10\ntunnel_idle = 10\ndrain = " << o.drain << "\n"
-    << "[access_log]\npath = \"access.log\"\nformat = \"json\"\n[log]\nlevel = \"warn\"\n";
+    << "[access_log]\npath = \"access.log\"\nformat = \"json\"\n[log]\nlevel = \"warn\"\n"
+    // These tests pin the proxy's framing as it relays; scanned delivery (which holds and
+    // re-frames bodies) is tested end to end in tests/e2e/test_scan.py.
+    << "[scan]\nenabled = false\n";
   return t.str();
 }
 
