@@ -312,8 +312,12 @@ struct CategoryDb::Impl {
     while (keys[i] != 0 && keys[i] < key) ++i;
     return keys[i] == key;
   }
+  // The home slot's key and value: a probe that finds its key reads both.
   void prefetch(std::uint64_t key) const {
-    if (capacity != 0) __builtin_prefetch(&keys[home(key)]);
+    if (capacity == 0) return;
+    const std::size_t i = home(key);
+    __builtin_prefetch(&keys[i]);
+    __builtin_prefetch(&vals[i]);
   }
 };
 
@@ -375,12 +379,34 @@ std::size_t CategoryDb::lookup(std::string_view host, std::string_view path, Cat
   std::array<std::uint64_t, kMaxUrl> ukeys;
   std::array<std::uint32_t, kMaxUrl> ulen;
   std::size_t nu = 0;
+  // The home slots of the host's own keys are fetched from memory (prefetch) while the other
+  // keys are hashed; the path candidates only once the host's marker says it has URL entries.
+  constexpr std::size_t kMaxLabels = kMaxHost / 2 + 2;
+  std::array<std::uint64_t, kMaxLabels> dkeys;
+  std::array<std::uint8_t, kMaxLabels> dpos;
+  std::size_t nd = 0;
+  {
+    std::uint64_t h = kDomainSeed;
+    const bool whole_only = is_address(host);
+    for (std::size_t i = host.size(); i-- > 0;) {
+      h = step(h, host[i]);
+      if ((i == 0 || (host[i - 1] == '.' && !whole_only)) && nd < kMaxLabels) {
+        dkeys[nd] = fmix(h);
+        m.prefetch(dkeys[nd]);
+        dpos[nd++] = static_cast<std::uint8_t>(i);
+      }
+    }
+  }
+
   if (m.has_urls) {
     std::uint64_t h = kUrlSeed;
     for (char c : host) h = step(h, c);
     ukeys[nu] = fmix(h);
+    m.prefetch(ukeys[nu]);
     ulen[nu++] = 0;
-    std::size_t query = path.find_first_of("?#");
+    std::size_t query = 0;  // path.find_first_of("?#"), without a call per byte
+    while (query < path.size() && path[query] != '?' && path[query] != '#') ++query;
+    if (query == path.size()) query = std::string_view::npos;
     std::string_view p = path.substr(0, query);
     const std::uint64_t h_host = h;
     std::size_t i = 0;
@@ -421,26 +447,6 @@ std::size_t CategoryDb::lookup(std::string_view host, std::string_view path, Cat
     }
   }
 
-  constexpr std::size_t kMaxLabels = kMaxHost / 2 + 2;
-  std::array<std::uint64_t, kMaxLabels> dkeys;
-  std::array<std::uint8_t, kMaxLabels> dpos;
-  std::size_t nd = 0;
-  {
-    std::uint64_t h = kDomainSeed;
-    const bool whole_only = is_address(host);
-    for (std::size_t i = host.size(); i-- > 0;) {
-      h = step(h, host[i]);
-      if ((i == 0 || (host[i - 1] == '.' && !whole_only)) && nd < kMaxLabels) {
-        dkeys[nd] = fmix(h);
-        dpos[nd++] = static_cast<std::uint8_t>(i);
-      }
-    }
-  }
-
-  // Prefetch the home slot of every candidate; the path candidates only when the host has
-  // URL entries (its marker).
-  if (nu != 0) m.prefetch(ukeys[0]);
-  for (std::size_t i = 0; i < nd; ++i) m.prefetch(dkeys[i]);
   if (nu != 0 && m.contains(ukeys[0])) {
     for (std::size_t i = 1; i < nu; ++i) m.prefetch(ukeys[i]);
     for (std::size_t i = nu; i-- > 0;) {

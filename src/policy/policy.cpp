@@ -11,9 +11,11 @@
 
 namespace pc::policy {
 
+using detail::Candidates;
 using detail::Cond;
 using detail::Ctx;
 using detail::kNone;
+using detail::need_time;
 using detail::PhaseIndex;
 using detail::Rule;
 
@@ -27,18 +29,6 @@ struct Hit {
 
 Hit yes(std::string_view d) {
   return {true, d, 0};
-}
-
-void need_time(Ctx& c, const TimeZone& tz) {
-  if (c.have_time) return;
-  const std::int64_t secs =
-      std::chrono::duration_cast<std::chrono::seconds>(c.facts.time.time_since_epoch()).count();
-  const std::int64_t local = secs + tz.utc_offset(secs);
-  std::int64_t days = local / 86400;
-  if (local % 86400 < 0) --days;
-  c.weekday = weekday_from_days(days);
-  c.minute = static_cast<int>((local - days * 86400) / 60);
-  c.have_time = true;
 }
 
 bool media_type_matches(std::string_view pattern, std::string_view type) {
@@ -65,11 +55,11 @@ Hit eval(const Policy::Impl& p, const Rule& r, Cond c, Ctx& ctx) {
       return {};
     case Cond::domain:
       for (const auto* set : r.domains)
-        if (auto e = set->match(f.host); !e.empty()) return yes(e);
+        if (auto e = set->match(ctx.host); !e.empty()) return yes(e);
       return {};
     case Cond::url:
       for (const auto* set : r.urls)
-        if (auto e = set->match(f); !e.empty()) return yes(e);
+        if (auto e = set->match(f, ctx); !e.empty()) return yes(e);
       return {};
     case Cond::category:
       for (auto id : r.categories)
@@ -84,7 +74,8 @@ Hit eval(const Policy::Impl& p, const Rule& r, Cond c, Ctx& ctx) {
       return {};
     case Cond::header:
       for (const auto* h : r.headers)
-        if (h->match(f.request_head)) return yes(h->name);
+        if (ctx.header_memo.get(h->id, [&] { return h->match(f.request_head); }))
+          return yes(h->name);
       return {};
     case Cond::user:
       if (f.user.empty()) return {};
@@ -132,14 +123,20 @@ constexpr Cond kEvalOrder[] = {Cond::guest,      Cond::listener,     Cond::metho
                                Cond::reputation, Cond::schedule,     Cond::domain,   Cond::url,
                                Cond::header,     Cond::content_type, Cond::file_type};
 
-// The first condition (in evaluation order) that does not hold, or Cond::count when all hold.
-Cond first_failure(const Policy::Impl& p, const Rule& r, Ctx& ctx, bool request_side_only) {
+// The first of the conditions in `which` (in evaluation order) that does not hold, or
+// Cond::count when all hold.
+Cond first_failure(const Policy::Impl& p, const Rule& r, Ctx& ctx, bool request_side_only,
+                   std::uint32_t which) {
+  if (request_side_only) which &= ~detail::kResponseConds;
   for (Cond c : kEvalOrder) {
-    if (!(r.conds & detail::bit(c))) continue;
-    if (request_side_only && (detail::kResponseConds & detail::bit(c))) continue;
+    if (!(which & detail::bit(c))) continue;
     if (!eval(p, r, c, ctx).ok) return c;
   }
   return Cond::count;
+}
+
+Cond first_failure(const Policy::Impl& p, const Rule& r, Ctx& ctx, bool request_side_only) {
+  return first_failure(p, r, ctx, request_side_only, r.conds);
 }
 
 bool matches(const Policy::Impl& p, const Rule& r, Ctx& ctx, bool request_side_only) {
@@ -224,312 +221,91 @@ std::uint32_t scan(const Policy::Impl& p, const PhaseIndex& ix, Ctx& ctx, std::u
   }
 }
 
-// --- Candidate prefilter (detail::Prefilter) ---
+// --- Candidates of the prefilter (detail::Prefilter, policy_prefilter.cpp) ---
 
-using detail::Prefilter;
+// Whether the facts hit one of the URL sets (header filters) of a list; once per decision.
+bool url_list_holds(const Policy::Impl& p, std::uint32_t id, Ctx& ctx) {
+  return ctx.list_memo.get(id, [&] {
+    for (const auto* set : p.prefilter.url_lists[id])
+      if (!set->match(ctx.facts, ctx).empty()) return true;
+    return false;
+  });
+}
 
-Prefilter::NetKey net_key(const base::IpBytes& ip) {
-  Prefilter::NetKey k;
-  for (int i = 0; i < 8; ++i) {
-    k.hi = (k.hi << 8) | ip.b[static_cast<std::size_t>(i)];
-    k.lo = (k.lo << 8) | ip.b[static_cast<std::size_t>(i + 8)];
+bool header_list_holds(const Policy::Impl& p, std::uint32_t id, Ctx& ctx) {
+  return ctx.list_memo.get(Ctx::kMaxLists + id, [&] {
+    for (const auto* h : p.prefilter.header_lists[id])
+      if (ctx.header_memo.get(h->id, [&] { return h->match(ctx.facts.request_head); })) return true;
+    return false;
+  });
+}
+
+// First rule among the candidates of the phase below limit that matches, or kNone: candidates
+// in rule order, each checked on the conditions the prefilter did not decide.
+std::uint32_t scan_candidates(const Policy::Impl& p, const Candidates& c,
+                              const detail::Prefilter::Bits& phase, Ctx& ctx, std::uint32_t limit,
+                              bool request_side_only) {
+  // Whether rule i, a candidate with what remains to check in `in`, matches.
+  auto holds = [&](std::uint32_t i, const detail::Prefilter::Info& in) {
+    if (in.url_list && !url_list_holds(p, in.url_list - 1, ctx)) return false;
+    if (in.header_list && !header_list_holds(p, in.header_list - 1, ctx)) return false;
+    std::uint32_t which = in.rest;
+    if (c.unverified) which |= p.rules[i].conds & c.unverified;
+    if (request_side_only) which &= ~detail::kResponseConds;
+    return !which || first_failure(p, p.rules[i], ctx, false, which) == Cond::count;
+  };
+  if (c.listed) {
+    for (std::size_t t = 0; t < c.count; ++t) {
+      const std::uint32_t i = c.entry[t].rule;
+      if (i >= limit) return kNone;
+      if (((phase[i >> 6] >> (i & 63)) & 1) && holds(i, c.entry[t].info)) return i;
+    }
+    return kNone;
   }
-  return k;
-}
-
-Prefilter::NetKey net_mask(int prefix) {
-  auto part = [](int bits) -> std::uint64_t {
-    if (bits <= 0) return 0;
-    if (bits >= 64) return ~std::uint64_t{0};
-    return ~std::uint64_t{0} << (64 - bits);
-  };
-  return {part(prefix), part(prefix - 64)};
-}
-
-Prefilter::NetKey masked(const Prefilter::NetKey& k, const Prefilter::NetKey& m) {
-  return {k.hi & m.hi, k.lo & m.lo};
-}
-
-void set_bit(std::uint64_t* bits, std::uint32_t i) {
-  bits[i >> 6] |= std::uint64_t{1} << (i & 63);
-}
-
-void build_prefilter(Policy::Impl& p) {
-  Prefilter& f = p.prefilter;
-  const std::size_t words = (p.rules.size() + 127) / 128 * 2;  // even: two words at a time
-  f.words = words;
-  f.usable = words <= Prefilter::kMaxWords;
-  if (!f.usable) return;
-  f.request.assign(words, 0);
-  f.response.assign(words, 0);
-  for (auto& b : f.free) b.assign(words, 0);
-  auto add = [](Prefilter::Posting& v, std::uint32_t i) {
-    if (v.rules.empty() || v.rules.back() != i) v.rules.push_back(i);
-  };
-  std::unordered_map<const detail::Schedule*, std::size_t> schedule_slot;
-  std::unordered_map<int, std::size_t> prefix_slot;
-  for (const Rule& r : p.rules) {
-    if (!r.enabled) continue;
-    const std::uint32_t i = r.index;
-    set_bit((r.response() ? f.response : f.request).data(), i);
-    auto has = [&](Cond c) { return (r.conds & detail::bit(c)) != 0; };
-    // Marks condition kind c as indexed for rule i, or free when it has no such condition.
-    auto indexed = [&](Cond c, bool can) {
-      if (has(c) && can) {
-        f.active |= detail::bit(c);
-        return true;
-      }
-      set_bit(f.free[static_cast<int>(c)].data(), i);
-      return false;
-    };
-    if (indexed(Cond::domain, true))
-      for (const auto* set : r.domains)
-        for (const auto& [key, slot] : set->slots())
-          for (int k = 0; k < 3; ++k)
-            if (slot.of[k] != kNone) add(f.by_domain[key].of[k], i);
-    bool url_bound = true;
-    for (const auto* set : r.urls) url_bound = url_bound && set->host_bound();
-    if (indexed(Cond::url, url_bound))
-      for (const auto* set : r.urls)
-        for (const auto& entry : set->hosts()) add(f.by_domain[entry.first].url, i);
-    if (indexed(Cond::category, true))
-      for (auto id : r.categories) {
-        if (id >= f.by_category.size()) f.by_category.resize(std::size_t{id} + 1);
-        add(f.by_category[id], i);
-      }
-    if (indexed(Cond::reputation, true)) add(f.by_reputation[static_cast<int>(r.reputation)], i);
-    if (indexed(Cond::user, true))
-      for (auto u : r.users) add(f.by_user[p.strings.add(base::to_lower(u))], i);
-    if (indexed(Cond::group, true))
-      for (auto g : r.groups) add(f.by_group[p.strings.add(base::to_lower(g))], i);
-    if (indexed(Cond::source, true))
-      for (const auto& [set, group] : r.sources)
-        for (const auto& [net, text] : set->nets()) {
-          auto [it, fresh] = prefix_slot.emplace(net.prefix, f.by_source.size());
-          if (fresh) {
-            f.by_source.emplace_back();
-            f.by_source.back().prefix = net.prefix;
-            f.by_source.back().mask = net_mask(net.prefix);
-          }
-          auto& nets = f.by_source[it->second];
-          add(nets.by_net[masked(net_key(net.net), nets.mask)], i);
-        }
-    if (indexed(Cond::guest, true)) add(f.by_guest[r.guest ? 1 : 0], i);
-    if (indexed(Cond::listener, true))
-      for (auto l : r.listeners) add(f.by_listener[l], i);
-    if (indexed(Cond::method, true))
-      for (auto m : r.methods) add(f.by_method[p.strings.add(base::to_lower(m))], i);
-    std::size_t port_span = 0;
-    for (const auto& pr : r.ports) port_span += std::size_t{pr.hi} - pr.lo + 1;
-    if (indexed(Cond::port, port_span <= 1024))
-      for (const auto& pr : r.ports)
-        for (std::uint32_t port = pr.lo; port <= pr.hi; ++port)
-          add(f.by_port[static_cast<std::uint16_t>(port)], i);
-    if (indexed(Cond::schedule, true))
-      for (const auto* s : r.schedules) {
-        auto [it, fresh] = schedule_slot.emplace(s, f.by_schedule.size());
-        if (fresh) f.by_schedule.emplace_back(s, Prefilter::Posting{});
-        add(f.by_schedule[it->second].second, i);
-      }
-    // Not indexed (checked in full): header, content_type, file_type.
-    for (Cond c : {Cond::header, Cond::content_type, Cond::file_type})
-      set_bit(f.free[static_cast<int>(c)].data(), i);
-  }
-  // Large postings become bitsets.
-  auto finish = [&](Prefilter::Posting& v) {
-    if (v.rules.size() <= words / 4) return;
-    v.bits.assign(words, 0);
-    for (auto i : v.rules) set_bit(v.bits.data(), i);
-    std::vector<std::uint32_t>().swap(v.rules);
-  };
-  for (auto& [key, post] : f.by_domain) {
-    for (auto& v : post.of) finish(v);
-    finish(post.url);
-  }
-  for (auto* m : {&f.by_user, &f.by_group, &f.by_method, &f.by_listener})
-    for (auto& [key, v] : *m) finish(v);
-  for (auto& v : f.by_category) finish(v);
-  for (auto& [port, v] : f.by_port) finish(v);
-  for (auto& v : f.by_guest) finish(v);
-  for (auto& v : f.by_reputation) finish(v);
-  for (auto& [s, v] : f.by_schedule) finish(v);
-  for (auto& nets : f.by_source)
-    for (auto& [key, v] : nets.by_net) finish(v);
-  // Kinds no rule constrains need no bitset.
-  for (int c = 0; c < static_cast<int>(Cond::count); ++c)
-    if (!(f.active & (1U << c))) Prefilter::Bits().swap(f.free[c]);
-}
-
-// Fills cand (p.prefilter.words words) with the rules that may match the facts: the AND over
-// the active condition kinds of (rules free of that kind | rules the facts hit). Stack only,
-// no allocation.
-void candidates(const Policy::Impl& p, Ctx& ctx, std::uint64_t* cand) {
-  const Prefilter& f = p.prefilter;
-  const Facts& facts = ctx.facts;
-  const std::size_t words = f.words;  // even
-  // Two words at a time (SSE2 / NEON); loads and stores through memcpy (no alignment needed).
-  using V = std::uint64_t __attribute__((vector_size(16)));
-  auto load = [](const std::uint64_t* at) {
-    V v;
-    std::memcpy(&v, at, sizeof v);
-    return v;
-  };
-  auto store = [](std::uint64_t* at, V v) { std::memcpy(at, &v, sizeof v); };
-  for (std::size_t w = 0; w < words; w += 2)
-    store(cand + w, load(f.request.data() + w) | load(f.response.data() + w));
-  // The rules the facts hit for the current kind; zero between kinds.
-  std::uint64_t hit[Prefilter::kMaxWords];
-  std::memset(hit, 0, words * sizeof hit[0]);
-  char buf[256];
-  // Lower-cases into buf; false when too long (the kind is then not filtered).
-  auto lower = [&](std::string_view s, std::string_view& out) {
-    if (s.size() > sizeof buf) return false;
-    for (std::size_t i = 0; i < s.size(); ++i) buf[i] = base::ascii_lower(s[i]);
-    out = {buf, s.size()};
-    return true;
-  };
-  auto post = [&](const Prefilter::Posting& v) {
-    if (!v.bits.empty())
-      for (std::size_t w = 0; w < words; w += 2)
-        store(hit + w, load(hit + w) | load(v.bits.data() + w));
-    else
-      for (std::uint32_t i : v.rules) set_bit(hit, i);
-  };
-  auto post_key = [&](const std::unordered_map<std::string_view, Prefilter::Posting>& m,
-                      std::string_view key) {
-    if (auto it = m.find(key); it != m.end()) post(it->second);
-  };
-  // Runs fill(), which posts the rules the facts hit (false: cannot tell, keep every rule),
-  // then ANDs free | hit into cand and clears hit, in one pass.
-  auto apply = [&](Cond c, auto&& fill) {
-    if (!(f.active & detail::bit(c))) return;
-    const std::uint64_t* free = f.free[static_cast<int>(c)].data();
-    const V ones = ~V{};
-    const V keep = fill() ? V{} : ones;
-    for (std::size_t w = 0; w < words; w += 2) {
-      store(cand + w, load(cand + w) & (load(free + w) | load(hit + w) | keep));
-      store(hit + w, V{});
-    }
-  };
-  apply(Cond::guest, [&] {
-    post(f.by_guest[facts.guest ? 1 : 0]);
-    return true;
-  });
-  apply(Cond::listener, [&] {
-    post_key(f.by_listener, facts.listener);
-    return true;
-  });
-  apply(Cond::method, [&] {
-    std::string_view m;
-    if (!lower(facts.method, m)) return false;
-    post_key(f.by_method, m);
-    return true;
-  });
-  apply(Cond::port, [&] {
-    if (auto it = f.by_port.find(facts.port); it != f.by_port.end()) post(it->second);
-    return true;
-  });
-  apply(Cond::user, [&] {
-    if (facts.user.empty()) return true;
-    std::string_view u;
-    if (!lower(facts.user, u)) return false;
-    post_key(f.by_user, u);
-    return true;
-  });
-  apply(Cond::group, [&] {
-    for (const auto& g : facts.groups) {
-      std::string_view k;
-      if (!lower(g, k)) return false;
-      post_key(f.by_group, k);
-    }
-    return true;
-  });
-  apply(Cond::source, [&] {
-    const auto key = net_key(facts.client);
-    for (const auto& nets : f.by_source)
-      if (auto it = nets.by_net.find(masked(key, nets.mask)); it != nets.by_net.end())
-        post(it->second);
-    return true;
-  });
-  apply(Cond::category, [&] {
-    for (std::uint8_t k = 0; k < facts.categories.count; ++k) {
-      auto id = facts.categories.ids[k];
-      if (id < f.by_category.size()) post(f.by_category[id]);
-    }
-    return true;
-  });
-  apply(Cond::reputation, [&] {
-    for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
-      if (reputation_matches(facts.reputation, s)) post(f.by_reputation[static_cast<int>(s)]);
-    return true;
-  });
-  apply(Cond::schedule, [&] {
-    need_time(ctx, p.tz);
-    for (const auto& [s, rules] : f.by_schedule)
-      if (s->match(ctx.weekday, ctx.minute)) post(rules);
-    return true;
-  });
-  // The host's own entry serves both the domain and the URL kinds.
-  const Prefilter::DomainPost* own = nullptr;
-  if (!facts.host.empty() && (f.active & (detail::bit(Cond::domain) | detail::bit(Cond::url))))
-    if (auto it = f.by_domain.find(facts.host); it != f.by_domain.end()) own = &it->second;
-  apply(Cond::domain, [&] {
-    if (facts.host.empty()) return true;
-    using K = detail::DomainSet::Kind;
-    const auto& host = facts.host;
-    if (own) {
-      post(own->of[static_cast<int>(K::exact)]);
-      post(own->of[static_cast<int>(K::subtree)]);
-    }
-    for (std::size_t pos = host.find('.'); pos != std::string_view::npos;
-         pos = host.find('.', pos + 1)) {
-      if (auto it = f.by_domain.find(host.substr(pos + 1)); it != f.by_domain.end()) {
-        post(it->second.of[static_cast<int>(K::subtree)]);
-        post(it->second.of[static_cast<int>(K::subonly)]);
-      }
-    }
-    return true;
-  });
-  apply(Cond::url, [&] {
-    if (own) post(own->url);
-    return true;
-  });
-}
-
-// First rule among cand & phase below limit that matches, or kNone: candidates in rule order.
-std::uint32_t scan_bits(const Policy::Impl& p, const std::uint64_t* cand,
-                        const Prefilter::Bits& phase, Ctx& ctx, std::uint32_t limit,
-                        bool request_side_only) {
-  const std::size_t words = std::min(p.prefilter.words, (std::size_t{limit} + 63) / 64);
-  for (std::size_t w = 0; w < words; ++w) {
-    std::uint64_t b = cand[w] & phase[w];
+  const detail::Prefilter::Info* info = p.prefilter.info.data();
+  for (std::size_t t = 0; t < c.words; ++t) {
+    const std::size_t w = c.word[t];
+    std::uint64_t b = c.bits[w] & phase[w];
     while (b) {
       const auto i = static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(b)));
       if (i >= limit) return kNone;
-      if (matches(p, p.rules[i], ctx, request_side_only)) return i;
       b &= b - 1;
+      if (holds(i, info[i])) return i;
     }
   }
   return kNone;
 }
 
-// Per-decision candidates, computed on first use (not at all when a list decides).
-struct Cands {
+// Every enabled rule of the phase below limit, in order, checked in full (decide_unindexed).
+std::uint32_t scan_all(const Policy::Impl& p, bool response, Ctx& ctx, std::uint32_t limit,
+                       bool request_side_only) {
+  for (std::uint32_t i = 0; i < limit && i < p.rules.size(); ++i) {
+    const Rule& r = p.rules[i];
+    if (r.enabled && r.response() == response && matches(p, r, ctx, request_side_only)) return i;
+  }
+  return kNone;
+}
+
+// How a decision finds its rules: the prefilter's candidates (computed on first use, not at
+// all when a list decides), the phase indexes for policies too large for it, or every rule.
+struct Finder {
+  bool naive = false;
   bool ready = false;
-  std::uint64_t bits[Prefilter::kMaxWords];
+  Candidates cands;  // uninitialised words: written before being read
 };
 
-std::uint32_t find_rule(const Policy::Impl& p, bool response, Ctx& ctx, Cands& cands,
+std::uint32_t find_rule(const Policy::Impl& p, bool response, Ctx& ctx, Finder& fd,
                         std::uint32_t limit, bool request_side_only) {
-  const Prefilter& f = p.prefilter;
-  if (!f.usable) {
+  if (fd.naive) return scan_all(p, response, ctx, limit, request_side_only);
+  const detail::Prefilter& f = p.prefilter;
+  if (!f.usable)
     return scan(p, response ? p.response_index : p.request_index, ctx, limit, request_side_only);
+  if (!fd.ready) {
+    detail::candidates(p, ctx, fd.cands);
+    fd.ready = true;
   }
-  if (!cands.ready) {
-    candidates(p, ctx, cands.bits);
-    cands.ready = true;
-  }
-  return scan_bits(p, cands.bits, response ? f.response : f.request, ctx, limit, request_side_only);
+  return scan_candidates(p, fd.cands, response ? f.response : f.request, ctx, limit,
+                         request_side_only);
 }
 
 void set_category(const Policy::Impl& p, Decision& d, std::uint16_t id) {
@@ -566,22 +342,22 @@ bool lets_through(Action a) {
   return a != Action::block && a != Action::warn;
 }
 
-std::string_view list_match(const detail::DomainSet& d, const detail::UrlSet& u, const Facts& f) {
-  if (auto e = d.match(f.host); !e.empty()) return e;
-  return u.match(f);
+std::string_view list_match(const detail::DomainSet& d, const detail::UrlSet& u, Ctx& ctx) {
+  if (auto e = d.match(ctx.host); !e.empty()) return e;
+  return u.match(ctx.facts, ctx);
 }
 
-Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Cands& cands) {
+Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands) {
   Outcome out;
   Decision& d = out.decision;
   const Facts& f = ctx.facts;
-  if (auto e = list_match(p.approved_domains, p.approved_urls, f); !e.empty()) {
+  if (auto e = list_match(p.approved_domains, p.approved_urls, ctx); !e.empty()) {
     d.action = Action::allow;
     d.rule = "approved list";
     d.condition = "list";
     d.detail = e;
     d.from_list = true;
-  } else if (auto b = list_match(p.blocked_domains, p.blocked_urls, f); !b.empty()) {
+  } else if (auto b = list_match(p.blocked_domains, p.blocked_urls, ctx); !b.empty()) {
     d.action = Action::block;
     d.rule = "blocked list";
     d.condition = "list";
@@ -605,9 +381,10 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Cands& cands) {
 }
 
 Decision decide_impl(const Policy::Impl& p, const Facts& facts, Phase phase,
-                     std::uint32_t* response_rule, Outcome* request) {
-  Ctx ctx{facts};
-  Cands cands;  // uninitialised words: written before being read
+                     std::uint32_t* response_rule, Outcome* request, bool naive = false) {
+  Ctx ctx(facts);
+  Finder cands;
+  cands.naive = naive;
   Outcome out = request_phase(p, ctx, cands);
   if (request) *request = out;
   if (phase == Phase::request || out.decision.final) return out.decision;
@@ -776,10 +553,14 @@ Decision Policy::decide(const Facts& facts, Phase phase) const {
   return decide_impl(*impl_, facts, phase, nullptr, nullptr);
 }
 
+Decision Policy::decide_unindexed(const Facts& facts, Phase phase) const {
+  return decide_impl(*impl_, facts, phase, nullptr, nullptr, true);
+}
+
 std::string Policy::explain(const Facts& f, Phase phase) const {
   const Impl& p = *impl_;
   std::ostringstream o;
-  Ctx ctx{f};
+  Ctx ctx(f);
   std::uint32_t response_rule = kNone;
   Outcome req;
   Decision final_decision = decide_impl(p, f, phase, &response_rule, &req);
@@ -795,7 +576,7 @@ std::string Policy::explain(const Facts& f, Phase phase) const {
 
   const Decision& rd = req.decision;
   auto list_line = [&](std::string_view what, const detail::DomainSet& d, const detail::UrlSet& u) {
-    auto e = list_match(d, u, f);
+    auto e = list_match(d, u, ctx);
     o << what << ": " << (e.empty() ? "no match" : "matches '" + std::string(e) + "'") << "\n";
     return !e.empty();
   };
@@ -854,6 +635,17 @@ std::string Policy::explain(const Facts& f, Phase phase) const {
 }
 
 void Policy::Impl::build_indexes() {
+  std::unordered_map<std::string, std::uint32_t> pattern_ids;
+  for (auto& set : url_sets) set.number_patterns(pattern_ids);
+  approved_urls.number_patterns(pattern_ids);
+  blocked_urls.number_patterns(pattern_ids);
+  std::uint32_t filter_id = 0;
+  for (auto& h : header_filters) {
+    h.id = filter_id++;
+    h.prepare();
+  }
+  detail::build_prefilter(*this);
+  if (prefilter.usable) return;  // the phase indexes serve policies too large for it
   for (const Rule& r : rules) {
     if (!r.enabled) continue;
     PhaseIndex& ix = r.response() ? response_index : request_index;
@@ -868,12 +660,12 @@ void Policy::Impl::build_indexes() {
     for (const auto& pr : r.ports) port_span += std::size_t{pr.hi} - pr.lo + 1;
     if (has(Cond::domain)) {
       for (const auto* set : r.domains)
-        for (const auto& [key, slot] : set->slots())
+        for (const auto& item : set->slots())
           for (int k = 0; k < 3; ++k)
-            if (slot.of[k] != kNone) add(ix.by_domain[key].of[k]);
+            if (item.value.of[k] != kNone) add(ix.by_domain[item.key].of[k]);
     } else if (url_bound) {
       for (const auto* set : r.urls)
-        for (const auto& entry : set->hosts()) add(ix.by_url_host[entry.first]);
+        for (const auto& entry : set->hosts()) add(ix.by_url_host[entry.key]);
     } else if (has(Cond::category)) {
       for (auto id : r.categories) {
         if (id >= ix.by_category.size()) ix.by_category.resize(std::size_t{id} + 1);
@@ -891,7 +683,6 @@ void Policy::Impl::build_indexes() {
       ix.others.push_back(r.index);
     }
   }
-  build_prefilter(*this);
 }
 
 std::string format(const LoadError& e) {

@@ -73,6 +73,9 @@ class Policy {
   // file type) placed before the rule that decided the request, first match wins, none
   // matching keeps the request decision (final == true). See docs/policy.md.
   Decision decide(const Facts& facts, Phase phase) const;
+  // The same decision found the slow way: every rule checked in full, in order, without the
+  // indexes. For tests that compare it with decide().
+  Decision decide_unindexed(const Facts& facts, Phase phase) const;
   // A human-readable trace of how decide() went (for `portcullis policy test`).
   std::string explain(const Facts& facts, Phase phase) const;
 

@@ -8,6 +8,7 @@
 
 #include <bitset>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <string>
@@ -35,6 +36,206 @@ class Strings {
   std::deque<std::string> store_;
 };
 
+// ---- Hashing of names --------------------------------------------------------------------
+// FNV-1a, then a 64-bit finaliser (murmur3 fmix64); never 0 (0 marks an empty FlatMap slot).
+inline constexpr std::uint64_t kHashSeed = 0xcbf29ce484222325ULL;
+inline std::uint64_t hash_step(std::uint64_t h, char c) {
+  return (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+}
+inline std::uint64_t hash_finish(std::uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h != 0 ? h : 1;
+}
+// A name hashed from its last byte to its first (exact bytes), so that one pass over a host
+// gives the hash of each of its suffixes (HostKeys).
+inline std::uint64_t suffix_hash(std::string_view s) {
+  std::uint64_t h = kHashSeed;
+  for (std::size_t i = s.size(); i-- > 0;) h = hash_step(h, s[i]);
+  return hash_finish(h);
+}
+inline char lower_char(char c) {  // ASCII; branch-free
+  const auto u = static_cast<unsigned char>(c);
+  return static_cast<char>(u | (static_cast<unsigned>(static_cast<unsigned>(u - 'A') < 26U) << 5));
+}
+// Eight bytes at a time: ASCII 'A'..'Z' in each byte of x lower-cased.
+inline std::uint64_t lower_word(std::uint64_t x) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const std::uint64_t low7 = x & ~kHigh;
+  const std::uint64_t ge_a = low7 + (0x80 - 'A') * kOnes;      // high bit: low7 >= 'A'
+  const std::uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * kOnes;  // high bit: low7 > 'Z'
+  return x | (((ge_a & ~gt_z) & ~x & kHigh) >> 2);
+}
+inline std::uint64_t load_word(const char* p) {
+  std::uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+// The n (0..8) bytes at p in a word, the rest zero.
+inline std::uint64_t load_tail(const char* p, std::size_t n) {
+  if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    return a | (std::uint64_t{b} << (8 * (n - 4)));
+  }
+  if (n == 0) return 0;
+  auto at = [&](std::size_t i) {
+    return std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  };
+  return at(0) | at(n / 2) | at(n - 1);
+}
+// ASCII case-insensitive hash, for names compared with nocase_equal (base::iequals).
+inline std::uint64_t nocase_hash(std::string_view s) {
+  std::uint64_t h = kHashSeed ^ s.size();
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8)
+    h = (h ^ lower_word(load_word(s.data() + i))) * 0x9e3779b97f4a7c15ULL;
+  if (i < s.size())
+    h = (h ^ lower_word(load_tail(s.data() + i, s.size() - i))) * 0x9e3779b97f4a7c15ULL;
+  return hash_finish(h);
+}
+inline bool nocase_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  std::size_t i = 0;
+  for (; i + 8 <= a.size(); i += 8)
+    if (lower_word(load_word(a.data() + i)) != lower_word(load_word(b.data() + i))) return false;
+  return i == a.size() || lower_word(load_tail(a.data() + i, a.size() - i)) ==
+                              lower_word(load_tail(b.data() + i, b.size() - i));
+}
+
+// The names a host is looked up under, most specific first: the host itself, then the part
+// after each '.', left to right ("a.b.example.com", "b.example.com", "example.com", "com"),
+// each with its suffix_hash. Computed once per decision in one pass over the host; shared by
+// the lists, the domain conditions, the URL hosts and the prefilter. Allocation-free.
+class HostKeys {
+ public:
+  explicit HostKeys(std::string_view host);
+  std::string_view host() const { return host_; }
+  std::uint64_t own_hash() const { return own_; }
+  // Calls f(name, hash, own) for each name, most specific first, until f returns true; returns
+  // whether one did.
+  template <class F>
+  bool each(F&& f) const {
+    if (complete_) {
+      for (std::size_t i = n_; i-- > 0;)
+        if (f(host_.substr(pos_[i]), hash_[i], pos_[i] == 0)) return true;
+      return false;
+    }
+    // More names than kMax (an absurd host): hashed one by one.
+    if (f(host_, own_, true)) return true;
+    for (std::size_t at = host_.find('.'); at != std::string_view::npos;
+         at = host_.find('.', at + 1)) {
+      auto name = host_.substr(at + 1);
+      if (f(name, suffix_hash(name), false)) return true;
+    }
+    return false;
+  }
+
+ private:
+  static constexpr std::size_t kMax = 128;
+  std::string_view host_;
+  std::uint64_t own_ = 0;
+  bool complete_ = true;
+  std::size_t n_ = 0;  // names stored, least specific first
+  std::uint64_t hash_[kMax];
+  std::uint32_t pos_[kMax];  // where each name starts in host_
+};
+
+// An open-addressing hash table (linear probing, at most half full) over 64-bit hashes
+// computed by the caller, for the lookups of decide(). A slot is 8 bytes (32 bits of the hash
+// and the item); the key is compared only when they match. Tables of 1,024 items and more
+// also keep a blocked Bloom filter (16 bits an item, two bits in one word, ~2% false
+// positives) that most failed lookups stop at: one word of a small array rather than a slot. Built
+// once; read-only afterwards. Items keep their insertion order.
+template <class K, class V>
+class FlatMap {
+ public:
+  struct Item {
+    K key;
+    V value;
+    std::uint64_t hash = 0;
+  };
+
+  template <class Q, class Eq>
+  const V* find(std::uint64_t h, const Q& key, Eq&& eq) const {
+    if (slots_.empty()) return nullptr;
+    if (!filter_.empty()) {
+      const std::uint64_t bits = filter_bits(h);
+      if ((filter_[h & (filter_.size() - 1)] & bits) != bits) return nullptr;
+    }
+    const std::size_t mask = slots_.size() - 1;
+    const auto tag = static_cast<std::uint32_t>(h);
+    for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
+      const Slot s = slots_[i];
+      if (s.item == 0) return nullptr;
+      if (s.tag == tag && eq(items_[s.item - 1].key, key)) return &items_[s.item - 1].value;
+    }
+  }
+  const V* find(std::uint64_t h, const K& key) const {
+    return find(h, key, [](const K& a, const K& b) { return a == b; });
+  }
+  // The value under key (hash h), value-initialised when new. The reference is valid until
+  // the next insert.
+  V& insert(std::uint64_t h, const K& key) {
+    if (slots_.empty() || (items_.size() + 1) * 2 > slots_.size()) grow();
+    const std::size_t mask = slots_.size() - 1;
+    const auto tag = static_cast<std::uint32_t>(h);
+    for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
+      Slot& s = slots_[i];
+      if (s.item == 0) {
+        items_.push_back(Item{key, V{}, h});
+        s = {tag, static_cast<std::uint32_t>(items_.size())};
+        remember(h);
+        return items_.back().value;
+      }
+      if (s.tag == tag && items_[s.item - 1].key == key) return items_[s.item - 1].value;
+    }
+  }
+  bool empty() const { return items_.empty(); }
+  std::size_t size() const { return items_.size(); }
+  const std::vector<Item>& items() const { return items_; }
+  std::vector<Item>& items() { return items_; }
+
+ private:
+  struct Slot {
+    std::uint32_t tag = 0;   // low 32 bits of the hash
+    std::uint32_t item = 0;  // 1 + index into items_; 0: empty
+  };
+  static constexpr std::size_t kFilterFrom = 2048;  // slots
+  // Blocked: both bits of a key in one word (chosen by the low bits of the hash).
+  static std::uint64_t filter_bits(std::uint64_t h) {
+    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
+  }
+  void remember(std::uint64_t h) {
+    if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+  }
+  void grow() {
+    const std::size_t cap = slots_.empty() ? 8 : slots_.size() * 2;
+    unsigned bits = 0;
+    while ((std::size_t{1} << bits) < cap) ++bits;
+    slots_.assign(cap, Slot{});
+    shift_ = 64 - bits;
+    const std::size_t mask = cap - 1;
+    filter_.clear();
+    if (cap >= kFilterFrom) filter_.assign(cap * 8 / 64, 0);  // 16 bits per item at most
+    for (std::size_t n = 0; n < items_.size(); ++n) {
+      const std::uint64_t h = items_[n].hash;
+      std::size_t i = h >> shift_;
+      while (slots_[i].item != 0) i = (i + 1) & mask;
+      slots_[i] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(n + 1)};
+      remember(h);
+    }
+  }
+  std::vector<Slot> slots_;  // power of two
+  std::vector<Item> items_;
+  std::vector<std::uint64_t> filter_;
+  unsigned shift_ = 64;
+};
+
 // Domain entries: "example.com" (it and its subdomains), ".example.com" (subdomains only),
 // "=host.example.com" (that host only). Lookup walks the host's suffixes: a handful of hash
 // probes, no allocation.
@@ -44,19 +245,23 @@ class DomainSet {
   struct Slot {
     std::uint32_t of[3] = {kNone, kNone, kNone};  // entry index per Kind
   };
+  using Map = FlatMap<std::string_view, Slot>;  // normalised domain (suffix_hash) -> entries
 
   // Normalises and adds one entry; false with *error on a malformed one.
   bool add(std::string_view text, Strings& strings, std::string* error);
   // The entry (as written) that matches host, most specific first; empty when none.
   std::string_view match(std::string_view host) const;
+  std::string_view match(const HostKeys& host) const;
   bool empty() const { return entries_.empty(); }
   std::size_t size() const { return entries_.size(); }
-  const std::unordered_map<std::string_view, Slot>& slots() const { return map_; }
+  const std::vector<Map::Item>& slots() const { return map_.items(); }
 
  private:
-  std::unordered_map<std::string_view, Slot> map_;  // normalised domain -> entries
-  std::vector<std::string_view> entries_;           // as written
+  Map map_;
+  std::vector<std::string_view> entries_;  // as written
 };
+
+struct Ctx;
 
 // URL patterns:
 //   [scheme://]host[:port][/path]  prefix: same host (exactly), path starts with /path
@@ -73,22 +278,29 @@ class UrlSet {
     std::string_view host;
     std::uint16_t port = 0;  // 0: any
     std::string_view path;   // prefix / exact; the keyword for keywords
+    std::string_view lower;  // keywords: the keyword lower-cased
     std::unique_ptr<RE2> re;
+    std::uint32_t memo = kNone;  // keywords and expressions: id of the same text policy-wide
   };
+  using Hosts = FlatMap<std::string_view, std::vector<std::uint32_t>>;  // host (suffix_hash)
 
   bool add(std::string_view text, Strings& strings, std::string* error);
   std::string_view match(const Facts& f) const;
+  // The same, with the host's hash and the lower-cased URL of the decision.
+  std::string_view match(const Facts& f, Ctx& ctx) const;
   bool empty() const { return patterns_.empty(); }
   // True when every pattern names its host (no keywords or expressions): then the set can
   // only match hosts in hosts().
   bool host_bound() const { return scan_.empty(); }
-  const std::unordered_map<std::string_view, std::vector<std::uint32_t>>& hosts() const {
-    return by_host_;
-  }
+  const std::vector<Hosts::Item>& hosts() const { return by_host_.items(); }
+  // Numbers the keywords and expressions by text (ids shared by every set of the policy), so
+  // that a decision checks each text once (Ctx::url_memo).
+  void number_patterns(std::unordered_map<std::string, std::uint32_t>& ids);
 
  private:
+  std::string_view match(const Facts& f, std::uint64_t host_hash, Ctx* ctx) const;
   std::deque<Pattern> patterns_;
-  std::unordered_map<std::string_view, std::vector<std::uint32_t>> by_host_;
+  Hosts by_host_;
   std::vector<std::uint32_t> scan_;  // keywords and regexes, in order
 };
 
@@ -104,6 +316,9 @@ class CidrSet {
 
 struct HeaderFilter {
   enum class Op : std::uint8_t { contains, equals, regex, greater_than, less_than };
+  std::uint32_t id = 0;  // position among the policy's filters (Ctx::header_memo)
+  std::string lower;     // contains: the value lower-cased
+  void prepare();        // fills lower (once loaded)
   std::string_view name;
   std::string_view header;
   Op op = Op::contains;
@@ -176,12 +391,66 @@ struct Rule {
   bool response() const { return (conds & kResponseConds) != 0; }
 };
 
-// Per-decision scratch: what is derived from the facts once (local time).
+// Per-decision scratch: what is derived from the facts once (the host's names and their
+// hashes, local time, the lower-cased URL).
 struct Ctx {
+  explicit Ctx(const Facts& f) : facts(f), host(f.host) {}
+  Ctx(const Ctx&) = delete;
+  Ctx& operator=(const Ctx&) = delete;
+
   const Facts& facts;
+  HostKeys host;
   bool have_time = false;
   int weekday = 0;
   int minute = 0;
+  // The URL lower-cased (ASCII) for keyword patterns, made on first use; empty when longer
+  // than the buffer (the keywords then compare case-insensitively in place).
+  std::string_view lower_url();
+  // Whether the lower-cased URL may contain text (a lower-case needle): false when one of
+  // its pairs of adjacent bytes is in no place of the URL (a 1,024-bit set of byte pairs,
+  // made with lower_url). Fast rejection of keywords.
+  bool url_may_contain(std::string_view text) {
+    if (lower_url().data() == nullptr) return true;
+    for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+      const unsigned h = pair_slot(text[i], text[i + 1]);
+      if (!((url_pairs_[h >> 6] >> (h & 63)) & 1)) return false;
+    }
+    return true;
+  }
+
+  // Results of checks that many rules share, by id, computed once per decision: URL keywords
+  // and expressions (UrlSet::Pattern::memo), header filters (HeaderFilter::id).
+  template <std::uint32_t kIds>
+  class Memo {
+   public:
+    template <class F>
+    bool get(std::uint32_t id, F&& check) {
+      if (id >= kIds) return check();
+      const std::uint64_t b = std::uint64_t{1} << (id & 63);
+      if (known_[id >> 6] & b) return (value_[id >> 6] & b) != 0;
+      const bool v = check();
+      known_[id >> 6] |= b;
+      if (v) value_[id >> 6] |= b;
+      return v;
+    }
+
+   private:
+    std::uint64_t known_[kIds / 64] = {}, value_[kIds / 64] = {};
+  };
+  Memo<256> url_memo, header_memo;
+  // The URL and header conditions of rules, by list (Prefilter::url_lists, header_lists).
+  static constexpr std::uint32_t kMaxLists = 512;  // of each
+  Memo<2 * kMaxLists> list_memo;
+
+ private:
+  static constexpr std::size_t kUrlBuf = 2048;
+  static unsigned pair_slot(char a, char b) {
+    return ((static_cast<unsigned char>(a) * 37U) ^ static_cast<unsigned char>(b)) & 1023U;
+  }
+  int url_state_ = 0;  // 0: not made yet, 1: made, 2: too long
+  std::uint64_t url_pairs_[16];
+  std::size_t url_len_ = 0;
+  char url_[kUrlBuf];
 };
 
 // Candidate rules of one phase. Each rule is posted under one key of its most selective
@@ -203,60 +472,147 @@ struct PhaseIndex {
   Posting all;
 };
 
-// Candidate prefilter over all enabled rules (both phases), as bitsets over rule indices
-// (bit i: rule i). For each condition kind it indexes, `free[kind]` holds the rules without
-// that condition (or with one the tables cannot decide: URL keywords and expressions, wide
-// port ranges) and the postings below hold the rules whose condition can hold for a key.
-// decide() ANDs, over the active kinds, `free[kind]` OR the postings the facts hit: a rule
-// left out cannot match; every rule left in is still checked in full. Decision-time bitsets
-// live on the stack (kMaxWords words each); a policy with more rules uses the PhaseIndex.
+// Candidate prefilter over all enabled rules (both phases), for policies of up to 16,384
+// rules. Condition kinds it indexes: domain, URL host, category, user, group, source network,
+// port ("key" kinds: per key, a posting of the rules whose condition holds for it), and guest,
+// reputation, method, listener, schedule ("context" kinds: a few values per policy, checked
+// per rule from Prefilter::Info). URL keywords and expressions, port ranges wider than 1,024
+// ports, header filters, content and file types are not indexed.
+//
+// Each rule is *anchored* on one of its indexed conditions, the one least likely to hold (a
+// domain rather than a method), or on two key kinds at once (a network and a category: the
+// rule is found under the pair of keys); rules with none are `unanchored`. A decision:
+//   1. takes the union of the anchored postings the facts hit (the host's names through
+//      HostKeys, the user, the groups, the client's networks...) and the unanchored rules: a
+//      rule whose anchor does not hold cannot match, so this leaves a few dozen rules out of
+//      thousands;
+//   2. checks each of those on its other indexed conditions: context kinds against bitmasks
+//      computed once per decision, key kinds against the postings the facts hit;
+//   3. leaves the rules left, in rule order, to a full check of the conditions the tables do
+//      not decide (Info::rest, usually none; URL paths, keywords and expressions, header
+//      filters...). The indexed kinds are exact: a rule left in holds them.
+// Decision-time sets live on the stack (kMaxWords words); a larger policy uses the PhaseIndex.
 struct Prefilter {
   static constexpr std::size_t kMaxWords = 256;  // 16,384 rules
+  static constexpr std::size_t kMaxHits = 256;   // postings one decision may hit; beyond, the
+                                                 // kind is not filtered (and checked in full)
+  static constexpr std::size_t kMaxSets = 64;    // distinct method, listener or schedule lists
+                                                 // checked per rule; beyond, through postings
   using Bits = std::vector<std::uint64_t>;
-  // Rules under one key: ascending indices, or a bitset when they are many (OR-ing words is
-  // then cheaper than setting bits one by one).
+  // Rules under one key, ascending: in `ids` (or `entries` for anchored postings), or a bitset
+  // of `words` words in `bits` when they are many (more than max(words / 4, 32)). Postings
+  // live in these pools, those of one key side by side.
   struct Posting {
-    std::vector<std::uint32_t> rules;
-    Bits bits;
+    static constexpr std::uint32_t kDense = 0x80000000U;
+    std::uint32_t off = 0;  // into ids or entries, or (kDense) into bits
+    std::uint32_t n = 0;    // rules, | kDense for a bitset
+    bool empty() const { return n == 0; }
+    bool dense() const { return (n & kDense) != 0; }
+  };
+  // The rules whose condition of one kind holds for one key, and those of them anchored on
+  // that kind.
+  struct Post {
+    Posting all, anchored;
+    std::uint32_t id = 0;  // key kinds: names the key in pair anchors
+  };
+  // Rules anchored on two key kinds at once (a source network and a category, say): they are
+  // candidates only when both hold. Keyed by the ids of the two keys' posts.
+  struct Pair {
+    Cond a = Cond::count, b = Cond::count;  // kind(a) < kind(b)
+    FlatMap<std::uint64_t, Posting> anchored;
+    Bits all;  // every rule anchored on the pair (when the facts cannot be told)
   };
   struct DomainPost {
-    Posting of[3];  // domain conditions, per DomainSet::Kind
-    Posting url;    // URL conditions whose patterns all name their host: this host
+    Post of[3];  // domain conditions, per DomainSet::Kind
+    Post url;    // URL conditions whose patterns all name their host: this host
   };
   struct NetKey {
     std::uint64_t hi = 0, lo = 0;
     bool operator==(const NetKey&) const = default;
   };
-  struct NetHash {
-    std::size_t operator()(const NetKey& k) const {
-      return static_cast<std::size_t>((k.hi * 0x9e3779b97f4a7c15ULL) ^
-                                      (k.lo + (k.hi >> 29)) * 0xff51afd7ed558ccdULL);
-    }
+  struct SourceKey {
+    std::uint32_t prefix = 0;  // 0..128, in the IPv4-mapped space
+    NetKey net;                // masked network
+    bool operator==(const SourceKey&) const = default;
   };
-  struct Nets {
-    int prefix = 0;  // 0..128, in the IPv4-mapped space
-    NetKey mask;
-    std::unordered_map<NetKey, Posting, NetHash> by_net;  // masked network -> rules
+  // Per rule: what remains to check once its anchor holds. No member initialisers (Info{}
+  // zeroes): arrays of Entry on the stack are left uninitialised.
+  struct Info {
+    std::uint32_t rest;  // bit(Cond): other conditions, checked in full on the Rule
+    std::uint16_t url_list, header_list;      // 0: none; else 1 + the rule's URL sets (not
+                                              // host-bound) / header filters, in url_lists /
+                                              // header_lists
+    std::uint16_t keys;                       // bit(Cond): key kinds to check through postings
+    std::uint8_t context;                     // non-zero when one of the following is set
+    std::uint8_t guest;                       // 0: not checked here; else 1 + the value wanted
+    std::uint8_t reputation;                  // 0: not checked here; else 1 + the Sensitivity
+    std::uint8_t method, listener, schedule;  // 0: not checked here; else 1 + set
+  };
+
+  // A rule of a sparse anchored posting, with its Info: candidates come with what remains to
+  // check, read in sequence rather than from `info` at random.
+  struct Entry {
+    std::uint32_t rule;
+    Info info;
   };
 
   bool usable = false;  // rule count fits kMaxWords
   std::size_t words = 0;
-  Bits request, response;    // enabled rules of each phase
-  std::uint32_t active = 0;  // bit(Cond) per kind with at least one indexed rule
-  Bits free[static_cast<int>(Cond::count)];
+  Bits request, response;          // enabled rules of each phase
+  std::uint32_t active = 0;        // bit(Cond) per kind with at least one indexed rule
+  std::uint32_t anchors = 0;       // bit(Cond) per kind at least one rule is anchored on
+  std::vector<Info> info;          // per rule
+  std::vector<std::uint32_t> ids;  // posting pools: rules of `all` postings,
+  std::vector<Entry> entries;      // of anchored postings,
+  Bits bits;                       // bitsets of either
+  Bits anchored[static_cast<int>(Cond::count)];  // every rule anchored on a kind
+  std::vector<Pair> pairs;
+  Posting unanchored;
 
-  std::unordered_map<std::string_view, DomainPost> by_domain;  // domain -> rules
-  std::vector<Posting> by_category;                            // category id -> rules
-  std::unordered_map<std::string_view, Posting> by_user;       // lower-case
-  std::unordered_map<std::string_view, Posting> by_group;      // lower-case
-  std::unordered_map<std::string_view, Posting> by_method;     // lower-case
-  std::unordered_map<std::string_view, Posting> by_listener;   // exact
-  std::unordered_map<std::uint16_t, Posting> by_port;
-  Posting by_guest[2];       // guest = false, true
-  Posting by_reputation[3];  // per Sensitivity
-  std::vector<std::pair<const Schedule*, Posting>> by_schedule;
-  std::vector<Nets> by_source;  // one per prefix length in use
+  FlatMap<std::string_view, DomainPost> by_domain;  // domain (suffix_hash) -> rules
+  std::vector<Post> by_category;                    // category id -> rules
+  FlatMap<std::string_view, Post> by_user;          // lower-case, nocase_hash
+  FlatMap<std::string_view, Post> by_group;         // lower-case, nocase_hash
+  FlatMap<std::uint16_t, Post> by_port;
+  FlatMap<SourceKey, Post> by_source;       // network (prefix length, masked address) -> rules
+  std::vector<NetKey> source_starts;        // the address space cut where networks start or
+                                            // end: sorted starts of intervals
+  std::vector<std::uint32_t> source_first;  // per interval (+ one): its first in source_nets
+  std::vector<std::uint32_t> source_nets;   // by_source items covering each interval
+  // Context kinds: postings (for anchors, and for checks when there are more than kMaxSets
+  // lists), and per key the method / listener / schedule lists (bit per set) it satisfies.
+  FlatMap<std::string_view, Post> by_method;    // lower-case, nocase_hash
+  FlatMap<std::string_view, Post> by_listener;  // exact, suffix_hash
+  Post by_guest[2];                             // guest = false, true
+  Post by_reputation[5];                        // per Reputation level of the facts
+  std::vector<std::pair<const Schedule*, Post>> by_schedule;
+  FlatMap<std::string_view, std::uint64_t> method_sets;    // lower-case, nocase_hash
+  FlatMap<std::string_view, std::uint64_t> listener_sets;  // exact, suffix_hash
+  std::vector<std::uint16_t> minute_class;                 // weekday * 1440 + minute -> class
+  std::vector<std::uint64_t> class_sets;                   // class -> schedule lists holding
+  // Distinct lists of URL sets and of header filters that rules name (Info::url_list,
+  // header_list): many rules share one, checked once per decision (Ctx::list_memo).
+  std::vector<std::vector<const UrlSet*>> url_lists;
+  std::vector<std::vector<const HeaderFilter*>> header_lists;
 };
+
+// The candidates of one decision (both phases), in rule order: usually a list of rules with
+// their Info (`listed`); else (a bitset posting hit, or more than kMaxList rules) a bitset
+// over the rules and its non-zero words. On the stack; filled by candidates().
+struct Candidates {
+  static constexpr std::size_t kMaxList = 256;
+  std::uint32_t unverified = 0;  // kinds not filtered: checked in full for every candidate
+  bool listed = false;
+  std::size_t count = 0;  // entries in entry[] (listed)
+  Prefilter::Entry entry[kMaxList];
+  std::size_t words = 0;  // non-zero words in word[] (not listed)
+  std::uint16_t word[Prefilter::kMaxWords];
+  std::uint64_t bits[Prefilter::kMaxWords];  // only the words in word[] are meaningful
+};
+
+void build_prefilter(Policy::Impl& p);  // policy_prefilter.cpp
+void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out);
+void need_time(Ctx& ctx, const TimeZone& tz);  // fills weekday and minute once
 
 }  // namespace pc::policy::detail
 

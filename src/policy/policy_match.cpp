@@ -1,4 +1,9 @@
+#include <algorithm>
 #include <charconv>
+#include <cstring>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "base/strings.h"
 #include "policy/policy_impl.h"
@@ -43,6 +48,58 @@ bool normalise_host(std::string_view in, std::string& out, std::string* error) {
     return false;
   }
   return true;
+}
+
+// Whether needle occurs in hay (exact bytes). Short texts (URLs, header values): candidate
+// positions are those where the first and the last byte of needle match, 16 at a time.
+bool contains(std::string_view hay, std::string_view needle) {
+  const std::size_t n = hay.size(), m = needle.size();
+  if (m == 0) return true;
+  if (m > n) return false;
+  const char* h = hay.data();
+  const char* s = needle.data();
+  if (m == 1) return std::memchr(h, s[0], n) != nullptr;
+  const std::size_t starts = n - m + 1;
+  std::size_t i = 0;
+#ifdef __SSE2__
+  if (starts >= 16) {
+    const __m128i first = _mm_set1_epi8(s[0]), last = _mm_set1_epi8(s[m - 1]);
+    // Blocks of 16 starts; the last block overlaps the one before (skip = starts seen).
+    for (std::size_t skip = 0;; i += 16) {
+      if (i + 16 > starts) {
+        skip = i - (starts - 16);
+        i = starts - 16;
+      }
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i + m - 1));
+      auto mask = static_cast<unsigned>(
+          _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, first), _mm_cmpeq_epi8(b, last))));
+      mask &= ~((1U << skip) - 1);
+      for (; mask; mask &= mask - 1) {
+        const std::size_t at = i + static_cast<unsigned>(__builtin_ctz(mask));
+        if (std::memcmp(h + at + 1, s + 1, m - 2) == 0) return true;
+      }
+      if (i + 16 >= starts) return false;
+    }
+  }
+#endif
+  for (; i < starts; ++i)
+    if (h[i] == s[0] && h[i + m - 1] == s[m - 1] && std::memcmp(h + i + 1, s + 1, m - 2) == 0)
+      return true;
+  return false;
+}
+
+// s lower-cased (ASCII) into buf; an empty view without data when it does not fit.
+template <std::size_t N>
+std::string_view lower_into(std::string_view s, char (&buf)[N]) {
+  if (s.size() > N) return {};
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    const std::uint64_t l = lower_word(load_word(s.data() + i));
+    std::memcpy(buf + i, &l, 8);
+  }
+  for (; i < s.size(); ++i) buf[i] = lower_char(s[i]);
+  return {buf, s.size()};
 }
 
 RE2::Options re_options() {
@@ -120,35 +177,96 @@ bool DomainSet::add(std::string_view text, Strings& strings, std::string* error)
   std::string host;
   if (!normalise_host(s, host, error)) return false;
   auto idx = static_cast<std::uint32_t>(entries_.size());
-  auto it = map_.find(host);
-  if (it == map_.end()) it = map_.emplace(strings.add(std::move(host)), Slot{}).first;
-  auto& slot = it->second.of[static_cast<int>(kind)];
-  if (slot != kNone) return true;  // a repeated entry
-  slot = idx;
+  const std::uint64_t h = suffix_hash(host);
+  std::string_view key;
+  if (const Slot* found = map_.find(h, std::string_view(host))) {
+    if (found->of[static_cast<int>(kind)] != kNone) return true;  // a repeated entry
+    key = host;  // insert() finds the existing item
+  } else {
+    key = strings.add(std::move(host));
+  }
+  map_.insert(h, key).of[static_cast<int>(kind)] = idx;
   entries_.push_back(strings.add(std::string(base::trim(text))));
   return true;
 }
 
 std::string_view DomainSet::match(std::string_view host) const {
   if (host.empty() || map_.empty()) return {};
-  if (auto it = map_.find(host); it != map_.end()) {
-    const Slot& s = it->second;
-    if (s.of[static_cast<int>(Kind::exact)] != kNone)
-      return entries_[s.of[static_cast<int>(Kind::exact)]];
-    if (s.of[static_cast<int>(Kind::subtree)] != kNone)
-      return entries_[s.of[static_cast<int>(Kind::subtree)]];
+  return match(HostKeys(host));
+}
+
+std::string_view DomainSet::match(const HostKeys& host) const {
+  if (host.host().empty() || map_.empty()) return {};
+  std::string_view out;
+  host.each([&](std::string_view name, std::uint64_t h, bool own) {
+    const Slot* s = map_.find(h, name);
+    if (!s) return false;
+    const Kind first = own ? Kind::exact : Kind::subtree;
+    const Kind second = own ? Kind::subtree : Kind::subonly;
+    if (s->of[static_cast<int>(first)] != kNone) {
+      out = entries_[s->of[static_cast<int>(first)]];
+      return true;
+    }
+    if (s->of[static_cast<int>(second)] != kNone) {
+      out = entries_[s->of[static_cast<int>(second)]];
+      return true;
+    }
+    return false;
+  });
+  return out;
+}
+
+HostKeys::HostKeys(std::string_view host) : host_(host) {
+  if (host.size() > 0xffffffffU) {
+    complete_ = false;
+    own_ = suffix_hash(host);
+    return;
   }
-  for (std::size_t pos = host.find('.'); pos != std::string_view::npos;
-       pos = host.find('.', pos + 1)) {
-    auto it = map_.find(host.substr(pos + 1));
-    if (it == map_.end()) continue;
-    const Slot& s = it->second;
-    if (s.of[static_cast<int>(Kind::subtree)] != kNone)
-      return entries_[s.of[static_cast<int>(Kind::subtree)]];
-    if (s.of[static_cast<int>(Kind::subonly)] != kNone)
-      return entries_[s.of[static_cast<int>(Kind::subonly)]];
+  // Right to left: the hash of host.substr(i) is known at i; a name starts at 0 and after
+  // each '.' (also the empty name after a final '.').
+  std::uint64_t h = kHashSeed;
+  const std::size_t n = host.size();
+  if (n > 0 && host[n - 1] == '.') {
+    hash_[n_] = hash_finish(h);
+    pos_[n_++] = static_cast<std::uint32_t>(n);
   }
-  return {};
+  for (std::size_t i = n; i-- > 0;) {
+    h = hash_step(h, host[i]);
+    if (i == 0 || host[i - 1] == '.') {
+      if (n_ == kMax) {
+        complete_ = false;
+        break;
+      }
+      hash_[n_] = hash_finish(h);
+      pos_[n_++] = static_cast<std::uint32_t>(i);
+    }
+  }
+  own_ = complete_ ? (n_ > 0 && pos_[n_ - 1] == 0 ? hash_[n_ - 1] : hash_finish(kHashSeed))
+                   : suffix_hash(host);
+}
+
+std::string_view Ctx::lower_url() {
+  if (url_state_ == 0) {
+    const std::string_view u = facts.url;
+    if (u.size() > kUrlBuf) {
+      url_state_ = 2;
+    } else {
+      std::size_t i = 0;
+      for (; i + 8 <= u.size(); i += 8) {
+        const std::uint64_t l = lower_word(load_word(u.data() + i));
+        std::memcpy(url_ + i, &l, 8);
+      }
+      for (; i < u.size(); ++i) url_[i] = lower_char(u[i]);
+      url_len_ = u.size();
+      std::memset(url_pairs_, 0, sizeof url_pairs_);
+      for (std::size_t j = 0; j + 1 < u.size(); ++j) {
+        const unsigned h = pair_slot(url_[j], url_[j + 1]);
+        url_pairs_[h >> 6] |= std::uint64_t{1} << (h & 63);
+      }
+      url_state_ = 1;
+    }
+  }
+  return url_state_ == 1 ? std::string_view(url_, url_len_) : std::string_view();
 }
 
 bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
@@ -167,6 +285,7 @@ bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
       return false;
     }
     p.path = strings.add(std::string(kw));
+    p.lower = strings.add(base::to_lower(kw));
   } else {
     if (s.starts_with('=')) {
       p.kind = Pattern::Kind::exact;
@@ -211,7 +330,7 @@ bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
   }
   auto idx = static_cast<std::uint32_t>(patterns_.size());
   if (p.kind == Pattern::Kind::prefix || p.kind == Pattern::Kind::exact)
-    by_host_[p.host].push_back(idx);
+    by_host_.insert(suffix_hash(p.host), p.host).push_back(idx);
   else
     scan_.push_back(idx);
   patterns_.push_back(std::move(p));
@@ -219,9 +338,18 @@ bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
 }
 
 std::string_view UrlSet::match(const Facts& f) const {
+  if (by_host_.empty() && scan_.empty()) return {};
+  return match(f, by_host_.empty() ? 0 : suffix_hash(f.host), nullptr);
+}
+
+std::string_view UrlSet::match(const Facts& f, Ctx& ctx) const {
+  return match(f, ctx.host.own_hash(), &ctx);
+}
+
+std::string_view UrlSet::match(const Facts& f, std::uint64_t host_hash, Ctx* ctx) const {
   if (!by_host_.empty()) {
-    if (auto it = by_host_.find(f.host); it != by_host_.end()) {
-      for (std::uint32_t i : it->second) {
+    if (const auto* at = by_host_.find(host_hash, f.host)) {
+      for (std::uint32_t i : *at) {
         const Pattern& p = patterns_[i];
         if (!p.scheme.empty() && p.scheme != f.scheme) continue;
         if (p.port != 0 && p.port != f.port) continue;
@@ -232,13 +360,27 @@ std::string_view UrlSet::match(const Facts& f) const {
   }
   for (std::uint32_t i : scan_) {
     const Pattern& p = patterns_[i];
-    if (p.kind == Pattern::Kind::keyword) {
-      if (icontains(f.url, p.path)) return p.text;
-    } else if (RE2::PartialMatch(re2::StringPiece(f.url.data(), f.url.size()), *p.re)) {
-      return p.text;
-    }
+    auto check = [&] {
+      if (p.kind == Pattern::Kind::keyword) {
+        const std::string_view lower_url = ctx ? ctx->lower_url() : std::string_view();
+        return lower_url.data() ? ctx->url_may_contain(p.lower) && contains(lower_url, p.lower)
+                                : icontains(f.url, p.path);
+      }
+      return RE2::PartialMatch(re2::StringPiece(f.url.data(), f.url.size()), *p.re);
+    };
+    if (ctx ? ctx->url_memo.get(p.memo, check) : check()) return p.text;
   }
   return {};
+}
+
+void UrlSet::number_patterns(std::unordered_map<std::string, std::uint32_t>& ids) {
+  for (std::uint32_t i : scan_) {
+    Pattern& p = patterns_[i];
+    // Same text, same result on the same URL (expressions all compile with re_options()).
+    std::string key =
+        p.kind == Pattern::Kind::keyword ? "k" + std::string(p.lower) : "r" + std::string(p.text);
+    p.memo = ids.emplace(std::move(key), static_cast<std::uint32_t>(ids.size())).first->second;
+  }
 }
 
 bool CidrSet::add(std::string_view text, Strings& strings) {
@@ -254,14 +396,21 @@ std::string_view CidrSet::match(const base::IpBytes& ip) const {
   return {};
 }
 
+void HeaderFilter::prepare() {
+  lower = op == Op::contains ? base::to_lower(value) : std::string();
+}
+
 bool HeaderFilter::match(const wire::Head* head) const {
   if (!head) return false;
   for (const wire::Field& fld : head->fields) {
     if (!base::iequals(fld.name, header)) continue;
     switch (op) {
-      case Op::contains:
-        if (icontains(fld.value, value)) return true;
+      case Op::contains: {
+        char buf[1024];
+        const std::string_view v = lower_into(fld.value, buf);
+        if (v.data() ? contains(v, lower) : icontains(fld.value, value)) return true;
         break;
+      }
       case Op::equals:
         if (base::iequals(fld.value, value)) return true;
         break;

@@ -1,0 +1,907 @@
+// The candidate prefilter (detail::Prefilter): built once per policy by build_prefilter(),
+// used by candidates() on every decision. See policy_impl.h for the scheme.
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+#include "base/strings.h"
+#include "policy/policy_impl.h"
+
+namespace pc::policy::detail {
+namespace {
+
+using Post = Prefilter::Post;
+using Posting = Prefilter::Posting;
+
+constexpr int kind(Cond c) {
+  return static_cast<int>(c);
+}
+
+// The kinds the prefilter indexes (the first breaks a tie between equally good anchors).
+constexpr Cond kIndexed[] = {Cond::domain,     Cond::url,      Cond::user,     Cond::group,
+                             Cond::source,     Cond::category, Cond::port,     Cond::schedule,
+                             Cond::reputation, Cond::method,   Cond::listener, Cond::guest};
+constexpr std::uint32_t kContextKinds = bit(Cond::guest) | bit(Cond::reputation) |
+                                        bit(Cond::method) | bit(Cond::listener) |
+                                        bit(Cond::schedule);
+constexpr Reputation kLevels[] = {Reputation::dangerous, Reputation::highly_suspicious,
+                                  Reputation::suspicious, Reputation::unknown, Reputation::clean};
+
+// The address as two big-endian 64-bit halves.
+Prefilter::NetKey net_key(const base::IpBytes& ip) {
+  Prefilter::NetKey k;
+  std::memcpy(&k.hi, ip.b.data(), 8);
+  std::memcpy(&k.lo, ip.b.data() + 8, 8);
+  if constexpr (std::endian::native == std::endian::little) {
+    k.hi = __builtin_bswap64(k.hi);
+    k.lo = __builtin_bswap64(k.lo);
+  }
+  return k;
+}
+
+Prefilter::NetKey net_mask(int prefix) {
+  auto part = [](int bits) -> std::uint64_t {
+    if (bits <= 0) return 0;
+    if (bits >= 64) return ~std::uint64_t{0};
+    return ~std::uint64_t{0} << (64 - bits);
+  };
+  return {part(prefix), part(prefix - 64)};
+}
+
+Prefilter::NetKey masked(const Prefilter::NetKey& k, const Prefilter::NetKey& m) {
+  return {k.hi & m.hi, k.lo & m.lo};
+}
+
+std::uint64_t source_hash(const Prefilter::SourceKey& k) {
+  std::uint64_t h = kHashSeed;
+  h = (h ^ k.net.hi) * 0x100000001b3ULL;
+  h = (h ^ k.net.lo) * 0x100000001b3ULL;
+  h = (h ^ k.prefix) * 0x100000001b3ULL;
+  return hash_finish(h);
+}
+
+std::uint64_t port_hash(std::uint16_t port) {
+  return hash_finish(kHashSeed ^ port);
+}
+
+std::uint64_t pair_hash(std::uint64_t key) {
+  return hash_finish(key * 0x9e3779b97f4a7c15ULL);
+}
+
+// Key kinds a rule may be anchored on two at a time, and the most key pairs one rule may
+// post (a rule with 4 networks and 3 categories posts 12).
+constexpr Cond kPairKinds[] = {Cond::user, Cond::group, Cond::source, Cond::category, Cond::port};
+constexpr std::size_t kMaxPairKeys = 64;
+
+std::size_t key_count(const Rule& r, Cond c) {
+  std::size_t n = 0;
+  switch (c) {
+    case Cond::user:
+      return r.users.size();
+    case Cond::group:
+      return r.groups.size();
+    case Cond::source:
+      for (const auto& [set, group] : r.sources) n += set->nets().size();
+      return n;
+    case Cond::category:
+      return r.categories.size();
+    case Cond::port:
+      for (const auto& pr : r.ports) n += std::size_t{pr.hi} - pr.lo + 1;
+      return n;
+    default:
+      return kMaxPairKeys + 1;
+  }
+}
+
+void set_bit(std::uint64_t* bits, std::uint32_t i) {
+  bits[i >> 6] |= std::uint64_t{1} << (i & 63);
+}
+
+// How likely a rule's condition of kind c is to hold for a request, roughly in percent: the
+// rule is anchored on its least likely indexed condition. Only the speed depends on it.
+double anchor_cost(const Rule& r, Cond c) {
+  switch (c) {
+    case Cond::domain:
+    case Cond::url:
+      return 0.01;
+    case Cond::user:
+      return 0.05 * static_cast<double>(r.users.size());
+    case Cond::group:
+      return 0.5 * static_cast<double>(r.groups.size());
+    case Cond::source: {
+      double sum = 0;
+      for (const auto& [set, group] : r.sources)
+        for (const auto& [net, text] : set->nets()) {
+          // IPv4 /8 (a whole site) ~ 100 %, each further bit halves it; IPv6 from /16.
+          int len = net.prefix >= 96 ? net.prefix - 96 - 8 : net.prefix - 16;
+          sum +=
+              len <= 0 ? 100.0 : 100.0 / static_cast<double>(std::uint64_t{1} << std::min(len, 60));
+        }
+      return sum;
+    }
+    case Cond::category:
+      return 3.0 * static_cast<double>(r.categories.size());
+    case Cond::reputation:
+      return r.reputation == Sensitivity::low ? 0.5 : r.reputation == Sensitivity::medium ? 1 : 90;
+    case Cond::port: {
+      double sum = 0;
+      for (const auto& pr : r.ports) {
+        bool web = (pr.lo <= 80 && 80 <= pr.hi) || (pr.lo <= 443 && 443 <= pr.hi);
+        sum += web ? 50.0 : 0.5;
+      }
+      return sum;
+    }
+    case Cond::schedule: {
+      std::bitset<7 * 1440> all;
+      for (const auto* s : r.schedules) all |= s->minutes;
+      return 100.0 * static_cast<double>(all.count()) / (7 * 1440);
+    }
+    case Cond::method: {
+      double sum = 0;
+      for (auto m : r.methods)
+        sum += base::iequals(m, "GET")                                   ? 70
+               : base::iequals(m, "POST") || base::iequals(m, "CONNECT") ? 15
+                                                                         : 1;
+      return sum;
+    }
+    case Cond::listener:
+      return 50.0 * static_cast<double>(r.listeners.size());
+    case Cond::guest:
+      return r.guest ? 20 : 80;
+    default:
+      return 1e9;
+  }
+}
+
+// The map's key equal to text lower-cased, added to strings when new.
+template <class V>
+std::pair<std::uint64_t, std::string_view> lower_key(const FlatMap<std::string_view, V>& map,
+                                                     std::string_view text, std::string& buf,
+                                                     Strings& strings) {
+  buf = base::to_lower(text);
+  const std::uint64_t h = nocase_hash(buf);
+  if (map.find(h, std::string_view(buf))) return {h, buf};
+  return {h, strings.add(buf)};
+}
+
+template <class F>
+void each_post(Prefilter& f, F&& fn) {
+  for (auto& item : f.by_domain.items()) {
+    for (auto& p : item.value.of) fn(p);
+    fn(item.value.url);
+  }
+  for (auto& p : f.by_category) fn(p);
+  for (auto* m : {&f.by_user, &f.by_group, &f.by_method, &f.by_listener})
+    for (auto& item : m->items()) fn(item.value);
+  for (auto& item : f.by_port.items()) fn(item.value);
+  for (auto& p : f.by_guest) fn(p);
+  for (auto& p : f.by_reputation) fn(p);
+  for (auto& [s, p] : f.by_schedule) fn(p);
+  for (auto& item : f.by_source.items()) fn(item.value);
+}
+
+// Numbers distinct lists (of methods, listeners, schedules) from 0.
+template <class Key>
+class SetIds {
+ public:
+  int id(const Key& k) {
+    auto [it, fresh] = ids_.emplace(k, static_cast<int>(ids_.size()));
+    return it->second;
+  }
+  std::size_t size() const { return ids_.size(); }
+  const std::map<Key, int>& all() const { return ids_; }
+
+ private:
+  std::map<Key, int> ids_;
+};
+
+__extension__ using U128 = unsigned __int128;
+U128 wide(const Prefilter::NetKey& k) {
+  return (U128{k.hi} << 64) | k.lo;
+}
+Prefilter::NetKey narrow(U128 v) {
+  return {static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
+}
+
+// Cuts the address space where source networks start and end; each interval lists the
+// networks holding it. Networks nest or are disjoint, so a sweep keeps them on a stack.
+void build_source_intervals(Prefilter& f) {
+  struct Net {
+    U128 lo, hi;
+    std::uint32_t item;
+  };
+  std::vector<Net> nets;
+  const auto& items = f.by_source.items();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const auto& k = items[i].key;
+    const U128 lo = wide(k.net);
+    const U128 size_mask = k.prefix >= 128 ? U128{0} : (~U128{0} >> k.prefix);
+    nets.push_back({lo, lo | size_mask, static_cast<std::uint32_t>(i)});
+  }
+  // Outer networks first: by start, then by end descending.
+  std::sort(nets.begin(), nets.end(),
+            [](const Net& a, const Net& b) { return a.lo != b.lo ? a.lo < b.lo : a.hi > b.hi; });
+  std::vector<U128> cuts;
+  for (const Net& n : nets) {
+    cuts.push_back(n.lo);
+    if (n.hi != ~U128{0}) cuts.push_back(n.hi + 1);
+  }
+  cuts.push_back(0);
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  std::vector<const Net*> open;
+  std::size_t next = 0;
+  for (const U128 at : cuts) {
+    while (!open.empty() && open.back()->hi < at) open.pop_back();
+    while (next < nets.size() && nets[next].lo == at) open.push_back(&nets[next++]);
+    f.source_starts.push_back(narrow(at));
+    f.source_first.push_back(static_cast<std::uint32_t>(f.source_nets.size()));
+    for (const Net* n : open) f.source_nets.push_back(n->item);
+  }
+  f.source_first.push_back(static_cast<std::uint32_t>(f.source_nets.size()));
+}
+
+}  // namespace
+
+void build_prefilter(Policy::Impl& p) {
+  Prefilter& f = p.prefilter;
+  const std::size_t words = (p.rules.size() + 127) / 128 * 2;  // even: two words at a time
+  f.words = words;
+  f.usable = words <= Prefilter::kMaxWords;
+  if (!f.usable) return;
+  f.request.assign(words, 0);
+  f.response.assign(words, 0);
+  f.info.assign(p.rules.size(), Prefilter::Info{});
+  for (auto& b : f.anchored) b.assign(words, 0);
+  // While building, a posting's off is 1 + its list in `lists` (0: none yet).
+  std::vector<std::vector<std::uint32_t>> lists;
+  auto add = [&](Posting& v, std::uint32_t i) {
+    if (v.off == 0) {
+      lists.emplace_back();
+      v.off = static_cast<std::uint32_t>(lists.size());
+    }
+    auto& list = lists[v.off - 1];
+    if (list.empty() || list.back() != i) list.push_back(i);
+  };
+  std::unordered_map<const Schedule*, std::size_t> schedule_slot;
+  std::string buf;
+  // Per rule: the kinds indexed and its anchor (bit(Cond) of one kind or of a pair); the lists
+  // of its context conditions.
+  std::vector<std::uint32_t> indexed_of(p.rules.size(), 0);
+  std::vector<std::uint32_t> anchor_of(p.rules.size(), 0);
+  std::uint32_t next_post_id = 0;
+  std::vector<std::uint32_t> key_ids[static_cast<int>(Cond::count)];  // of the current rule
+  SetIds<std::vector<std::string>> method_ids, listener_ids;
+  SetIds<std::vector<const Schedule*>> schedule_ids;
+  std::vector<int> method_of(p.rules.size(), -1), listener_of(p.rules.size(), -1),
+      schedule_of(p.rules.size(), -1);
+
+  for (const Rule& r : p.rules) {
+    if (!r.enabled) continue;
+    const std::uint32_t i = r.index;
+    set_bit((r.response() ? f.response : f.request).data(), i);
+    auto has = [&](Cond c) { return (r.conds & bit(c)) != 0; };
+    bool url_bound = true;
+    for (const auto* set : r.urls) url_bound = url_bound && set->host_bound();
+    std::size_t port_span = 0;
+    for (const auto& pr : r.ports) port_span += std::size_t{pr.hi} - pr.lo + 1;
+    std::uint32_t indexed = 0;
+    Cond anchor = Cond::count;
+    double best = 0;
+    for (Cond c : kIndexed) {
+      if (!has(c)) continue;
+      if (c == Cond::url && !url_bound) continue;
+      if (c == Cond::port && port_span > 1024) continue;
+      indexed |= bit(c);
+      double cost = anchor_cost(r, c);
+      if (anchor == Cond::count || cost < best) {
+        anchor = c;
+        best = cost;
+      }
+    }
+    // A pair of key kinds, when both together are much less likely (and their keys combine
+    // into few pairs).
+    Cond pair_a = Cond::count, pair_b = Cond::count;
+    for (Cond a : kPairKinds)
+      for (Cond b : kPairKinds) {
+        if (kind(a) >= kind(b) || !(indexed & bit(a)) || !(indexed & bit(b))) continue;
+        if (key_count(r, a) * key_count(r, b) > kMaxPairKeys) continue;
+        const double cost = anchor_cost(r, a) * anchor_cost(r, b) / 100 * 4;
+        if (cost < best) {
+          pair_a = a;
+          pair_b = b;
+          best = cost;
+        }
+      }
+    const std::uint32_t anchor_bits = pair_a != Cond::count   ? bit(pair_a) | bit(pair_b)
+                                      : anchor != Cond::count ? bit(anchor)
+                                                              : 0;
+    if (pair_a != Cond::count) anchor = Cond::count;
+    indexed_of[i] = indexed;
+    anchor_of[i] = anchor_bits;
+    f.active |= indexed;
+    if (!anchor_bits) {
+      add(f.unanchored, i);
+    } else if (anchor != Cond::count) {
+      set_bit(f.anchored[kind(anchor)].data(), i);
+      f.anchors |= bit(anchor);
+    }
+    for (auto& v : key_ids) v.clear();
+    auto post = [&](Post& to, Cond c) {
+      add(to.all, i);
+      if (c == anchor) add(to.anchored, i);
+      if (to.id == 0) to.id = ++next_post_id;
+      key_ids[kind(c)].push_back(to.id);
+    };
+
+    if (indexed & bit(Cond::domain))
+      for (const auto* set : r.domains)
+        for (const auto& item : set->slots())
+          for (int k = 0; k < 3; ++k)
+            if (item.value.of[k] != kNone)
+              post(f.by_domain.insert(suffix_hash(item.key), item.key).of[k], Cond::domain);
+    if (indexed & bit(Cond::url))
+      for (const auto* set : r.urls)
+        for (const auto& item : set->hosts())
+          post(f.by_domain.insert(suffix_hash(item.key), item.key).url, Cond::url);
+    if (indexed & bit(Cond::category))
+      for (auto id : r.categories) {
+        if (id >= f.by_category.size()) f.by_category.resize(std::size_t{id} + 1);
+        post(f.by_category[id], Cond::category);
+      }
+    if (indexed & bit(Cond::user))
+      for (auto u : r.users) {
+        auto [h, key] = lower_key(f.by_user, u, buf, p.strings);
+        post(f.by_user.insert(h, key), Cond::user);
+      }
+    if (indexed & bit(Cond::group))
+      for (auto g : r.groups) {
+        auto [h, key] = lower_key(f.by_group, g, buf, p.strings);
+        post(f.by_group.insert(h, key), Cond::group);
+      }
+    if (indexed & bit(Cond::source))
+      for (const auto& [set, group] : r.sources)
+        for (const auto& [net, text] : set->nets()) {
+          Prefilter::SourceKey key{static_cast<std::uint32_t>(net.prefix),
+                                   masked(net_key(net.net), net_mask(net.prefix))};
+          post(f.by_source.insert(source_hash(key), key), Cond::source);
+        }
+    if (indexed & bit(Cond::port))
+      for (const auto& pr : r.ports)
+        for (std::uint32_t port = pr.lo; port <= pr.hi; ++port) {
+          auto key = static_cast<std::uint16_t>(port);
+          post(f.by_port.insert(port_hash(key), key), Cond::port);
+        }
+    if (pair_a != Cond::count) {
+      auto it = std::find_if(f.pairs.begin(), f.pairs.end(), [&](const Prefilter::Pair& q) {
+        return q.a == pair_a && q.b == pair_b;
+      });
+      if (it == f.pairs.end()) {
+        it = f.pairs.emplace(f.pairs.end());
+        it->a = pair_a;
+        it->b = pair_b;
+        it->all.assign(words, 0);
+      }
+      for (std::uint32_t ka : key_ids[kind(pair_a)])
+        for (std::uint32_t kb : key_ids[kind(pair_b)]) {
+          const std::uint64_t key = (std::uint64_t{ka} << 32) | kb;
+          add(it->anchored.insert(pair_hash(key), key), i);
+        }
+      set_bit(it->all.data(), i);
+    }
+    if (indexed & bit(Cond::guest)) post(f.by_guest[r.guest ? 1 : 0], Cond::guest);
+    if (indexed & bit(Cond::reputation))
+      for (auto level : kLevels)
+        if (reputation_matches(level, r.reputation))
+          post(f.by_reputation[static_cast<int>(level)], Cond::reputation);
+    if (indexed & bit(Cond::method)) {
+      std::vector<std::string> set;
+      for (auto m : r.methods) {
+        auto [h, key] = lower_key(f.by_method, m, buf, p.strings);
+        post(f.by_method.insert(h, key), Cond::method);
+        set.push_back(base::to_lower(m));
+      }
+      std::sort(set.begin(), set.end());
+      set.erase(std::unique(set.begin(), set.end()), set.end());
+      method_of[i] = method_ids.id(set);
+    }
+    if (indexed & bit(Cond::listener)) {
+      std::vector<std::string> set;
+      for (auto l : r.listeners) {
+        post(f.by_listener.insert(suffix_hash(l), l), Cond::listener);
+        set.emplace_back(l);
+      }
+      std::sort(set.begin(), set.end());
+      set.erase(std::unique(set.begin(), set.end()), set.end());
+      listener_of[i] = listener_ids.id(set);
+    }
+    if (indexed & bit(Cond::schedule)) {
+      std::vector<const Schedule*> set;
+      for (const auto* s : r.schedules) {
+        auto [it, fresh] = schedule_slot.emplace(s, f.by_schedule.size());
+        if (fresh) f.by_schedule.emplace_back(s, Post{});
+        post(f.by_schedule[it->second].second, Cond::schedule);
+        set.push_back(s);
+      }
+      std::sort(set.begin(), set.end());
+      set.erase(std::unique(set.begin(), set.end()), set.end());
+      schedule_of[i] = schedule_ids.id(set);
+    }
+  }
+
+  // Context kinds with few enough distinct lists are checked per rule against bitmasks.
+  std::uint32_t inline_kinds = bit(Cond::guest) | bit(Cond::reputation);
+  if (method_ids.size() <= Prefilter::kMaxSets) {
+    inline_kinds |= bit(Cond::method);
+    for (const auto& [set, id] : method_ids.all())
+      for (const auto& m : set) {
+        auto [h, key] = lower_key(f.method_sets, m, buf, p.strings);
+        f.method_sets.insert(h, key) |= std::uint64_t{1} << id;
+      }
+  }
+  if (listener_ids.size() <= Prefilter::kMaxSets) {
+    inline_kinds |= bit(Cond::listener);
+    for (const auto& [set, id] : listener_ids.all())
+      for (const auto& l : set) {
+        std::string_view key = p.strings.add(l);
+        f.listener_sets.insert(suffix_hash(key), key) |= std::uint64_t{1} << id;
+      }
+  }
+  if (schedule_ids.size() <= Prefilter::kMaxSets) {
+    inline_kinds |= bit(Cond::schedule);
+    if (schedule_ids.size() > 0) {
+      // Minutes of the week with the same lists holding share a class.
+      std::map<std::uint64_t, std::uint16_t> classes;
+      f.minute_class.assign(7 * 1440, 0);
+      for (int m = 0; m < 7 * 1440; ++m) {
+        std::uint64_t holding = 0;
+        for (const auto& [set, id] : schedule_ids.all())
+          for (const auto* s : set)
+            if (s->match(m / 1440, m % 1440)) {
+              holding |= std::uint64_t{1} << id;
+              break;
+            }
+        auto [it, fresh] =
+            classes.emplace(holding, static_cast<std::uint16_t>(f.class_sets.size()));
+        if (fresh) f.class_sets.push_back(holding);
+        f.minute_class[static_cast<std::size_t>(m)] = it->second;
+      }
+    }
+  }
+
+  std::map<std::vector<const UrlSet*>, std::uint16_t> url_list_ids;
+  std::map<std::vector<const HeaderFilter*>, std::uint16_t> header_list_ids;
+  for (const Rule& r : p.rules) {
+    if (!r.enabled) continue;
+    const std::uint32_t i = r.index;
+    Prefilter::Info& in = f.info[i];
+    const std::uint32_t indexed = indexed_of[i];
+    // URL conditions are indexed by host only: their paths are still checked in full.
+    in.rest = r.conds & ~(indexed & ~bit(Cond::url));
+    // URL conditions not bound to hosts (keywords, expressions) and header filters: by list.
+    if ((r.conds & bit(Cond::url)) && !(indexed & bit(Cond::url))) {
+      std::vector<const UrlSet*> sets(r.urls.begin(), r.urls.end());
+      std::sort(sets.begin(), sets.end());
+      sets.erase(std::unique(sets.begin(), sets.end()), sets.end());
+      auto [it, fresh] = url_list_ids.emplace(sets, static_cast<std::uint16_t>(f.url_lists.size()));
+      if (fresh && f.url_lists.size() < Ctx::kMaxLists) f.url_lists.push_back(sets);
+      if (it->second < Ctx::kMaxLists) {
+        in.url_list = static_cast<std::uint16_t>(1 + it->second);
+        in.rest &= ~bit(Cond::url);
+      }
+    }
+    if (r.conds & bit(Cond::header)) {
+      std::vector<const HeaderFilter*> filters(r.headers.begin(), r.headers.end());
+      std::sort(filters.begin(), filters.end());
+      filters.erase(std::unique(filters.begin(), filters.end()), filters.end());
+      auto [it, fresh] =
+          header_list_ids.emplace(filters, static_cast<std::uint16_t>(f.header_lists.size()));
+      if (fresh && f.header_lists.size() < Ctx::kMaxLists) f.header_lists.push_back(filters);
+      if (it->second < Ctx::kMaxLists) {
+        in.header_list = static_cast<std::uint16_t>(1 + it->second);
+        in.rest &= ~bit(Cond::header);
+      }
+    }
+    const std::uint32_t other = anchor_of[i] ? indexed & ~anchor_of[i] : 0;
+    in.keys = static_cast<std::uint16_t>(other & ~(inline_kinds & kContextKinds));
+    const std::uint32_t context = other & inline_kinds & kContextKinds;
+    if (context & bit(Cond::guest)) in.guest = r.guest ? 2 : 1;
+    if (context & bit(Cond::reputation))
+      in.reputation = static_cast<std::uint8_t>(1 + static_cast<int>(r.reputation));
+    if (context & bit(Cond::method)) in.method = static_cast<std::uint8_t>(1 + method_of[i]);
+    if (context & bit(Cond::listener)) in.listener = static_cast<std::uint8_t>(1 + listener_of[i]);
+    if (context & bit(Cond::schedule)) in.schedule = static_cast<std::uint8_t>(1 + schedule_of[i]);
+    in.context = context != 0;
+  }
+
+  build_source_intervals(f);
+
+  // Into the pools, those of one key side by side; large postings become bitsets; anchored
+  // ones carry each rule's Info.
+  auto finish = [&](Posting& v, bool anchored) {
+    if (v.off == 0) return;
+    std::vector<std::uint32_t> list;
+    list.swap(lists[v.off - 1]);
+    const auto n = static_cast<std::uint32_t>(list.size());
+    if (n > std::max<std::size_t>(words / 4, 32)) {
+      v.off = static_cast<std::uint32_t>(f.bits.size());
+      v.n = n | Posting::kDense;
+      f.bits.resize(f.bits.size() + words, 0);
+      for (auto i : list) set_bit(f.bits.data() + v.off, i);
+    } else if (anchored) {
+      v.off = static_cast<std::uint32_t>(f.entries.size());
+      v.n = n;
+      for (auto i : list) f.entries.push_back({i, f.info[i]});
+    } else {
+      v.off = static_cast<std::uint32_t>(f.ids.size());
+      v.n = n;
+      f.ids.insert(f.ids.end(), list.begin(), list.end());
+    }
+  };
+  each_post(f, [&](Post& post) {
+    finish(post.all, false);
+    finish(post.anchored, true);
+  });
+  finish(f.unanchored, true);
+  for (auto& pair : f.pairs)
+    for (auto& item : pair.anchored.items()) finish(item.value, true);
+  f.ids.shrink_to_fit();
+  f.entries.shrink_to_fit();
+  f.bits.shrink_to_fit();
+  for (int c = 0; c < static_cast<int>(Cond::count); ++c)
+    if (!(f.anchors & (1U << c))) Prefilter::Bits().swap(f.anchored[c]);
+}
+
+void need_time(Ctx& c, const TimeZone& tz) {
+  if (c.have_time) return;
+  const std::int64_t secs =
+      std::chrono::duration_cast<std::chrono::seconds>(c.facts.time.time_since_epoch()).count();
+  const std::int64_t local = secs + tz.utc_offset(secs);
+  std::int64_t days = local / 86400;
+  if (local % 86400 < 0) --days;
+  c.weekday = weekday_from_days(days);
+  c.minute = static_cast<int>((local - days * 86400) / 60);
+  c.have_time = true;
+}
+
+void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
+  const Prefilter& f = p.prefilter;
+  const Facts& facts = ctx.facts;
+  const std::size_t words = f.words;
+  std::uint64_t* const cand = out.bits;
+  std::uint16_t* const nz = out.word;
+
+  // The postings the facts hit, looked up kind by kind when first needed.
+  const Post* hits[Prefilter::kMaxHits];
+  constexpr int kKinds = static_cast<int>(Cond::count);
+  std::uint16_t begin[kKinds], end[kKinds];
+  std::size_t n = 0;
+  std::uint32_t gathered = 0;
+  std::uint32_t unknown = 0;  // kinds with more postings hit than kMaxHits
+  const Prefilter::DomainPost* own = nullptr;
+  bool own_looked_up = false;
+  auto gather = [&](Cond c) {
+    const int k = kind(c);
+    gathered |= bit(c);
+    begin[k] = static_cast<std::uint16_t>(n);
+    auto push = [&](const Post* post) {
+      if (!post || post->all.empty()) return;
+      if (n == Prefilter::kMaxHits) {
+        unknown |= bit(c);
+        return;
+      }
+      hits[n++] = post;
+    };
+    switch (c) {
+      case Cond::domain:
+        if (!f.by_domain.empty() && !facts.host.empty())
+          ctx.host.each([&](std::string_view name, std::uint64_t h, bool self) {
+            if (const auto* d = f.by_domain.find(h, name)) {
+              using K = DomainSet::Kind;
+              if (self) {
+                own = d;
+                push(&d->of[static_cast<int>(K::exact)]);
+                push(&d->of[static_cast<int>(K::subtree)]);
+              } else {
+                push(&d->of[static_cast<int>(K::subtree)]);
+                push(&d->of[static_cast<int>(K::subonly)]);
+              }
+            }
+            return false;
+          });
+        own_looked_up = true;
+        break;
+      case Cond::url:
+        if (!own_looked_up && !f.by_domain.empty() && !facts.host.empty())
+          own = f.by_domain.find(ctx.host.own_hash(), facts.host);
+        own_looked_up = true;
+        if (own) push(&own->url);
+        break;
+      case Cond::user:
+        if (!facts.user.empty())
+          push(f.by_user.find(nocase_hash(facts.user), facts.user, nocase_equal));
+        break;
+      case Cond::group:
+        for (const auto& g : facts.groups)
+          push(f.by_group.find(nocase_hash(g), std::string_view(g), nocase_equal));
+        break;
+      case Cond::source: {
+        if (f.source_starts.empty()) break;
+        // The interval holding the address: the last start not above it.
+        const auto key = net_key(facts.client);
+        std::size_t lo = 0, len = f.source_starts.size();
+        while (len > 1) {
+          const std::size_t half = len / 2;
+          const auto& at = f.source_starts[lo + half];
+          if (at.hi < key.hi || (at.hi == key.hi && at.lo <= key.lo)) lo += half;
+          len -= half;
+        }
+        const auto& items = f.by_source.items();
+        for (std::uint32_t j = f.source_first[lo]; j < f.source_first[lo + 1]; ++j)
+          push(&items[f.source_nets[j]].value);
+        break;
+      }
+      case Cond::category:
+        for (std::uint8_t j = 0; j < facts.categories.count; ++j) {
+          auto id = facts.categories.ids[j];
+          if (id < f.by_category.size()) push(&f.by_category[id]);
+        }
+        break;
+      case Cond::port:
+        push(f.by_port.find(port_hash(facts.port), facts.port));
+        break;
+      case Cond::schedule:
+        need_time(ctx, p.tz);
+        for (const auto& [s, post] : f.by_schedule)
+          if (s->match(ctx.weekday, ctx.minute)) push(&post);
+        break;
+      case Cond::reputation:
+        if (static_cast<std::size_t>(facts.reputation) < 5)
+          push(&f.by_reputation[static_cast<int>(facts.reputation)]);
+        break;
+      case Cond::method:
+        push(f.by_method.find(nocase_hash(facts.method), facts.method, nocase_equal));
+        break;
+      case Cond::listener:
+        push(f.by_listener.find(suffix_hash(facts.listener), facts.listener));
+        break;
+      case Cond::guest:
+        push(&f.by_guest[facts.guest ? 1 : 0]);
+        break;
+      default:
+        break;
+    }
+    end[k] = static_cast<std::uint16_t>(n);
+  };
+
+  // 1. The union of the anchored postings hit: every rule that may match is in it. Sparse
+  //    postings hold each rule with its Info, collected (unsorted, once each) into
+  //    out.entry; a bitset posting, or more rules than kMaxList, leave the bitset alone.
+  using Entry = Prefilter::Entry;
+  constexpr std::size_t kMaxList = Candidates::kMaxList;
+  Entry* const cl = out.entry;
+  std::size_t taken = 0;
+  bool dense = false;
+  std::memset(cand, 0, words * sizeof cand[0]);
+  using V = std::uint64_t __attribute__((vector_size(16)));
+  auto or_bits = [&](const std::uint64_t* bits) {
+    for (std::size_t w = 0; w < words; w += 2) {
+      V a, b;
+      std::memcpy(&a, cand + w, sizeof a);
+      std::memcpy(&b, bits + w, sizeof b);
+      a |= b;
+      std::memcpy(cand + w, &a, sizeof a);
+    }
+    dense = true;
+  };
+  auto take = [&](const Posting& v) {
+    if (v.dense()) {
+      or_bits(f.bits.data() + v.off);
+      return;
+    }
+    for (const Entry *e = f.entries.data() + v.off, *stop = e + v.n; e != stop; ++e) {
+      std::uint64_t& word = cand[e->rule >> 6];
+      const std::uint64_t m = std::uint64_t{1} << (e->rule & 63);
+      if (word & m) continue;
+      word |= m;
+      if (taken < kMaxList) cl[taken] = *e;
+      ++taken;
+    }
+  };
+  for (std::uint32_t m = f.anchors; m; m &= m - 1) {
+    const auto c = static_cast<Cond>(__builtin_ctz(m));
+    gather(c);
+    if (unknown & bit(c))
+      or_bits(f.anchored[kind(c)].data());
+    else
+      for (std::size_t j = begin[kind(c)]; j < end[kind(c)]; ++j) take(hits[j]->anchored);
+  }
+  for (const auto& pair : f.pairs) {
+    if (!(gathered & bit(pair.a))) gather(pair.a);
+    if (!(gathered & bit(pair.b))) gather(pair.b);
+    if (unknown & (bit(pair.a) | bit(pair.b))) {
+      // Not told: every rule on the pair, with both kinds checked in full.
+      or_bits(pair.all.data());
+      unknown |= bit(pair.a) | bit(pair.b);
+      continue;
+    }
+    for (std::size_t ja = begin[kind(pair.a)]; ja < end[kind(pair.a)]; ++ja)
+      for (std::size_t jb = begin[kind(pair.b)]; jb < end[kind(pair.b)]; ++jb) {
+        const std::uint64_t key = (std::uint64_t{hits[ja]->id} << 32) | hits[jb]->id;
+        if (const Posting* v = pair.anchored.find(pair_hash(key), key)) take(*v);
+      }
+  }
+  take(f.unanchored);
+  out.unverified = unknown;
+
+  // 2. Context kinds, per rule, against the lists of methods, listeners and schedules the
+  //    facts satisfy (computed on first use).
+  bool context_ready = false;
+  std::uint64_t method_ok = 0, listener_ok = 0, schedule_ok = 0;
+  std::uint32_t reputation_ok = 0;
+  auto context_holds = [&](const Prefilter::Info& in) {
+    if (!context_ready) {
+      context_ready = true;
+      if (const auto* m = f.method_sets.find(nocase_hash(facts.method), facts.method, nocase_equal))
+        method_ok = *m;
+      if (const auto* l = f.listener_sets.find(suffix_hash(facts.listener), facts.listener))
+        listener_ok = *l;
+      if (!f.minute_class.empty()) {
+        need_time(ctx, p.tz);
+        schedule_ok =
+            f.class_sets[f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]];
+      }
+      for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
+        if (reputation_matches(facts.reputation, s)) reputation_ok |= 1U << static_cast<int>(s);
+    }
+    return (!in.guest || (in.guest == 2) == facts.guest) &&
+           (!in.reputation || ((reputation_ok >> (in.reputation - 1)) & 1)) &&
+           (!in.method || ((method_ok >> (in.method - 1)) & 1)) &&
+           (!in.listener || ((listener_ok >> (in.listener - 1)) & 1)) &&
+           (!in.schedule || ((schedule_ok >> (in.schedule - 1)) & 1));
+  };
+  auto drop = [&](std::uint32_t i) { cand[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); };
+
+  // 3. Key kinds: the candidates that need them are listed (rule, kinds wanted, got) in rule
+  //    order; a posting hit marks those it holds: a rule's place in the list is base[word] +
+  //    the popcount of keyed[word] below it. Those missing a kind are dropped. verify() takes
+  //    the listed rules, all in [lo, hi).
+  std::uint32_t list[kMaxList];
+  std::uint16_t want[kMaxList], got[kMaxList];
+  std::uint16_t base[Prefilter::kMaxWords];
+  std::uint64_t keyed[Prefilter::kMaxWords];
+  std::uint32_t need = 0;
+  auto verify = [&](std::size_t in_list, std::size_t lo, std::size_t hi) {
+    for (std::uint32_t kinds = need; kinds; kinds &= kinds - 1) {
+      const auto c = static_cast<Cond>(__builtin_ctz(kinds));
+      const int k = kind(c);
+      const auto b = static_cast<std::uint16_t>(bit(c));
+      if (!(gathered & b)) gather(c);
+      if (unknown & b) {  // not filtered: checked in full
+        for (std::size_t x = 0; x < in_list; ++x) got[x] |= b;
+        continue;
+      }
+      for (std::size_t j = begin[k]; j < end[k]; ++j) {
+        const Posting& v = hits[j]->all;
+        if (v.dense()) {
+          const std::uint64_t* bits = f.bits.data() + v.off;
+          for (std::size_t x = 0; x < in_list; ++x)
+            if ((want[x] & b) && ((bits[list[x] >> 6] >> (list[x] & 63)) & 1)) got[x] |= b;
+          continue;
+        }
+        for (const std::uint32_t *at = f.ids.data() + v.off, *stop = at + v.n; at != stop; ++at) {
+          if (*at < lo || *at >= hi) continue;
+          const std::size_t w = *at >> 6;
+          const std::uint64_t m = std::uint64_t{1} << (*at & 63);
+          if ((cand[w] & m) && (keyed[w] & m))  // a non-zero word in [lo, hi) is listed
+            got[base[w] + static_cast<unsigned>(std::popcount(keyed[w] & (m - 1)))] |= b;
+        }
+      }
+    }
+    for (std::size_t x = 0; x < in_list; ++x)
+      if ((got[x] & want[x]) != want[x]) drop(list[x]);
+  };
+
+  if (!dense && taken <= kMaxList) {
+    // The usual case: the entries collected, checked on their Info, sorted.
+    std::size_t n_list = 0;
+    for (std::size_t x = 0; x < taken; ++x) {
+      if (cl[x].info.context && !context_holds(cl[x].info)) {
+        drop(cl[x].rule);
+        continue;
+      }
+      cl[n_list++] = cl[x];
+    }
+    for (std::size_t x = 1; x < n_list; ++x) {  // insertion sort: a few dozen at most
+      const Entry e = cl[x];
+      std::size_t y = x;
+      for (; y > 0 && cl[y - 1].rule > e.rule; --y) cl[y] = cl[y - 1];
+      cl[y] = e;
+    }
+    std::size_t listed = 0;
+    for (std::size_t x = 0; x < n_list; ++x) keyed[cl[x].rule >> 6] = 0;
+    for (std::size_t x = 0; x < n_list; ++x) {
+      const Prefilter::Info& in = cl[x].info;
+      if (!in.keys) continue;
+      const std::uint32_t i = cl[x].rule;
+      if (!keyed[i >> 6]) base[i >> 6] = static_cast<std::uint16_t>(listed);
+      keyed[i >> 6] |= std::uint64_t{1} << (i & 63);
+      need |= in.keys;
+      list[listed] = i;
+      want[listed] = in.keys;
+      got[listed++] = 0;
+    }
+    if (listed) verify(listed, 0, words * 64);
+    std::size_t kept = 0;
+    for (std::size_t x = 0; x < n_list; ++x)
+      if ((cand[cl[x].rule >> 6] >> (cl[x].rule & 63)) & 1) cl[kept++] = cl[x];
+    out.listed = true;
+    out.count = kept;
+    return;
+  }
+
+  // Else from the bitset, with each rule's Info from `info`.
+  std::size_t count = 0;
+  for (std::size_t w = 0; w < words; ++w) {
+    nz[count] = static_cast<std::uint16_t>(w);
+    count += cand[w] != 0;
+  }
+  std::size_t listed = 0;
+  for (std::size_t t = 0; t < count; ++t) {
+    const std::size_t w = nz[t];
+    base[w] = static_cast<std::uint16_t>(std::min(listed, kMaxList));
+    std::uint64_t kb = 0;
+    for (std::uint64_t b = cand[w]; b; b &= b - 1) {
+      const auto bitpos = static_cast<unsigned>(__builtin_ctzll(b));
+      const auto i = static_cast<std::uint32_t>(w * 64 + bitpos);
+      const Prefilter::Info& in = f.info[i];
+      if (in.context && !context_holds(in)) {
+        drop(i);
+        continue;
+      }
+      if (!in.keys) continue;
+      need |= in.keys;
+      kb |= std::uint64_t{1} << bitpos;
+      if (listed < kMaxList) {
+        list[listed] = i;
+        want[listed] = in.keys;
+        got[listed] = 0;
+      }
+      ++listed;
+    }
+    keyed[w] = kb;
+  }
+  if (listed > 0 && listed <= kMaxList) {
+    verify(listed, 0, words * 64);
+  } else if (listed > kMaxList) {
+    // Too many for one list: runs of words holding at most kMaxList listed candidates each.
+    for (std::size_t from = 0; from < count;) {
+      std::size_t to = from, in_list = 0;
+      for (; to < count; ++to) {
+        const std::size_t w = nz[to];
+        if (in_list + static_cast<std::size_t>(std::popcount(keyed[w])) > kMaxList) break;
+        base[w] = static_cast<std::uint16_t>(in_list);
+        for (std::uint64_t kb = keyed[w]; kb; kb &= kb - 1) {
+          const auto i =
+              static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(kb)));
+          list[in_list] = i;
+          want[in_list] = f.info[i].keys;
+          got[in_list++] = 0;
+        }
+      }
+      verify(in_list, nz[from] * std::size_t{64}, nz[to - 1] * std::size_t{64} + 64);
+      from = to;
+    }
+  }
+  std::size_t kept = 0;
+  for (std::size_t t = 0; t < count; ++t) {
+    nz[kept] = nz[t];
+    kept += cand[nz[t]] != 0;
+  }
+  out.listed = false;
+  out.words = kept;
+}
+
+}  // namespace pc::policy::detail
