@@ -5,7 +5,8 @@
 //    time and memory; then classify() + decide() over a mix of 200,000 transactions
 //    (facts.tsv: hosts from the database's samples, hosts listed nowhere, hosts the policy
 //    names; users and groups, sources, methods, ports, header fields, times over a week):
-//    decisions per second and latency percentiles of classify+decide and of decide alone.
+//    decisions per second and latency percentiles of classify+decide, of decide alone and of
+//    classify alone.
 // 2. The category database alone (CategoryDb): import time and memory, lookups per second
 //    and lookup latency percentiles.
 //
@@ -16,6 +17,7 @@
 //   PC_CATDB_DIR=/path/to/blacklists policy_bench # an existing database for the CategoryDb
 //                                                 # benchmarks (not removed)
 //   PC_POLICY_RULES=10000 (default) rules in a generated policy
+//   PC_FACTS_LIMIT=300 policy_bench   # cycle over the first 300 transactions only (caches hot)
 //
 // A generated temporary folder is removed at exit unless PC_CATDB_KEEP=1.
 //
@@ -316,15 +318,25 @@ void BM_PolicyLoad(benchmark::State& st) {
 }
 BENCHMARK(BM_PolicyLoad)->Unit(benchmark::kMillisecond)->Iterations(3);
 
+// PC_FACTS_LIMIT=N: the benchmarks below cycle over the first N transactions only (what
+// they touch of the policy and the databases then stays in the caches: the cost of the
+// computation alone). Default: all of facts.tsv.
+std::size_t facts_limit(std::size_t all) {
+  const char* v = std::getenv("PC_FACTS_LIMIT");
+  const std::size_t n = v && *v ? std::strtoull(v, nullptr, 10) : 0;
+  return n == 0 || n > all ? all : n;
+}
+
 // classify() + decide(), facts copied per transaction.
 void run_classify_decide(benchmark::State& st, const Policy& pol) {
   load_facts();
   const auto& txns = state().txns;
-  std::size_t i = static_cast<std::size_t>(st.thread_index()) * 7919 % txns.size();
+  const std::size_t lim = facts_limit(txns.size());
+  std::size_t i = static_cast<std::size_t>(st.thread_index()) * 7919 % lim;
   std::size_t blocked = 0;
   for (auto _ : st) {
     Facts f = txns[i].facts;
-    if (++i == txns.size()) i = 0;
+    if (++i == lim) i = 0;
     pol.classify(f);
     Decision d = pol.decide(f, Phase::request);
     blocked += d.action == pc::policy::Action::block;
@@ -352,9 +364,10 @@ void BM_Decide(benchmark::State& st) {
   load_facts();
   const auto& fs_ = state().classified;
   std::size_t i = 0;
+  const std::size_t lim = facts_limit(fs_.size());
   for (auto _ : st) {
     Decision d = pol.decide(fs_[i], Phase::request);
-    if (++i == fs_.size()) i = 0;
+    if (++i == lim) i = 0;
     benchmark::DoNotOptimize(d);
   }
   st.SetItemsProcessed(st.iterations());
@@ -377,6 +390,36 @@ void BM_ClassifyDecideProxyRequest(benchmark::State& st) {
 }
 BENCHMARK(BM_ClassifyDecideProxyRequest);
 
+// classify() alone: the category and reputation lookups of every request.
+void BM_Classify(benchmark::State& st) {
+  const Policy& pol = *loaded_policy();
+  load_facts();
+  const auto& txns = state().txns;
+  const std::size_t lim = facts_limit(txns.size());
+  std::size_t i = 0;
+  for (auto _ : st) {
+    Facts f = txns[i].facts;
+    if (++i == lim) i = 0;
+    pol.classify(f);
+    benchmark::DoNotOptimize(f.categories);
+  }
+  st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_Classify);
+
+void BM_ClassifyProxyRequest(benchmark::State& st) {
+  const Policy& pol = *loaded_policy();
+  load_facts();
+  const Facts& src = state().proxy_txn.facts;
+  for (auto _ : st) {
+    Facts f = src;
+    pol.classify(f);
+    benchmark::DoNotOptimize(f.categories);
+  }
+  st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_ClassifyProxyRequest);
+
 void set_percentiles(benchmark::State& st, std::vector<std::uint32_t>& ns, const char* prefix) {
   std::sort(ns.begin(), ns.end());
   auto pct = [&](double p) {
@@ -392,12 +435,14 @@ void set_percentiles(benchmark::State& st, std::vector<std::uint32_t>& ns, const
 }
 
 // Latency, one decision at a time over the whole mix (1,000,000 decisions: each transaction
-// five times). classify=1: classify + decide; 0: decide alone on classified facts. Also p99
-// per kind of host (db: in the database; unlisted: nowhere; listed: named by the policy).
+// five times). classify=1: classify + decide; 0: decide alone on classified facts; 2:
+// classify alone. Also p99 per kind of host (db: in the database; unlisted: nowhere; listed:
+// named by the policy).
 void BM_DecisionLatency(benchmark::State& st) {
   const Policy& pol = *loaded_policy();
   load_facts();
-  const bool with_classify = st.range(0) != 0;
+  const bool with_classify = st.range(0) == 1;
+  const bool classify_only = st.range(0) == 2;
   const auto& txns = state().txns;
   const auto& cls = state().classified;
   std::vector<std::uint32_t> ns;
@@ -405,9 +450,16 @@ void BM_DecisionLatency(benchmark::State& st) {
   ns.reserve(1 << 20);
   kind.reserve(1 << 20);
   std::size_t i = 0;
+  const std::size_t lim = facts_limit(txns.size());
   for (auto _ : st) {
     std::chrono::steady_clock::time_point t0, t1;
-    if (with_classify) {
+    if (classify_only) {
+      Facts f = txns[i].facts;
+      t0 = std::chrono::steady_clock::now();
+      pol.classify(f);
+      t1 = std::chrono::steady_clock::now();
+      benchmark::DoNotOptimize(f.categories);
+    } else if (with_classify) {
       Facts f = txns[i].facts;
       t0 = std::chrono::steady_clock::now();
       pol.classify(f);
@@ -426,7 +478,7 @@ void BM_DecisionLatency(benchmark::State& st) {
       const std::string& k = txns[i].kind;
       kind.push_back(k.rfind("db_", 0) == 0 ? 0 : k == "unlisted" ? 1 : 2);
     }
-    if (++i == txns.size()) i = 0;
+    if (++i == lim) i = 0;
   }
   std::vector<std::uint32_t> per[3];
   for (std::size_t j = 0; j < ns.size(); ++j) per[kind[j]].push_back(ns[j]);
@@ -440,7 +492,7 @@ void BM_DecisionLatency(benchmark::State& st) {
   }
   st.SetItemsProcessed(st.iterations());
 }
-BENCHMARK(BM_DecisionLatency)->ArgName("classify")->Arg(1)->Arg(0)->Iterations(1000000);
+BENCHMARK(BM_DecisionLatency)->ArgName("classify")->Arg(1)->Arg(0)->Arg(2)->Iterations(1000000);
 
 // ------------------------------------------------------------------ the category database
 
