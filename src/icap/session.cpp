@@ -6,7 +6,6 @@
 #include <array>
 #include <vector>
 
-
 #include "base/log.h"
 #include "base/strings.h"
 #include "icap/identity.h"
