@@ -392,7 +392,8 @@ struct Parser {
           break;
         }
         case S::Encap: {
-          size_t take = static_cast<size_t>(std::min<long long>(left, static_cast<long long>(n - i)));
+          size_t take =
+              static_cast<size_t>(std::min<long long>(left, static_cast<long long>(n - i)));
           i += take;
           left -= static_cast<long long>(take);
           if (left == 0) s = has_body ? S::ChunkLine : S::Done;
@@ -436,7 +437,8 @@ struct Parser {
           break;
         }
         case S::ChunkData: {
-          size_t take = static_cast<size_t>(std::min<long long>(left, static_cast<long long>(n - i)));
+          size_t take =
+              static_cast<size_t>(std::min<long long>(left, static_cast<long long>(n - i)));
           i += take;
           left -= static_cast<long long>(take);
           body_bytes += static_cast<long long>(take);
@@ -514,11 +516,11 @@ struct Conn {
   St st = St::Dead;
   const std::string* wbuf = nullptr;  // what is being written (shared, read-only)
   size_t woff = 0;
-  bool part2_sent = false;     // preview0: the body went out after 100 Continue
+  bool part2_sent = false;  // preview0: the body went out after 100 Continue
   bool got_continue = false;
-  bool final_done = false;     // the final response was read whole
+  bool final_done = false;  // the final response was read whole
   bool want_out = false;
-  long long resp_bytes = 0;    // bytes of responses read during this transaction
+  long long resp_bytes = 0;  // bytes of responses read during this transaction
   Clock::time_point t0;
   Parser p;
   int final_status = 0;
@@ -914,7 +916,8 @@ int run(Ctx& c) {
     }
   }
   c.stopping = true;
-  double window = std::chrono::duration<double>(t_stop - (c.a.warmup > 0 ? t_measure : t_start)).count();
+  double window =
+      std::chrono::duration<double>(t_stop - (c.a.warmup > 0 ? t_measure : t_start)).count();
   if (window <= 0) window = 1e-9;
   const Stats& s = c.st;
   const double ms = 1e-6;
@@ -927,9 +930,9 @@ int run(Ctx& c) {
       "\"reconnects\":%llu,\"retried\":%llu,\"first_error\":\"%s\"}\n",
       c.a.method.c_str(), c.a.mode_name.c_str(), c.a.size_name.c_str(), c.a.size, c.a.conns, window,
       static_cast<unsigned long long>(s.tx), static_cast<double>(s.tx) / window,
-      static_cast<double>(s.bytes_out) / window / 1e6, static_cast<double>(s.bytes_in) / window / 1e6,
-      c.hist.pct(50) * ms, c.hist.pct(99) * ms, c.hist.pct(99.9) * ms,
-      static_cast<double>(c.hist.max) * ms,
+      static_cast<double>(s.bytes_out) / window / 1e6,
+      static_cast<double>(s.bytes_in) / window / 1e6, c.hist.pct(50) * ms, c.hist.pct(99) * ms,
+      c.hist.pct(99.9) * ms, static_cast<double>(c.hist.max) * ms,
       c.hist.total ? static_cast<double>(c.hist.sum / c.hist.total) * ms : 0.0,
       static_cast<unsigned long long>(s.s204), static_cast<unsigned long long>(s.s200),
       static_cast<unsigned long long>(s.s100), static_cast<unsigned long long>(s.errors),
