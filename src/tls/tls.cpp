@@ -1,5 +1,6 @@
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -319,6 +320,48 @@ std::shared_ptr<ssl::context> make_server_context(const fs::path& cert, const fs
     SSL_CTX_set_verify(h, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
   return ctx;
+}
+
+std::shared_ptr<SSL_CTX> make_client_context(const fs::path& ca, const fs::path& cert,
+                                             const fs::path& key) {
+  ERR_clear_error();
+  std::shared_ptr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free);
+  if (!ctx) fail("cannot create a TLS client context");
+  SSL_CTX* h = ctx.get();
+  if (SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION) != 1)
+    fail("cannot require TLS 1.2 or newer");
+  SSL_CTX_set_options(h, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(h, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (ca.empty()) {
+    if (SSL_CTX_set_default_verify_paths(h) != 1) fail("cannot load the system's trusted CAs");
+  } else if (SSL_CTX_load_verify_file(h, ca.c_str()) != 1) {
+    fail("cannot load the CA bundle " + ca.string());
+  }
+  SSL_CTX_set_verify(h, SSL_VERIFY_PEER, nullptr);
+  if (!cert.empty()) {
+    if (key.empty()) throw std::runtime_error("no private key given for " + cert.string());
+    if (SSL_CTX_use_certificate_chain_file(h, cert.c_str()) != 1)
+      fail("cannot load the client certificate chain " + cert.string());
+    if (SSL_CTX_use_PrivateKey_file(h, key.c_str(), SSL_FILETYPE_PEM) != 1)
+      fail("cannot load the private key " + key.string() + " (for the certificate " +
+           cert.string() + ")");
+    if (SSL_CTX_check_private_key(h) != 1)
+      fail("the private key " + key.string() + " does not match the certificate " + cert.string());
+  }
+  return ctx;
+}
+
+bool expect_server_name(SSL* ssl, const std::string& host) {
+  unsigned char ip[16];
+  bool literal =
+      inet_pton(AF_INET, host.c_str(), ip) == 1 || inet_pton(AF_INET6, host.c_str(), ip) == 1;
+  if (literal) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) == 1;
+  return SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 && SSL_set1_host(ssl, host.c_str()) == 1;
+}
+
+std::string take_errors() {
+  if (ERR_peek_error() == 0) return {};
+  return openssl_errors();
 }
 
 std::string describe_certificate(const fs::path& cert) {

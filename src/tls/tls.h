@@ -32,6 +32,23 @@ std::shared_ptr<boost::asio::ssl::context> make_server_context(
     const std::filesystem::path& cert, const std::filesystem::path& key,
     const std::filesystem::path& client_ca);
 
+// A TLS client context for outgoing connections (syslog over TLS): TLS 1.2 minimum, no
+// compression, no renegotiation, the server certificate verified against the CA bundle `ca`
+// (empty: the system's trust store), and a client certificate when `cert` is not empty (with
+// `key`, checked to match). Throws std::runtime_error naming the file and OpenSSL's reason.
+// Shared read-only by the threads that connect with it.
+std::shared_ptr<SSL_CTX> make_client_context(const std::filesystem::path& ca,
+                                             const std::filesystem::path& cert,
+                                             const std::filesystem::path& key);
+
+// Before SSL_connect: the name the server certificate must carry. An IP address literal must
+// be an iPAddress subjectAltName; a host name a DNS name (wildcards as RFC 6125) and is also
+// sent as SNI. False when OpenSSL refuses the name.
+bool expect_server_name(SSL* ssl, const std::string& host);
+
+// This thread's OpenSSL error queue as text ("; "-separated), emptied; "" when empty.
+std::string take_errors();
+
 // "subject CN, expires YYYY-MM-DD, sha256 AB:CD:..." of a PEM certificate file, for logs;
 // empty string when the file cannot be read. Control characters in the CN are replaced by '?'.
 std::string describe_certificate(const std::filesystem::path& cert);
