@@ -12,8 +12,13 @@
 #include "base/log.h"
 #include "icap/session.h"
 #include "proxy/session.h"
+#include "telemetry/syslog.h"
 #include "tls/tls.h"
 #include "txn/snapshot.h"
+
+#ifndef PORTCULLIS_VERSION
+#define PORTCULLIS_VERSION "0.0.0"
+#endif
 
 namespace pc::app {
 
@@ -65,7 +70,7 @@ bool same_listeners(const config::Config& a, const config::Config& b) {
 
 Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cfg_(std::move(cfg)) {
   log::set_level(cfg_->log_level);
-  access_log_ = std::make_unique<telemetry::AccessLog>(cfg_->access_log_path, log_format(*cfg_));
+  access_log_ = make_access_log(*cfg_);
   shared_ = std::make_unique<txn::Shared>(*access_log_);
   shared_->id_prefix = random_prefix();
   std::vector<std::string> errors;
@@ -90,6 +95,49 @@ Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cf
   }
   for (unsigned i = 0; i < cfg_->workers; ++i)
     workers_.push_back(std::make_unique<txn::Worker>(*shared_, i, snap));
+}
+
+std::unique_ptr<telemetry::AccessLog> Server::make_access_log(const config::Config& c) {
+  using telemetry::FileSink;
+  std::vector<std::unique_ptr<telemetry::LogSink>> sinks;
+  if (!c.access_log_path.empty()) {
+    auto f = std::make_unique<FileSink>("access_log", c.access_log_path, log_format(c),
+                                        FileSink::Filter::all, c.name);
+    access_file_ = f.get();
+    sinks.push_back(std::move(f));
+  }
+  if (!c.security_log_path.empty())
+    sinks.push_back(std::make_unique<FileSink>("security_log", c.security_log_path,
+                                               telemetry::Format::json, FileSink::Filter::security,
+                                               c.name));
+  for (const auto& d : c.syslog) {
+    telemetry::SyslogOptions o;
+    o.name = d.name;
+    o.host = d.host;
+    o.port = d.port;
+    o.transport = d.transport == config::SyslogTransport::udp   ? telemetry::Transport::udp
+                  : d.transport == config::SyslogTransport::tcp ? telemetry::Transport::tcp
+                                                                : telemetry::Transport::tls;
+    o.format = d.format == config::SyslogFormat::rfc5424 ? telemetry::SyslogFormat::rfc5424
+               : d.format == config::SyslogFormat::cef   ? telemetry::SyslogFormat::cef
+                                                         : telemetry::SyslogFormat::json;
+    o.security_only = d.security_only;
+    o.header.facility = d.facility;
+    o.header.hostname = c.name;
+    o.header.procid = std::to_string(::getpid());
+    o.header.version = PORTCULLIS_VERSION;
+    o.tls_ca = d.tls_ca;
+    o.tls_certificate = d.tls_certificate;
+    o.tls_key = d.tls_key;
+    o.queue_limit = d.queue_limit;
+    o.spool_dir = c.state_dir / "spool" / "syslog" / d.name;
+    try {
+      sinks.push_back(std::make_unique<telemetry::SyslogSink>(std::move(o)));
+    } catch (const std::exception& e) {
+      throw std::runtime_error("syslog destination " + d.name + ": " + e.what());
+    }
+  }
+  return std::make_unique<telemetry::AccessLog>(std::move(sinks));
 }
 
 txn::Listener::OnAccept Server::on_accept(const config::Listener& l) {
@@ -218,9 +266,15 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   why.clear();
   if (!same_listeners(*configured_, *loaded))
     why = "listener and worker changes take effect after a restart";
-  if (loaded->access_log_path != cfg_->access_log_path)
-    why += std::string(why.empty() ? "" : "; ") +
-           "access_log.path changes take effect after a restart";
+  auto restart_note = [&](bool changed, std::string_view what) {
+    if (changed)
+      why += std::string(why.empty() ? "" : "; ") + std::string(what) +
+             " changes take effect after a restart";
+  };
+  restart_note(loaded->access_log_path != cfg_->access_log_path, "access_log.path");
+  restart_note(loaded->security_log_path != cfg_->security_log_path, "access_log.security_path");
+  restart_note(loaded->syslog != cfg_->syslog, "[[syslog]]");
+  restart_note(loaded->name != cfg_->name, "gateway.name (in log records)");
   if (loaded->scan.threads != cfg_->scan.threads || loaded->scan.queue != cfg_->scan.queue ||
       loaded->scan.cache_entries != cfg_->scan.cache_entries)
     why += std::string(why.empty() ? "" : "; ") +
@@ -230,6 +284,8 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   cfg->listeners = cfg_->listeners;
   cfg->workers = cfg_->workers;
   cfg->access_log_path = cfg_->access_log_path;
+  cfg->security_log_path = cfg_->security_log_path;
+  cfg->syslog = cfg_->syslog;
   auto snap = txn::build_snapshot(cfg, ++generation_, errors);
   if (!snap) return false;                           // the running configuration and policy stay
   snap = txn::with_config(*snap, cfg, generation_);  // own addresses for the running ports
@@ -239,7 +295,7 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
                                : current_->engines,
                            generation_);
   log::set_level(cfg->log_level);
-  access_log_->set_format(log_format(*cfg));
+  if (access_file_) access_file_->set_format(log_format(*cfg));
   cfg_ = cfg;
   publish(snap, false);
   return true;

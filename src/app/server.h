@@ -12,6 +12,7 @@
 #include "config/config.h"
 
 #include "telemetry/access_log.h"
+#include "telemetry/syslog.h"
 #include "txn/listener.h"
 #include "txn/snapshot.h"
 #include "txn/worker.h"
@@ -48,6 +49,7 @@ class Server {
   void drain_and_stop();
   void reopen_logs() { access_log_->reopen(); }
 
+  // The writer and its sinks; access_log().sink_stats() reports on each sink.
   telemetry::AccessLog& access_log() { return *access_log_; }
   // Open client connections: proxy and ICAP together.
   std::size_t connections() const {
@@ -56,6 +58,9 @@ class Server {
 
  private:
   void release();  // threads stopped: unwind connections, free workers and listeners
+  // The access log file, the security log file and the syslog destinations (throws when a
+  // syslog destination cannot be set up: TLS files, spool folder).
+  std::unique_ptr<telemetry::AccessLog> make_access_log(const config::Config& c);
   void publish(std::shared_ptr<const txn::Snapshot> snap, bool before_start);
   void remember_inputs();
   std::shared_ptr<const txn::Engines> load_engines_logged(const config::Scan& scan);
@@ -65,6 +70,7 @@ class Server {
   std::shared_ptr<const config::Config> configured_;  // as loaded (listener ports may be 0)
   std::shared_ptr<const config::Config> cfg_;         // as running
   std::unique_ptr<telemetry::AccessLog> access_log_;
+  telemetry::FileSink* access_file_ = nullptr;  // owned by access_log_; null when off
   std::unique_ptr<txn::Shared> shared_;
   std::unique_ptr<txn::ScanService> scan_;
   std::vector<std::unique_ptr<txn::Worker>> workers_;

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <fstream>
@@ -176,6 +177,14 @@ class Reader {
   std::string file_;
 };
 
+bool valid_gateway_name(std::string_view s) {
+  if (s.empty() || s.size() > 255) return false;
+  for (char ch : s)
+    if (ch <= 0x20 || ch >= 0x7f || std::string_view(",;()\"").find(ch) != std::string_view::npos)
+      return false;
+  return true;
+}
+
 std::optional<std::uint16_t> port_of(std::string_view s) {
   std::uint64_t v = 0;
   if (!base::parse_u64(s, v) || v == 0 || v > 65535) return std::nullopt;
@@ -212,10 +221,111 @@ bool listeners_overlap(std::string_view a, std::string_view b) {
   return false;
 }
 
+// Facility names as in syslog(3) and RFC 5424 6.2.1, or the number 0-23.
+std::optional<int> facility_of(const toml::node& n) {
+  if (auto i = n.value_exact<std::int64_t>()) {
+    if (*i >= 0 && *i <= 23) return static_cast<int>(*i);
+    return std::nullopt;
+  }
+  auto s = n.value<std::string>();
+  if (!s) return std::nullopt;
+  static constexpr std::pair<std::string_view, int> kNames[] = {
+      {"kern", 0},      {"user", 1},    {"mail", 2},    {"daemon", 3},  {"auth", 4},
+      {"syslog", 5},    {"lpr", 6},     {"news", 7},    {"uucp", 8},    {"cron", 9},
+      {"authpriv", 10}, {"ftp", 11},    {"ntp", 12},    {"audit", 13},  {"alert", 14},
+      {"clock", 15},    {"local0", 16}, {"local1", 17}, {"local2", 18}, {"local3", 19},
+      {"local4", 20},   {"local5", 21}, {"local6", 22}, {"local7", 23}};
+  for (const auto& [name, v] : kNames)
+    if (*s == name) return v;
+  return std::nullopt;
+}
+
+template <class Resolve>
+void read_syslog(Reader& r, const toml::table& root, Config& c, Resolve&& resolve) {
+  const toml::node* sn = root.get("syslog");
+  if (!sn) return;
+  const toml::array* arr = sn->as_array();
+  if (!arr || !arr->is_array_of_tables()) {
+    r.error(sn, "'syslog' must be an array of tables ([[syslog]])");
+    return;
+  }
+  for (const toml::node& e : *arr) {
+    const toml::table& t = *e.as_table();
+    r.check_keys(t,
+                 {"name", "host", "port", "transport", "format", "facility", "records", "tls_ca",
+                  "tls_certificate", "tls_key", "queue_limit"},
+                 "syslog");
+    SyslogDestination d;
+    r.get(t, "name", d.name);
+    r.get(t, "host", d.host);
+    r.get_choice(t, "transport", d.transport,
+                 {{"udp", SyslogTransport::udp},
+                  {"tcp", SyslogTransport::tcp},
+                  {"tls", SyslogTransport::tls}});
+    d.port = d.transport == SyslogTransport::tls ? 6514 : 514;
+    r.get_int(t, "port", d.port, 1, 65535);
+    r.get_choice(t, "format", d.format,
+                 {{"rfc5424", SyslogFormat::rfc5424},
+                  {"cef", SyslogFormat::cef},
+                  {"json", SyslogFormat::json}});
+    if (const toml::node* f = t.get("facility")) {
+      if (auto v = facility_of(*f))
+        d.facility = *v;
+      else
+        r.error(f,
+                "'facility' must be a number 0-23 or a name: kern, user, mail, daemon, auth, "
+                "syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, audit, alert, clock, "
+                "local0 ... local7");
+    }
+    r.get_choice(t, "records", d.security_only, {{"all", false}, {"security", true}});
+    std::string ca, cert, key;
+    r.get(t, "tls_ca", ca);
+    r.get(t, "tls_certificate", cert);
+    r.get(t, "tls_key", key);
+    if (d.transport != SyslogTransport::tls) {
+      for (auto k : {"tls_ca", "tls_certificate", "tls_key"})
+        if (t.get(k))
+          r.error(t.get(k), "'" + std::string(k) + "' applies to transport \"tls\" only");
+    }
+    if (cert.empty() != key.empty()) r.error(&e, "'tls_certificate' and 'tls_key' go together");
+    if (!ca.empty()) d.tls_ca = resolve(ca);
+    if (!cert.empty()) d.tls_certificate = resolve(cert);
+    if (!key.empty()) d.tls_key = resolve(key);
+    d.queue_limit = d.transport == SyslogTransport::udp ? 8ull << 20 : 256ull << 20;
+    r.get_int(t, "queue_limit", d.queue_limit, 65536, std::int64_t{1} << 40);
+    if (d.host.empty() || d.host.find_first_of(" \t\r\n/") != std::string::npos)
+      r.error(t.get("host") ? t.get("host") : &e,
+              "syslog destination needs a 'host' (name or address)");
+    if (d.host.size() > 2 && d.host.front() == '[' && d.host.back() == ']')
+      d.host = d.host.substr(1, d.host.size() - 2);
+    if (d.name.empty()) {
+      d.name = std::string(d.transport == SyslogTransport::udp   ? "udp"
+                           : d.transport == SyslogTransport::tcp ? "tcp"
+                                                                 : "tls") +
+               "-" + d.host + "-" + std::to_string(d.port);
+      for (auto& ch : d.name)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_'))
+          ch = '_';
+    } else {
+      bool ok = d.name.size() <= 64 && d.name != "." && d.name != "..";
+      for (char ch : d.name)
+        ok = ok &&
+             (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == '_');
+      if (!ok)
+        r.error(t.get("name"),
+                "'name' must be 1-64 letters, digits, '-', '.' or '_' (it names the spool folder)");
+    }
+    for (const auto& other : c.syslog)
+      if (other.name == d.name)
+        r.error(&e, "two syslog destinations named '" + d.name + "' (give each its own 'name')");
+    c.syslog.push_back(std::move(d));
+  }
+}
+
 void read(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root,
                {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
-                "access_log", "log", "policy", "icap", "scan"},
+                "access_log", "log", "policy", "icap", "scan", "syslog"},
                "");
   auto base_dir = c.source.parent_path();
   auto resolve = [&](const std::string& p) {
@@ -227,8 +337,9 @@ void read(Reader& r, const toml::table& root, Config& c) {
   if (auto* g = r.table(root, "gateway")) {
     r.check_keys(*g, {"name", "workers", "state_dir"}, "gateway");
     r.get(*g, "name", c.name);
-    if (c.name.empty() || c.name.find_first_of(" \t\r\n,;()\"") != std::string::npos)
-      r.error(g->get("name"), "'name' must be a non-empty token (no spaces or separators)");
+    if (!valid_gateway_name(c.name))
+      r.error(g->get("name"),
+              "'name' must be a non-empty token of printable ASCII (no spaces or separators)");
     r.get_int(*g, "workers", c.workers, 0, 256);
     r.get(*g, "state_dir", state_dir);
   }
@@ -406,19 +517,25 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.get_seconds(*u, "retry_after", c.parent_retry_after, 0, 86400);
   }
 
-  std::string log_path = "log/access.log";
+  std::string log_path = "log/access.log", security_path = "log/security.log";
   if (auto* a = r.table(root, "access_log")) {
-    r.check_keys(*a, {"path", "format"}, "access_log");
+    r.check_keys(*a, {"path", "format", "security_path"}, "access_log");
     r.get(*a, "path", log_path);
+    r.get(*a, "security_path", security_path);
     r.get_choice(*a, "format", c.access_log_format,
                  {{"json", LogFormat::json}, {"squid", LogFormat::squid}});
   }
-  if (log_path == "-")
-    c.access_log_path = "-";
-  else if (!log_path.empty()) {
-    std::filesystem::path fp(log_path);
-    c.access_log_path = fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
-  }
+  auto log_file = [&](const std::string& p) -> std::filesystem::path {
+    if (p == "-" || p.empty()) return p;
+    std::filesystem::path fp(p);
+    return fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
+  };
+  c.access_log_path = log_file(log_path);
+  c.security_log_path = log_file(security_path);
+  if (!c.access_log_path.empty() && c.access_log_path == c.security_log_path && log_path != "-")
+    r.error(r.table(root, "access_log"), "'security_path' must differ from 'path'");
+
+  read_syslog(r, root, c, resolve);
 
   std::string warn_key = "warn.key";
   if (auto* p = r.table(root, "policy")) {
@@ -567,6 +684,15 @@ std::string_view to_string(Protocol p) {
       return "icaps";
   }
   return "proxy";
+}
+
+std::string default_gateway_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) == 0) {
+    std::string_view h(buf);
+    if (valid_gateway_name(h)) return std::string(h);
+  }
+  return "portcullis";
 }
 
 std::vector<base::Cidr> default_client_networks() {

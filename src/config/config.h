@@ -103,9 +103,29 @@ struct Scan {
   Seconds trickle_after{5000};  // proxy: a body still arriving after this is trickled
 };
 
+// [[syslog]]: one syslog destination (docs/logging.md).
+enum class SyslogTransport : std::uint8_t { udp, tcp, tls };
+enum class SyslogFormat : std::uint8_t { rfc5424, cef, json };
+struct SyslogDestination {
+  std::string name;  // default "<transport>-<host>-<port>"; names the spool folder
+  std::string host;
+  std::uint16_t port = 514;  // resolved: 514, or 6514 for tls, when not set
+  SyslogTransport transport = SyslogTransport::udp;
+  SyslogFormat format = SyslogFormat::rfc5424;
+  int facility = 16;                               // local0
+  bool security_only = false;                      // records = "security"
+  std::filesystem::path tls_ca;                    // resolved; empty: the system's trusted CAs
+  std::filesystem::path tls_certificate, tls_key;  // client certificate, optional
+  std::uint64_t queue_limit = 0;  // resolved: 256 MiB (tcp, tls: on disk), 8 MiB (udp: memory)
+  bool operator==(const SyslogDestination&) const = default;
+};
+
+// This host's name when it can serve as gateway.name, else "portcullis".
+std::string default_gateway_name();
+
 struct Config {
   std::filesystem::path source;  // the file it was read from
-  std::string name = "portcullis";
+  std::string name = default_gateway_name();
   unsigned workers = 0;  // resolved: never 0 after loading
   std::filesystem::path state_dir;
 
@@ -132,6 +152,9 @@ struct Config {
 
   std::filesystem::path access_log_path;  // empty: off; "-": standard output
   LogFormat access_log_format = LogFormat::json;
+  std::filesystem::path security_log_path;  // empty: off; "-": standard output
+
+  std::vector<SyslogDestination> syslog;
 
   std::string log_level = "info";
 

@@ -1,97 +1,87 @@
-// Access records and the access-log writer. Workers hand records to a bounded queue; one
-// writer thread formats and writes them (JSON lines or Squid's native format). A full queue
-// drops and counts, never blocks a worker.
+// The access-log writer and its file sink. Workers hand records to a bounded queue; one
+// writer thread takes them in batches and passes each batch to every sink (the access log
+// file, the security log file, syslog destinations). A full queue drops and counts, never
+// blocks a worker.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "telemetry/format.h"
+#include "telemetry/record.h"
+#include "telemetry/sink.h"
 
 namespace pc::telemetry {
 
-enum class Result : std::uint8_t { allowed, denied, error };
-std::string_view to_string(Result r);
+// A log file: the access log (every record, JSON or Squid format) or the security log (only
+// security events, JSON). Path "-" writes to standard output.
+class FileSink : public LogSink {
+ public:
+  enum class Filter : std::uint8_t { all, security };
+  FileSink(std::string name, std::filesystem::path path, Format format, Filter filter,
+           std::string gateway);
+  ~FileSink() override;
 
-// One record per transaction, proxy and ICAP alike.
-struct AccessRecord {
-  std::chrono::system_clock::time_point time;  // transaction start
-  std::chrono::microseconds duration{0};
-  std::string request_id;
-  std::string listener;
-  bool guest = false;
-  std::string client;  // the end user's address (ICAP: X-Client-IP, else the ICAP client)
-  std::string user;    // the user, when known (ICAP identity fields)
-  std::string groups;  // the user's groups, comma-separated, when known
-  std::string method;
-  std::string url;
-  int status = 0;
-  std::uint64_t bytes_in = 0;   // from the client (head + body)
-  std::uint64_t bytes_out = 0;  // to the client (head + body)
-  std::string upstream;         // address:port the request went to (parent or origin)
-  bool via_parent = false;      // upstream is a parent proxy
-  std::string content_type;
-  Result result = Result::allowed;
-  std::string reason;  // why denied or what failed; empty when allowed normally
-  // The policy's decision and why (empty when no decision was made, e.g. a parse error).
-  std::string decision;         // allow | block | warn | monitor | allow_no_scan
-  std::string rule;             // rule name, "approved list", "blocked list" or "default"
-  std::string category;         // first matched category
-  std::string category_source;  // "name version" of the database it came from
-  std::string reputation;       // dangerous | highly suspicious | suspicious | untested
-  // Scanning (empty when the body was not scanned)
-  std::string scan;       // clean | infected | unscannable | error | not scanned
-  std::string threat;     // threat name when infected
-  std::string sha256;     // of the scanned body
-  std::string file_type;  // true file type ("exe", "zip", ...)
-  bool scan_cached = false;
-  // ICAP transactions only (empty / 0 for the proxy)
-  std::string icap_client;  // the ICAP client's address
-  std::string icap_mode;    // reqmod | respmod | options
-  int icap_status = 0;      // the ICAP status answered (200, 204, 400, ...)
+  void write(const Batch& batch) override;
+  void reopen() override;
+  SinkStats stats() const override;
+  void set_format(Format f) { format_.store(f); }  // any thread; from the next batch
+
+ private:
+  bool open_file();
+
+  std::string name_;
+  std::filesystem::path path_;
+  std::atomic<Format> format_;
+  Filter filter_;
+  std::string gateway_;
+  int fd_ = -1;
+  std::atomic<bool> open_{false};
+  std::string buf_;  // reused for every batch
+  std::atomic<std::uint64_t> written_{0}, dropped_{0};
 };
-
-enum class Format : std::uint8_t { json, squid };
-
-std::string format_json(const AccessRecord& r);
-std::string format_squid(const AccessRecord& r);
 
 class AccessLog {
  public:
-  // path "-" writes to standard output; empty disables the log.
-  AccessLog(std::filesystem::path path, Format format, std::size_t queue_limit = 65536);
-  ~AccessLog();
+  static constexpr std::size_t kQueueLimit = 65536;
+  // No sinks: the log is off (submit does nothing, no thread).
+  explicit AccessLog(std::vector<std::unique_ptr<LogSink>> sinks,
+                     std::size_t queue_limit = kQueueLimit);
+  ~AccessLog();  // writes what is queued, then destroys the sinks (each flushes what it can)
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
   void submit(AccessRecord&& r);  // any thread; never blocks on I/O
-  void reopen();                  // SIGUSR1: reopen the file (after rotation)
-  void flush();                   // wait until everything queued so far is written
-  void set_format(Format f) { format_.store(f); }
+  void reopen();                  // SIGUSR1: the sinks reopen their files (after rotation)
+  // Waits until everything queued so far has been handed to every sink (files written;
+  // syslog records queued for their destination, not necessarily sent).
+  void flush();
 
-  std::uint64_t written() const { return written_.load(); }
+  // Records dropped before reaching any sink: the queue was full.
   std::uint64_t dropped() const { return dropped_.load(); }
+  // One entry per sink, in configuration order (any thread).
+  std::vector<SinkStats> sink_stats() const;
 
  private:
   void run();
-  bool open_file();
 
-  std::filesystem::path path_;
-  std::atomic<Format> format_;
+  std::vector<std::unique_ptr<LogSink>> sinks_;
   std::size_t limit_;
   std::mutex mu_;
   std::condition_variable cv_, idle_cv_;
-  std::deque<AccessRecord> queue_;
+  std::shared_ptr<Records> queue_;
   static constexpr std::size_t kBatch = 512;
   static constexpr std::chrono::milliseconds kBatchWait{100};
   bool stop_ = false, reopen_ = false, busy_ = false, flush_ = false;
-  std::atomic<std::uint64_t> written_{0}, dropped_{0};
-  int fd_ = -1;
+  std::atomic<std::uint64_t> dropped_{0};
   std::thread thread_;
 };
 

@@ -235,6 +235,7 @@ bool apply_scan(Exchange& ex, const ScanOutcome& o) {
   ex.rec.sha256 = o.sha256;
   ex.rec.file_type = o.file_type;
   ex.rec.scan_cached = o.cached;
+  if (o.verdict == "error" && ex.rec.error.empty()) ex.rec.error = o.reason;
   if (!o.block) {
     if (!o.reason.empty()) ex.rec.reason = o.reason;
     return true;
@@ -256,6 +257,7 @@ void finish(Exchange& ex, telemetry::AccessLog& log) {
       std::chrono::duration_cast<std::chrono::microseconds>(net::Clock::now() - ex.start);
   if (ex.rec.method.empty()) ex.rec.method = "-";
   if (ex.rec.status >= 500 && ex.rec.result == Result::allowed) ex.rec.result = Result::error;
+  if (ex.rec.result == Result::error && ex.rec.error.empty()) ex.rec.error = ex.rec.reason;
   log::debug("{} {} {} {} {}", ex.rec.client, ex.rec.method, ex.rec.url, ex.rec.status,
              ex.rec.reason);
   log.submit(std::move(ex.rec));

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 namespace pc::config {
 namespace {
 
@@ -67,7 +69,7 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
   auto c = ok(text);
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->source, kName);
-  EXPECT_EQ(c->name, "portcullis");
+  EXPECT_EQ(c->name, default_gateway_name());
   EXPECT_EQ(c->workers, expected_workers());  // 0 = one per core
   EXPECT_EQ(norm(c->state_dir), fs::path("/etc/portcullis"));
 
@@ -202,7 +204,9 @@ TEST(ConfigShipped, LoadFileMissing) {
 TEST(ConfigDefaults, EmptyText) {
   auto c = ok("");
   ASSERT_NE(c, nullptr);
-  EXPECT_EQ(c->name, "portcullis");
+  EXPECT_EQ(c->name, default_gateway_name());
+  EXPECT_EQ(c->security_log_path, fs::path("/etc/portcullis/log/security.log"));
+  EXPECT_TRUE(c->syslog.empty());
   EXPECT_EQ(c->workers, expected_workers());
   EXPECT_EQ(norm(c->state_dir), fs::path("/etc/portcullis"));
   ASSERT_EQ(c->listeners.size(), 4u);
@@ -466,6 +470,27 @@ const BadCase kBadCases[] = {
     {"[gateway]\nname = \"my gateway\"\n", 2, "'name' must be a non-empty token"},
     {"[gateway]\nname = \"\"\n", 2, "'name' must be a non-empty token"},
     {"[gateway]\nname = \"a,b\"\n", 2, "'name' must be a non-empty token"},
+    {"[gateway]\nname = \"caf\xc3\xa9\"\n", 2,
+     "'name' must be a non-empty token of printable ASCII"},
+    {"[access_log]\npath = \"a.log\"\nsecurity_path = \"a.log\"\n", 1,
+     "'security_path' must differ from 'path'"},
+    {"[access_log]\nsecurity_path = 1\n", 2, "'security_path' must be a string"},
+    {"syslog = 1\n", 1, "'syslog' must be an array of tables"},
+    {"[[syslog]]\nport = 514\n", 1, "syslog destination needs a 'host'"},
+    {"[[syslog]]\nhost = \"a b\"\n", 2, "syslog destination needs a 'host'"},
+    {"[[syslog]]\nhost = \"h\"\nhots = 1\n", 3, "unknown key 'hots' in [syslog]"},
+    {"[[syslog]]\nhost = \"h\"\ntransport = \"relp\"\n", 3, "'transport' must be udp, tcp or tls"},
+    {"[[syslog]]\nhost = \"h\"\nformat = \"leef\"\n", 3, "'format' must be rfc5424, cef or json"},
+    {"[[syslog]]\nhost = \"h\"\nrecords = \"threats\"\n", 3, "'records' must be all or security"},
+    {"[[syslog]]\nhost = \"h\"\nfacility = \"local8\"\n", 3, "'facility' must be a number 0-23"},
+    {"[[syslog]]\nhost = \"h\"\nfacility = 24\n", 3, "'facility' must be a number 0-23"},
+    {"[[syslog]]\nhost = \"h\"\nport = 0\n", 3, "'port' must be between 1 and 65535"},
+    {"[[syslog]]\nhost = \"h\"\nqueue_limit = 1000\n", 3, "'queue_limit' must be between 65536"},
+    {"[[syslog]]\nhost = \"h\"\ntls_ca = \"ca.pem\"\n", 3,
+     "'tls_ca' applies to transport \"tls\" only"},
+    {"[[syslog]]\nhost = \"h\"\ntransport = \"tls\"\ntls_key = \"k\"\n", 1,
+     "'tls_certificate' and 'tls_key' go together"},
+    {"[[syslog]]\nhost = \"h\"\nname = \"../x\"\n", 3, "'name' must be 1-64 letters"},
     {"[proxy]\nx_forwarded_for = \"append\"\n", 2, "'x_forwarded_for' must be add, keep or remove"},
     {"[proxy]\nx_forwarded_for = \"ADD\"\n", 2, "'x_forwarded_for' must be add, keep or remove"},
     {"[proxy]\nx_forwarded_for = \"\"\n", 2, "'x_forwarded_for' must be add, keep or remove"},
@@ -772,6 +797,90 @@ trickle_after = 0.5
     ASSERT_FALSE(errs.empty()) << text;
     EXPECT_EQ(errs[0].message, message) << text;
   }
+}
+
+TEST(ConfigSyslog, EverySettingIsRead) {
+  auto c = ok(R"([access_log]
+security_path = "sec/events.log"
+
+[[syslog]]
+host = "siem.example.net"
+
+[[syslog]]
+name = "soc"
+host = "[2001:db8::5]"
+port = 10514
+transport = "tcp"
+format = "cef"
+facility = "local5"
+records = "security"
+queue_limit = 1048576
+
+[[syslog]]
+host = "192.0.2.7"
+transport = "tls"
+format = "json"
+facility = 3
+tls_ca = "tls/siem-ca.pem"
+tls_certificate = "/etc/pki/gw.crt"
+tls_key = "/etc/pki/gw.key"
+)",
+              "/srv/pc/conf/portcullis.toml");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->security_log_path, fs::path("/srv/pc/conf/sec/events.log"));
+  ASSERT_EQ(c->syslog.size(), 3u);
+  const auto& a = c->syslog[0];
+  EXPECT_EQ(a.name, "udp-siem.example.net-514");
+  EXPECT_EQ(a.host, "siem.example.net");
+  EXPECT_EQ(a.port, 514);
+  EXPECT_EQ(a.transport, SyslogTransport::udp);
+  EXPECT_EQ(a.format, SyslogFormat::rfc5424);
+  EXPECT_EQ(a.facility, 16);
+  EXPECT_FALSE(a.security_only);
+  EXPECT_EQ(a.queue_limit, 8u << 20);
+  EXPECT_TRUE(a.tls_ca.empty());
+  const auto& b = c->syslog[1];
+  EXPECT_EQ(b.name, "soc");
+  EXPECT_EQ(b.host, "2001:db8::5");  // brackets dropped
+  EXPECT_EQ(b.port, 10514);
+  EXPECT_EQ(b.transport, SyslogTransport::tcp);
+  EXPECT_EQ(b.format, SyslogFormat::cef);
+  EXPECT_EQ(b.facility, 21);
+  EXPECT_TRUE(b.security_only);
+  EXPECT_EQ(b.queue_limit, 1u << 20);
+  const auto& t = c->syslog[2];
+  EXPECT_EQ(t.name, "tls-192.0.2.7-6514");
+  EXPECT_EQ(t.port, 6514);  // the TLS default
+  EXPECT_EQ(t.format, SyslogFormat::json);
+  EXPECT_EQ(t.facility, 3);
+  EXPECT_EQ(t.queue_limit, 256u << 20);
+  EXPECT_EQ(t.tls_ca, fs::path("/srv/pc/conf/tls/siem-ca.pem"));  // against the file's folder
+  EXPECT_EQ(t.tls_certificate, fs::path("/etc/pki/gw.crt"));
+  EXPECT_EQ(t.tls_key, fs::path("/etc/pki/gw.key"));
+}
+
+TEST(ConfigSyslog, NamesMustBeUnique) {
+  auto errs = bad("[[syslog]]\nhost = \"a\"\n[[syslog]]\nhost = \"a\"\n");
+  EXPECT_TRUE(any_message_contains(errs, "two syslog destinations named 'udp-a-514'")) << all(errs);
+  // A different port is a different destination.
+  EXPECT_NE(ok("[[syslog]]\nhost = \"a\"\n[[syslog]]\nhost = \"a\"\nport = 1514\n"), nullptr);
+}
+
+TEST(ConfigSyslog, SecurityLogOffAndStandardOutput) {
+  auto c = ok("[access_log]\nsecurity_path = \"\"\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(c->security_log_path.empty());
+  c = ok("[access_log]\npath = \"-\"\nsecurity_path = \"-\"\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->security_log_path, fs::path("-"));
+}
+
+TEST(ConfigGateway, DefaultNameIsTheHostName) {
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  std::string h(host);
+  bool usable = !h.empty() && h.find_first_of(" ,;()\"") == std::string::npos;
+  EXPECT_EQ(default_gateway_name(), usable ? h : "portcullis");
 }
 
 TEST(ConfigPaths, StateDirAndAccessLogRelativeToTheFile) {

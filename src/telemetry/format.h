@@ -1,0 +1,40 @@
+// Record formats for files: JSON (one object per record) and Squid's native format, plus the
+// small appenders every format shares. Each appends to a caller-owned buffer, so a writer
+// reuses one buffer for a whole batch; nothing here allocates unless the buffer grows.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "telemetry/record.h"
+
+namespace pc::telemetry {
+
+enum class Format : std::uint8_t { json, squid };
+
+// One JSON object, no trailing newline. `gateway` is the gateway's name (gateway.name).
+void append_json(std::string& out, const AccessRecord& r, std::string_view gateway);
+// time.ms elapsed_ms client code/status bytes method URL user hierarchy/peer type, no newline.
+void append_squid(std::string& out, const AccessRecord& r);
+
+// Convenience for tests and tools: the line as the access log writes it (with "\n").
+std::string format_json(const AccessRecord& r, std::string_view gateway = {});
+std::string format_squid(const AccessRecord& r);
+
+namespace fmtx {
+// A JSON string literal (quotes included): ", \ and control characters escaped; other bytes
+// as they are (records carry what the network sent, which may not be UTF-8).
+void json_string(std::string& out, std::string_view s);
+void decimal(std::string& out, std::uint64_t v);
+void decimal_signed(std::string& out, std::int64_t v);
+// "2024-01-02T03:04:05.678Z" (millis = true) or "2024-01-02T03:04:05.678901Z".
+void iso_time(std::string& out, std::chrono::system_clock::time_point t, bool micros = false);
+// Milliseconds with three decimals: 12345 us -> "12.345".
+void millis(std::string& out, std::chrono::microseconds d);
+// s cut to at most n bytes without splitting a UTF-8 sequence.
+std::string_view utf8_prefix(std::string_view s, std::size_t n);
+}  // namespace fmtx
+
+}  // namespace pc::telemetry
