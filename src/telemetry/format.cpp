@@ -130,7 +130,7 @@ void digits(char* p, int n, long long v) {
 }
 }  // namespace
 
-void iso_time(std::string& out, std::chrono::system_clock::time_point t, bool micros) {
+std::size_t iso_time(char* buf, std::chrono::system_clock::time_point t, bool micros) {
   // Records of one batch share their second: "YYYY-MM-DDTHH:MM:SS" is computed once.
   thread_local long long cached_sec = -1;
   thread_local char cached[20];
@@ -155,7 +155,6 @@ void iso_time(std::string& out, std::chrono::system_clock::time_point t, bool mi
     cached[19] = '.';
     cached_sec = sec;
   }
-  char buf[28];
   std::memcpy(buf, cached, 20);
   std::size_t n = 20;
   if (micros) {
@@ -166,19 +165,30 @@ void iso_time(std::string& out, std::chrono::system_clock::time_point t, bool mi
     n += 3;
   }
   buf[n++] = 'Z';
-  out.append(buf, n);
+  return n;
+}
+
+void iso_time(std::string& out, std::chrono::system_clock::time_point t, bool micros) {
+  char buf[kIsoTimeMax];
+  out.append(buf, iso_time(buf, t, micros));
+}
+
+std::size_t millis(char* buf, std::chrono::microseconds d) {
+  long long us = d.count();
+  char* p = buf;
+  if (us < 0) {
+    *p++ = '-';
+    us = -us;
+  }
+  p = std::to_chars(p, p + 20, static_cast<std::uint64_t>(us / 1000)).ptr;
+  *p++ = '.';
+  digits(p, 3, us % 1000);
+  return static_cast<std::size_t>(p + 3 - buf);
 }
 
 void millis(std::string& out, std::chrono::microseconds d) {
-  long long us = d.count();
-  if (us < 0) {
-    out += '-';
-    us = -us;
-  }
-  decimal(out, static_cast<std::uint64_t>(us / 1000));
-  char frac[4] = {'.', 0, 0, 0};
-  digits(frac + 1, 3, us % 1000);
-  out.append(frac, 4);
+  char buf[kMillisMax];
+  out.append(buf, millis(buf, d));
 }
 
 std::string_view utf8_prefix(std::string_view s, std::size_t n) {
@@ -195,27 +205,74 @@ namespace {
 
 using namespace fmtx;
 
-// ,"name":"value"
-inline void field(std::string& out, std::string_view key, std::string_view value) {
-  out += ',';
-  out += '"';
-  out.append(key);
-  out.append("\":", 2);
-  json_string(out, value);
-}
-inline void field_num(std::string& out, std::string_view key, std::uint64_t v) {
-  out += ',';
-  out += '"';
-  out.append(key);
-  out.append("\":", 2);
-  decimal(out, v);
-}
-inline void field_bool(std::string& out, std::string_view key, bool v) {
-  out += ',';
-  out += '"';
-  out.append(key);
-  out.append(v ? "\":true" : "\":false");
-}
+// Writes through a raw pointer into room reserved up front (the caller's bound must cover
+// the worst case: every string byte escaped as \u00XX). Appending one character at a time to
+// a std::string costs a capacity check and a call each; this is the writer's hot loop.
+class Writer {
+ public:
+  Writer(std::string& s, std::size_t max_add) : s_(s) {
+    std::size_t base = s.size();
+    s.resize(base + max_add);
+    p_ = s.data() + base;
+  }
+  ~Writer() { s_.resize(static_cast<std::size_t>(p_ - s_.data())); }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  template <std::size_t N>
+  void lit(const char (&text)[N]) {
+    std::memcpy(p_, text, N - 1);
+    p_ += N - 1;
+  }
+  void raw(std::string_view v) {
+    std::memcpy(p_, v.data(), v.size());
+    p_ += v.size();
+  }
+  void ch(char c) { *p_++ = c; }
+  void num(std::uint64_t v) { p_ = std::to_chars(p_, p_ + 20, v).ptr; }
+  void time(std::chrono::system_clock::time_point t) { p_ += iso_time(p_, t, false); }
+  void millis(std::chrono::microseconds d) { p_ += fmtx::millis(p_, d); }
+  // A JSON string literal, quotes included.
+  void str(std::string_view v) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    *p_++ = '"';
+    for (char ch : v) {
+      auto c = static_cast<unsigned char>(ch);
+      if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+        *p_++ = ch;
+        continue;
+      }
+      *p_++ = '\\';
+      switch (c) {
+        case '"':
+          *p_++ = '"';
+          break;
+        case '\\':
+          *p_++ = '\\';
+          break;
+        case '\n':
+          *p_++ = 'n';
+          break;
+        case '\r':
+          *p_++ = 'r';
+          break;
+        case '\t':
+          *p_++ = 't';
+          break;
+        default:
+          std::memcpy(p_, "u00", 3);
+          p_[3] = kHex[c >> 4];
+          p_[4] = kHex[c & 15];
+          p_ += 5;
+      }
+    }
+    *p_++ = '"';
+  }
+
+ private:
+  std::string& s_;
+  char* p_;
+};
 
 // Squid prints fields separated by spaces; keep each field free of white space.
 void squid_field(std::string& out, std::string_view s) {
@@ -241,54 +298,113 @@ void squid_field(std::string& out, std::string_view s) {
 }  // namespace
 
 void append_json(std::string& out, const AccessRecord& r, std::string_view gateway) {
-  out.append("{\"time\":\"", 9);
-  iso_time(out, r.time);
-  out.append("\",\"duration_ms\":", 16);
-  millis(out, r.duration);
-  field(out, "request_id", r.request_id);
-  field(out, "gateway", gateway);
-  field(out, "listener", r.listener);
-  field_bool(out, "guest", r.guest);
-  field(out, "client", r.client);
-  if (!r.user.empty()) field(out, "user", r.user);
-  if (!r.groups.empty()) field(out, "groups", r.groups);
-  field(out, "method", r.method);
-  field(out, "url", r.url);
+  // Worst case: every string byte as \u00XX (6 bytes); the url counts twice (scheme, host and
+  // path are pieces of it); keys, numbers and punctuation stay under 1 KiB.
+  std::size_t strings =
+      gateway.size() + r.request_id.size() + r.listener.size() + r.client.size() + r.user.size() +
+      r.groups.size() + r.method.size() + 2 * r.url.size() + r.upstream.size() +
+      r.content_type.size() + r.reason.size() + r.error.size() + r.decision.size() + r.rule.size() +
+      r.category.size() + r.category_source.size() + r.reputation.size() + r.scan.size() +
+      r.threat.size() + r.sha256.size() + r.file_type.size() + r.scan_engine.size() +
+      r.file_name.size() + r.icap_client.size() + r.icap_mode.size();
+  Writer w(out, 1024 + 6 * strings);
+  w.lit("{\"time\":\"");
+  w.time(r.time);
+  w.lit("\",\"duration_ms\":");
+  w.millis(r.duration);
+  w.lit(",\"request_id\":");
+  w.str(r.request_id);
+  w.lit(",\"gateway\":");
+  w.str(gateway);
+  w.lit(",\"listener\":");
+  w.str(r.listener);
+  w.raw(r.guest ? std::string_view(",\"guest\":true") : ",\"guest\":false");
+  w.lit(",\"client\":");
+  w.str(r.client);
+  if (!r.user.empty()) {
+    w.lit(",\"user\":");
+    w.str(r.user);
+  }
+  if (!r.groups.empty()) {
+    w.lit(",\"groups\":");
+    w.str(r.groups);
+  }
+  w.lit(",\"method\":");
+  w.str(r.method);
+  w.lit(",\"url\":");
+  w.str(r.url);
   auto parts = split_url(r.url, r.method);
-  field(out, "scheme", parts.scheme);
-  field(out, "host", parts.host);
-  field(out, "path", parts.path);
-  field_num(out, "status", static_cast<std::uint64_t>(r.status < 0 ? 0 : r.status));
-  field_num(out, "bytes_in", r.bytes_in);
-  field_num(out, "bytes_out", r.bytes_out);
-  field(out, "upstream", r.upstream);
-  field(out, "content_type", r.content_type);
-  field(out, "result", to_string(r.result));
-  field(out, "reason", r.reason);
-  if (!r.error.empty()) field(out, "error", r.error);
-  field(out, "decision", r.decision);
-  field(out, "rule", r.rule);
-  field(out, "category", r.category);
-  field(out, "category_source", r.category_source);
-  field(out, "reputation", r.reputation);
-  if (auto ev = security_event(r); ev != Event::none) field(out, "event", to_string(ev));
+  w.lit(",\"scheme\":");
+  w.str(parts.scheme);
+  w.lit(",\"host\":");
+  w.str(parts.host);
+  w.lit(",\"path\":");
+  w.str(parts.path);
+  w.lit(",\"status\":");
+  w.num(static_cast<std::uint64_t>(r.status < 0 ? 0 : r.status));
+  w.lit(",\"bytes_in\":");
+  w.num(r.bytes_in);
+  w.lit(",\"bytes_out\":");
+  w.num(r.bytes_out);
+  w.lit(",\"upstream\":");
+  w.str(r.upstream);
+  w.lit(",\"content_type\":");
+  w.str(r.content_type);
+  w.lit(",\"result\":\"");
+  w.raw(to_string(r.result));
+  w.lit("\",\"reason\":");
+  w.str(r.reason);
+  if (!r.error.empty()) {
+    w.lit(",\"error\":");
+    w.str(r.error);
+  }
+  w.lit(",\"decision\":");
+  w.str(r.decision);
+  w.lit(",\"rule\":");
+  w.str(r.rule);
+  w.lit(",\"category\":");
+  w.str(r.category);
+  w.lit(",\"category_source\":");
+  w.str(r.category_source);
+  w.lit(",\"reputation\":");
+  w.str(r.reputation);
+  if (auto ev = security_event(r); ev != Event::none) {
+    w.lit(",\"event\":\"");
+    w.raw(to_string(ev));
+    w.ch('"');
+  }
   if (!r.scan.empty()) {
-    field(out, "scan", r.scan);
-    if (!r.threat.empty()) field(out, "threat", r.threat);
-    field(out, "sha256", r.sha256);
-    field(out, "file_type", r.file_type);
-    if (!r.scan_engine.empty()) field(out, "scan_engine", r.scan_engine);
-    if (!r.file_name.empty()) field(out, "file_name", r.file_name);
-    field_num(out, "scanned_size", r.scanned_size);
-    field_bool(out, "scan_cached", r.scan_cached);
+    w.lit(",\"scan\":");
+    w.str(r.scan);
+    if (!r.threat.empty()) {
+      w.lit(",\"threat\":");
+      w.str(r.threat);
+    }
+    w.lit(",\"sha256\":");
+    w.str(r.sha256);
+    w.lit(",\"file_type\":");
+    w.str(r.file_type);
+    if (!r.scan_engine.empty()) {
+      w.lit(",\"scan_engine\":");
+      w.str(r.scan_engine);
+    }
+    if (!r.file_name.empty()) {
+      w.lit(",\"file_name\":");
+      w.str(r.file_name);
+    }
+    w.lit(",\"scanned_size\":");
+    w.num(r.scanned_size);
+    w.raw(r.scan_cached ? std::string_view(",\"scan_cached\":true") : ",\"scan_cached\":false");
   }
   if (!r.icap_mode.empty()) {
-    field(out, "icap_client", r.icap_client);
-    field(out, "icap_mode", r.icap_mode);
-    field_num(out, "icap_status",
-              static_cast<std::uint64_t>(r.icap_status < 0 ? 0 : r.icap_status));
+    w.lit(",\"icap_client\":");
+    w.str(r.icap_client);
+    w.lit(",\"icap_mode\":");
+    w.str(r.icap_mode);
+    w.lit(",\"icap_status\":");
+    w.num(static_cast<std::uint64_t>(r.icap_status < 0 ? 0 : r.icap_status));
   }
-  out += '}';
+  w.ch('}');
 }
 
 void append_squid(std::string& out, const AccessRecord& r) {

@@ -29,10 +29,14 @@ namespace fmtx {
 void json_string(std::string& out, std::string_view s);
 void decimal(std::string& out, std::uint64_t v);
 void decimal_signed(std::string& out, std::int64_t v);
-// "2024-01-02T03:04:05.678Z" (millis = true) or "2024-01-02T03:04:05.678901Z".
+// "2024-01-02T03:04:05.678Z" or, with micros, "2024-01-02T03:04:05.678901Z". The char*
+// forms write at most kIsoTimeMax / kMillisMax bytes and return the length.
+inline constexpr std::size_t kIsoTimeMax = 32, kMillisMax = 32;
 void iso_time(std::string& out, std::chrono::system_clock::time_point t, bool micros = false);
+std::size_t iso_time(char* buf, std::chrono::system_clock::time_point t, bool micros = false);
 // Milliseconds with three decimals: 12345 us -> "12.345".
 void millis(std::string& out, std::chrono::microseconds d);
+std::size_t millis(char* buf, std::chrono::microseconds d);
 // s cut to at most n bytes without splitting a UTF-8 sequence.
 std::string_view utf8_prefix(std::string_view s, std::size_t n);
 }  // namespace fmtx
