@@ -12,7 +12,8 @@ build_pkgs=(
   clang libclang-rt-14-dev clang-format openssl
   libclamav-dev libyara-dev libmagic-dev
 )
-test_pkgs=(curl wget python3 ca-certificates procps iproute2 tzdata squid c-icap clamav-testfiles)
+test_pkgs=(curl wget python3 ca-certificates procps iproute2 tzdata squid c-icap clamav-testfiles
+           rsyslog rsyslog-openssl)
 bench_pkgs=(nginx-light squid tinyproxy wrk c-icap)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
@@ -30,7 +31,8 @@ echo "bootstrap: installing ${missing[*]}"
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-# Package services (nginx, squid, c-icap, tinyproxy) must not start system instances we do not use.
+# Package services (nginx, squid, c-icap, tinyproxy, rsyslog) must not start system instances we do
+# not use.
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d

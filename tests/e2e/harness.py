@@ -11,6 +11,8 @@ Pieces:
   FakeDNS                      UDP DNS server answering A/AAAA by a rule table
   FakeParent                   parent proxy recording requests (absolute-form and CONNECT)
   make_cert()                  self-signed certificate via `openssl req -x509`
+  make_pki()                   a test CA with server and client certificates (openssl CLI)
+  Rsyslog                      a real rsyslogd receiving syslog on UDP, TCP or TLS
 """
 
 import base64
@@ -884,6 +886,35 @@ def make_cert(directory, names=("localhost", "*.e2e.test"), ips=("127.0.0.1", ":
     return cert, key
 
 
+def _openssl(*args):
+    r = subprocess.run(["openssl"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError("openssl %s failed: %s" % (args[0], r.stderr.decode(errors="replace")))
+
+
+def make_pki(directory, name="ca"):
+    """A test CA (EC P-256) that signs a server certificate for localhost / 127.0.0.1 / ::1
+    and a client certificate (CN=gateway). Returns {"ca", "server_cert", "server_key",
+    "client_cert", "client_key"} (paths in directory, prefixed with name)."""
+    out = {k: os.path.join(directory, "%s-%s.pem" % (name, k))
+           for k in ("ca", "ca_key", "server_cert", "server_key", "client_cert", "client_key")}
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    _openssl("req", "-x509", *ec, "-keyout", out["ca_key"], "-out", out["ca"], "-days", "2",
+             "-subj", "/CN=Portcullis test CA %s" % name, "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for who, subj, ext in (("server", "/CN=localhost",
+                            "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n"),
+                           ("client", "/CN=gateway", "extendedKeyUsage=clientAuth\n")):
+        csr = os.path.join(directory, "%s-%s.csr" % (name, who))
+        extfile = os.path.join(directory, "%s-%s.ext" % (name, who))
+        with open(extfile, "w") as f:
+            f.write(ext)
+        _openssl("req", *ec, "-keyout", out[who + "_key"], "-out", csr, "-subj", subj)
+        _openssl("x509", "-req", "-in", csr, "-CA", out["ca"], "-CAkey", out["ca_key"], "-CAcreateserial",
+                 "-out", out[who + "_cert"], "-days", "2", "-extfile", extfile)
+    return out
+
+
 def server_tls_context(cert, key):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -1527,3 +1558,151 @@ forwarded_for on
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, True)
+
+
+# ---------------------------------------------------------------------------------------
+# rsyslog as a syslog receiver (foreground, its own folder and config, never the system one)
+
+RSYSLOGD = "/usr/sbin/rsyslogd"
+
+
+class Rsyslog:
+    """One `rsyslogd -n -f conf -i pidfile` with a single input on 127.0.0.1:<free port>:
+    transport "udp", "tcp" (octet counting or not, as rsyslog detects) or "tls" (the
+    rsyslog-openssl driver; pki from make_pki(); client_auth: clients must present a
+    certificate from that CA). Every message received becomes one JSON line in self.out with
+    what rsyslog parsed: pri, facility, severity, hostname, app, procid, msgid, timestamp,
+    sd (the RFC 5424 structured data as parsed by mmpstrucdata: {sd-id: {name: value}}),
+    msg and raw. stop() then start() again keeps the port (a receiver restarted)."""
+
+    def __init__(self, workdir, transport, pki=None, client_auth=False):
+        self.transport = transport
+        self.dir = tempfile.mkdtemp(prefix="rsyslog-%s-" % transport, dir=workdir)
+        self.port = free_port() if transport != "udp" else self._free_udp_port()
+        self.out = os.path.join(self.dir, "received.jsonl")
+        self.conf = os.path.join(self.dir, "rsyslog.conf")
+        self.pidfile = os.path.join(self.dir, "rsyslogd.pid")
+        self.log_path = os.path.join(self.dir, "rsyslogd.log")
+        self.proc = None
+        tls_global = ""
+        module = ""
+        if transport == "udp":
+            module = 'module(load="imudp")'
+            inp = 'input(type="imudp" address="127.0.0.1" port="%d" ruleset="r")' % self.port
+        else:
+            if transport == "tls":
+                tls_global = ('DefaultNetstreamDriverCAFile="%s" DefaultNetstreamDriverCertFile="%s" '
+                              'DefaultNetstreamDriverKeyFile="%s"'
+                              % (pki["ca"], pki["server_cert"], pki["server_key"]))
+                module = ('module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1" '
+                          'StreamDriver.AuthMode="%s")' % ("x509/certvalid" if client_auth else "anon"))
+            else:
+                module = 'module(load="imtcp")'
+            inp = 'input(type="imtcp" address="127.0.0.1" port="%d" ruleset="r")' % self.port
+        text = """global(workDirectory="{d}" maxMessageSize="64k" {tls})
+{module}
+module(load="mmpstrucdata")
+template(name="jsonl" type="list" option.jsonf="on") {{
+  property(outname="pri" name="pri" format="jsonf")
+  property(outname="facility" name="syslogfacility" format="jsonf")
+  property(outname="severity" name="syslogseverity" format="jsonf")
+  property(outname="hostname" name="hostname" format="jsonf")
+  property(outname="app" name="app-name" format="jsonf")
+  property(outname="procid" name="procid" format="jsonf")
+  property(outname="msgid" name="msgid" format="jsonf")
+  property(outname="timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="sd" name="$!rfc5424-sd" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+  property(outname="raw" name="rawmsg" format="jsonf")
+}}
+ruleset(name="r") {{
+  action(type="mmpstrucdata")
+  action(type="omfile" file="{out}" template="jsonl")
+}}
+{inp}
+""".format(d=self.dir, tls=tls_global, module=module, out=self.out, inp=inp)
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    @staticmethod
+    def _free_udp_port():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def _listening(self):
+        if self.transport == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                try:
+                    s.bind(("127.0.0.1", self.port))
+                    return False
+                except OSError:
+                    return True
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def start(self, timeout=20.0):
+        if not os.path.exists(RSYSLOGD):
+            raise unittest.SkipTest("rsyslogd not installed (Debian package rsyslog)")
+        if os.path.exists(self.pidfile):
+            os.unlink(self.pidfile)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([RSYSLOGD, "-n", "-f", self.conf, "-i", self.pidfile],
+                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                                     cwd=self.dir)
+        deadline = time.monotonic() + timeout
+        while not self._listening():
+            if self.proc.poll() is not None:
+                raise AssertionError("rsyslogd exited with %s\n%s" % (self.proc.returncode, self.log_text()))
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("rsyslogd did not listen on %d within %.0fs\n%s"
+                                     % (self.port, timeout, self.log_text()))
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout=15.0):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+        self._log.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def records(self):
+        """The messages received so far (parsed; sd decoded), in the order written."""
+        try:
+            with open(self.out, "r", encoding="utf-8", errors="replace") as f:
+                lines = [l for l in f.read().splitlines() if l.strip()]
+        except OSError:
+            return []
+        recs = []
+        for line in lines:
+            r = json.loads(line)
+            r["sd"] = json.loads(r["sd"]) if r.get("sd") else {}
+            recs.append(r)
+        return recs
+
+    def wait_records(self, n, timeout=30.0):
+        """Waits until at least n messages arrived; returns them all."""
+        wait_until(lambda: len(self.records()) >= n, timeout, 0.1)
+        return self.records()
+
+    def log_text(self, limit=8000):
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return "(no rsyslogd log)"
+        return "---- rsyslogd log (%s) ----\n%s\n---- end ----" % (self.log_path, text[-limit:])
