@@ -4,6 +4,7 @@
 #include "app/policy_test.h"
 #include "app/server.h"
 #include "config/config.h"
+#include "tls/tls.h"
 #include "txn/snapshot.h"
 
 #ifndef PORTCULLIS_VERSION
@@ -60,6 +61,16 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (r.config->scan.enabled) std::printf("scanning engines: %s\n", engines->version.c_str());
+    // Syslog over TLS: the CA bundle, client certificate and key load (and match).
+    for (const auto& d : r.config->syslog) {
+      if (d.transport != pc::config::SyslogTransport::tls) continue;
+      try {
+        pc::tls::make_client_context(d.tls_ca, d.tls_certificate, d.tls_key);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "syslog destination %s: %s\n", d.name.c_str(), e.what());
+        return 1;
+      }
+    }
     std::printf("%s: ok\n", config_path.c_str());
     return 0;
   }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -159,9 +160,10 @@ void AccessLog::run() {
     bool do_reopen = false;
     std::shared_ptr<Records> batch;
     // The next queue, with room for about as much as the last batch (allocated here, not on
-    // the workers that fill it).
-    if (spare->capacity() < std::min(limit_, std::max(2 * kBatch, last + last / 2)))
-      spare->reserve(std::min(limit_, std::max(2 * kBatch, last + last / 2)));
+    // the workers that fill it), but not more than kMaxReserve: after a burst the queue
+    // grows on its own rather than keep megabytes reserved.
+    const std::size_t want = std::min({limit_, kMaxReserve, std::max(2 * kBatch, last + last / 2)});
+    if (spare->capacity() < want) spare->reserve(want);
     {
       std::unique_lock lk(mu_);
       busy_ = false;
@@ -184,8 +186,8 @@ void AccessLog::run() {
       Batch shared = batch;
       for (auto& s : sinks_) s->write(shared);
     }
-    // Reuse the batch's storage when no sink kept it.
-    if (batch.use_count() == 1) {
+    // Reuse the batch's storage when no sink kept it (and it is not oversized).
+    if (batch.use_count() == 1 && batch->capacity() <= kMaxReserve) {
       batch->clear();
       spare = std::move(batch);
     } else {

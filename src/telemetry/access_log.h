@@ -79,6 +79,7 @@ class AccessLog {
   std::condition_variable cv_, idle_cv_;
   std::shared_ptr<Records> queue_;
   static constexpr std::size_t kBatch = 512;
+  static constexpr std::size_t kMaxReserve = 8 * kBatch;  // records (about 1 KiB each)
   static constexpr std::chrono::milliseconds kBatchWait{100};
   bool stop_ = false, reopen_ = false, busy_ = false, flush_ = false;
   std::atomic<std::uint64_t> dropped_{0};

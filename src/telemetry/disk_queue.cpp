@@ -91,6 +91,8 @@ void DiskQueue::recover() {
   fs::create_directories(dir_, ec);
   if (ec)
     throw std::runtime_error("cannot create spool folder " + dir_.string() + ": " + ec.message());
+  // Records hold URLs and user names: not for everyone on the host.
+  fs::permissions(dir_, fs::perms::others_all, fs::perm_options::remove, ec);
   std::vector<std::uint64_t> ids;
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
     auto name = it->path().filename().string();

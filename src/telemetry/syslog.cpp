@@ -209,11 +209,15 @@ class SyslogSink::Link {
 
   // One datagram. False with err when it was not sent.
   bool send_datagram(std::string_view msg, std::string& err) {
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
       ssize_t n = ::send(fd_, msg.data(), msg.size(), MSG_NOSIGNAL);
       if (n >= 0) return true;
       // A port-unreachable from an earlier datagram is reported on this one, which is not
-      // sent: try once more.
+      // sent: try again. A full socket buffer: wait a little for room.
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        poll_one(fd_, POLLOUT, 200);
+        continue;
+      }
       if (errno != ECONNREFUSED && errno != EINTR) break;
     }
     err = errno_text(errno);

@@ -15,10 +15,9 @@ in the foreground with its own config and folder."""
 import json
 import os
 import re
-import socket
+import subprocess
 import sys
 import tempfile
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -364,6 +363,31 @@ class ReceiverOutages(SyslogCase):
         ids = [m["sd"]["portcullis@32473"]["request_id"] for m in got]
         self.assertEqual(ids[:15], first)
         self.assertEqual(ids, want, p.stderr_text())
+
+
+class Configuration(SyslogCase):
+    def test_unusable_tls_files_are_reported_by_check_config_and_stop_the_start(self):
+        missing = os.path.join(self.workdir, "no-such-ca.pem")
+        listeners = [{"name": "icap", "address": "127.0.0.1", "port": h.free_port(), "protocol": "icap"}]
+        p = h.Proxy(self.workdir, {"scan": {"enabled": False}}, listeners)
+        p.cfg["syslog"] = [{"name": "siem", "host": "127.0.0.1", "transport": "tls", "tls_ca": missing}]
+        p.write_config()
+        r = subprocess.run([h.portcullis_bin(), "check-config", "-c", p.config_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("syslog destination siem: cannot load the CA bundle " + missing, r.stderr.decode())
+        r = subprocess.run([h.portcullis_bin(), "run", "-c", p.config_path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn("cannot start: syslog destination siem: cannot load the CA bundle", r.stderr.decode())
+
+    def test_spool_folder_is_not_readable_by_others(self):
+        rx = self.receiver("tcp", start=False)
+        p = self.gateway([{"name": "private", "host": "127.0.0.1", "port": rx.port, "transport": "tcp"}],
+                         scan={"enabled": False})
+        spool = os.path.join(p.state_dir, "spool", "syslog", "private")
+        self.assertTrue(os.path.isdir(spool))
+        self.assertEqual(os.stat(spool).st_mode & 0o007, 0)
 
 
 if __name__ == "__main__":
