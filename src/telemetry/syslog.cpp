@@ -49,6 +49,19 @@ int poll_one(int fd, short events, int timeout_ms) {
   return r <= 0 ? r : p.revents;
 }
 
+// Waits for `events` on fd until `deadline`, in slices, so that give_up() (the sink stopping)
+// ends the wait early: revents, 0 at the deadline, -1 when given up or on error.
+int wait_fd(int fd, short events, Clock::time_point deadline,
+            const std::function<bool()>& give_up) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return 0;
+    int ev = poll_one(fd, events, static_cast<int>(std::min<long long>(left, 100)));
+    if (ev != 0) return ev;
+    if (give_up()) return -1;
+  }
+}
+
 std::string endpoint(const std::string& host, std::uint16_t port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
          std::to_string(port);
@@ -75,7 +88,8 @@ class SyslogSink::Link {
   ~Link() { close(); }
   bool is_open() const { return fd_ >= 0; }
 
-  bool connect(const SyslogOptions& o, SSL_CTX* tls, std::string& err) {
+  bool connect(const SyslogOptions& o, SSL_CTX* tls, const std::function<bool()>& give_up,
+               std::string& err) {
     close();
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -96,13 +110,14 @@ class SyslogSink::Link {
       }
       int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
       if (rc != 0 && errno == EINPROGRESS) {
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-        int ev = poll_one(fd, POLLOUT, static_cast<int>(std::max<long long>(left, 0)));
+        int ev = wait_fd(fd, POLLOUT, deadline, give_up);
         int soerr = 0;
         socklen_t len = sizeof soerr;
         if (ev == 0) {
           soerr = ETIMEDOUT;
-        } else if (ev < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
+        } else if (ev < 0) {
+          soerr = ECANCELED;
+        } else if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0) {
           soerr = errno;
         }
         rc = soerr == 0 ? 0 : -1;
@@ -121,7 +136,7 @@ class SyslogSink::Link {
       int one = 1;
       ::setsockopt(fd_, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
-    if (o.transport == Transport::tls && !handshake(o, tls, deadline, err)) {
+    if (o.transport == Transport::tls && !handshake(o, tls, deadline, give_up, err)) {
       close();
       return false;
     }
@@ -235,7 +250,7 @@ class SyslogSink::Link {
 
  private:
   bool handshake(const SyslogOptions& o, SSL_CTX* tls, Clock::time_point deadline,
-                 std::string& err) {
+                 const std::function<bool()>& give_up, std::string& err) {
     ERR_clear_error();
     ssl_ = SSL_new(tls);
     if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1 || !tls::expect_server_name(ssl_, o.host)) {
@@ -261,8 +276,7 @@ class SyslogSink::Link {
         err = "TLS handshake with " + endpoint(o.host, o.port) + " failed: " + why;
         return false;
       }
-      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0 || poll_one(fd_, wait_for, static_cast<int>(left)) <= 0) {
+      if (wait_fd(fd_, wait_for, deadline, give_up) <= 0) {
         err = "TLS handshake with " + endpoint(o.host, o.port) + " timed out";
         return false;
       }
@@ -321,6 +335,7 @@ SinkStats SyslogSink::stats() const {
 void SyslogSink::count_drops(std::uint64_t n, std::string_view why) {
   if (n == 0) return;
   auto total = dropped_.fetch_add(n, std::memory_order_relaxed) + n;
+  std::lock_guard lk(drop_log_mu_);  // the writer and the UDP sender both count
   // Logged at most every 10 seconds: a receiver down for hours must not flood the log.
   auto now = Clock::now();
   if (drops_logged_ == 0 || now - last_drop_log_ >= std::chrono::seconds(10)) {
@@ -369,6 +384,11 @@ void SyslogSink::write(const Batch& batch) {
   if (!spool_ && dropped > 0)
     count_drops(dropped, "the queue in memory is full (queue_limit " +
                              std::to_string(o_.queue_limit) + " bytes)");
+  {
+    // The sender checks for work under mu_: taking it here means it either sees what was
+    // just queued or is already waiting for this notification.
+    std::lock_guard lk(mu_);
+  }
   cv_.notify_one();
 }
 
@@ -386,6 +406,10 @@ void SyslogSink::run_stream() {
   unsigned failures = 0;
   const std::string where = endpoint(o_.host, o_.port);
   auto give_up = [this] { return stopping_past_grace(); };
+  const std::function<bool()> stop_requested = [this] {
+    std::lock_guard lk(mu_);
+    return stop_;
+  };
   for (;;) {
     {
       std::unique_lock lk(mu_);
@@ -405,7 +429,7 @@ void SyslogSink::run_stream() {
     if (!link.is_open()) {
       if (Clock::now() < next_try) continue;
       std::string err;
-      if (!link.connect(o_, tls_.get(), err)) {
+      if (!link.connect(o_, tls_.get(), stop_requested, err)) {
         connected_.store(false);
         if (failures++ == 0)
           log::warn("syslog {}: {}; records wait on disk, retrying with back-off", o_.name, err);
@@ -464,6 +488,10 @@ void SyslogSink::run_stream() {
 
 void SyslogSink::run_udp() {
   Link link;
+  const std::function<bool()> stop_requested = [this] {
+    std::lock_guard lk(mu_);
+    return stop_;
+  };
   std::deque<std::string> batch;
   milliseconds delay = o_.retry_min;
   Clock::time_point next_try = Clock::now();
@@ -485,7 +513,7 @@ void SyslogSink::run_udp() {
     if (!link.is_open()) {
       if (Clock::now() >= next_try) {
         std::string err;
-        if (link.connect(o_, nullptr, err)) {
+        if (link.connect(o_, nullptr, stop_requested, err)) {
           connected_.store(true);
           delay = o_.retry_min;
           if (warned)

@@ -87,6 +87,7 @@ class SyslogSink : public LogSink {
 
   std::atomic<std::uint64_t> written_{0}, dropped_{0};
   std::atomic<bool> connected_{false};
+  std::mutex drop_log_mu_;
   std::chrono::steady_clock::time_point last_drop_log_{};
   std::uint64_t drops_logged_ = 0;
   std::thread thread_;
