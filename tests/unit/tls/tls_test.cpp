@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -30,6 +32,7 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace pc::tls {
 namespace {
@@ -670,6 +673,85 @@ TEST(Handshake, Tls11ClientIsRefused) {
             SSL_R_UNSUPPORTED_PROTOCOL)
       << out.server_ec.message();
   EXPECT_TRUE(out.client_ec);
+}
+
+// --- make_client_context, expect_server_name ------------------------------------------------
+
+// A raw OpenSSL handshake over a socket pair: the server with `server_ctx` on a thread, the
+// client with `client_ctx` expecting `name`. The client's verify result (X509_V_OK when it
+// trusted the server), or -1 when the handshake failed for another reason.
+long client_handshake(SSL_CTX* server_ctx, SSL_CTX* client_ctx, const std::string& name) {
+  std::signal(SIGPIPE, SIG_IGN);  // one side gives up while the other still writes
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return -1;
+  std::thread server([&] {
+    SSL* s = SSL_new(server_ctx);
+    SSL_set_fd(s, sv[0]);
+    SSL_accept(s);  // fails when the client gives up: the client's result is what counts
+    SSL_free(s);
+    ::shutdown(sv[0], SHUT_RDWR);
+  });
+  SSL* c = SSL_new(client_ctx);
+  SSL_set_fd(c, sv[1]);
+  long result = -1;
+  if (expect_server_name(c, name)) {
+    int rc = SSL_connect(c);
+    result = SSL_get_verify_result(c);
+    if (rc != 1 && result == X509_V_OK) result = -1;
+  }
+  SSL_free(c);
+  ::shutdown(sv[1], SHUT_RDWR);
+  server.join();
+  ::close(sv[0]);
+  ::close(sv[1]);
+  ERR_clear_error();
+  return result;
+}
+
+TEST(MakeClientContext, VerifiesTheServerAgainstTheCaAndTheName) {
+  TempDir dir;
+  ServerFiles server(dir);  // self-signed: its own CA; names gw.test, localhost, 127.0.0.1, ::1
+  auto server_ctx = make_server_context(server.cert, server.key, {});
+  std::shared_ptr<SSL_CTX> client;
+  ASSERT_NO_THROW(client = make_client_context(server.cert, {}, {}));
+  EXPECT_EQ(SSL_CTX_get_min_proto_version(client.get()), TLS1_2_VERSION);
+  EXPECT_EQ(SSL_CTX_get_verify_mode(client.get()), SSL_VERIFY_PEER);
+  SSL_CTX* sh = server_ctx->native_handle();
+  EXPECT_EQ(client_handshake(sh, client.get(), "gw.test"), X509_V_OK);
+  EXPECT_EQ(client_handshake(sh, client.get(), "localhost"), X509_V_OK);
+  EXPECT_EQ(client_handshake(sh, client.get(), "127.0.0.1"), X509_V_OK);
+  EXPECT_EQ(client_handshake(sh, client.get(), "::1"), X509_V_OK);
+  EXPECT_EQ(client_handshake(sh, client.get(), "other.example"), X509_V_ERR_HOSTNAME_MISMATCH);
+  EXPECT_EQ(client_handshake(sh, client.get(), "192.0.2.1"), X509_V_ERR_IP_ADDRESS_MISMATCH);
+
+  // Another CA: not trusted, whatever the name.
+  TempDir other;
+  ServerFiles stranger(other);
+  auto trusting_other = make_client_context(stranger.cert, {}, {});
+  EXPECT_NE(client_handshake(sh, trusting_other.get(), "gw.test"), X509_V_OK);
+}
+
+TEST(MakeClientContext, ClientCertificateAndErrors) {
+  TempDir dir;
+  ServerFiles server(dir);
+  TempDir mine;
+  ServerFiles client_files(mine);
+  std::shared_ptr<SSL_CTX> ctx;
+  ASSERT_NO_THROW(ctx = make_client_context(server.cert, client_files.cert, client_files.key));
+  EXPECT_NE(SSL_CTX_get0_certificate(ctx.get()), nullptr);
+  try {
+    make_client_context(dir / "missing-ca.pem", {}, {});
+    ADD_FAILURE() << "no exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot load the CA bundle " +
+                                         (dir / "missing-ca.pem").string()),
+              std::string::npos)
+        << e.what();
+  }
+  // A key that does not belong to the certificate.
+  EXPECT_THROW(make_client_context(server.cert, client_files.cert, server.key), std::runtime_error);
+  EXPECT_THROW(make_client_context(server.cert, client_files.cert, {}), std::runtime_error);
+  EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
 TEST(PeerCommonName, EmptyWithoutConnection) {
