@@ -638,14 +638,15 @@ bench_policy
 printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META"
 
 # ------------------------------------------------------------------ report
-"$PY" - "$META" "$INDEX" "$STATUS" "$RUN/raw" "$RESULTS" <<'EOF'
+BENCH_DIR="$BENCH" "$PY" - "$META" "$INDEX" "$STATUS" "$RUN/raw" "$RESULTS" <<'EOF'
 import json
 import os
 import sys
 
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from results_md import write_section
+
 meta_path, index_path, status_path, raw, results = sys.argv[1:6]
-BEGIN = "<!-- BEGIN ICAP SECTION: written by bench/icap.sh; edits inside are lost -->"
-END = "<!-- END ICAP SECTION -->"
 meta = {}
 for line in open(meta_path):
     if "\t" in line:
@@ -733,7 +734,7 @@ def answers(r):
     return ", ".join(parts) or "–"
 
 
-L = [BEGIN, "## ICAP: Portcullis against c-icap (echo service)", ""]
+L = ["## ICAP: Portcullis against c-icap (echo service)", ""]
 L.append("Written by `bench/icap.sh`; see the ICAP section of `bench/README.md` for what each "
          "number means.")
 L.append("")
@@ -989,23 +990,7 @@ if meta.get("quick") == "1":
     L.append("")
     L.append("This was a quick smoke run: verdicts are indicative only.")
 L.append("")
-L.append(END)
-section = "\n".join(L)
-
-text = ""
-try:
-    text = open(results).read()
-except OSError:
-    text = "# Portcullis benchmark results\n"
-b, e = text.find(BEGIN), text.find(END)
-if b >= 0 and e > b:
-    text = text[:b] + section + text[e + len(END):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-tmp = results + ".tmp"
-with open(tmp, "w") as f:
-    f.write(text)
-os.replace(tmp, results)
+write_section(results, "ICAP", "bench/icap.sh", L)
 EOF
 log "wrote the ICAP section of $RESULTS"
 exit 0
