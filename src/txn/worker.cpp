@@ -81,7 +81,15 @@ void Worker::parent_ok(std::size_t i) {
 }
 
 std::string Worker::next_request_id() {
-  return fmt::format("{}{:02x}{:06x}", shared.id_prefix, index & 0xff, ++requests_ & 0xffffff);
+  // prefix, the worker's index (2 hex digits) and its request count (6 hex digits)
+  static constexpr char kHex[] = "0123456789abcdef";
+  char tail[8];
+  const auto v = static_cast<std::uint32_t>(((index & 0xffU) << 24) | (++requests_ & 0xffffffU));
+  for (int k = 7; k >= 0; --k) tail[7 - k] = kHex[(v >> (4 * k)) & 0xf];
+  std::string id;
+  id.reserve(shared.id_prefix.size() + sizeof tail);
+  id.append(shared.id_prefix).append(tail, sizeof tail);
+  return id;
 }
 
 void Worker::drain() {
