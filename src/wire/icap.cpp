@@ -602,11 +602,9 @@ IcapParseResult parse_icap_request_head(std::string_view buf, const IcapLimits& 
     out.method = IcapMethod::respmod;
   else
     return fail(IcapError::unknown_method, 0);
-  {
-    IcapUri check;
-    const IcapError e = parse_icap_uri(uri, check);
-    if (e != IcapError::none) return fail(e, uri_start);
-  }
+  IcapUri target;
+  if (const IcapError e = parse_icap_uri(uri, target); e != IcapError::none)
+    return fail(e, uri_start);
   i += 2;
 
   IcapParseResult r = parse_fields(win, i, lim.max_fields, lim.max_field_bytes, out);
@@ -648,7 +646,16 @@ IcapParseResult parse_icap_request_head(std::string_view buf, const IcapLimits& 
   take_ownership(buf, r.consumed, out, views);
   out.method_name = views[0];
   out.uri = views[1];
-  parse_icap_uri(out.uri, out.target);
+  // The URI's parts, moved along with it.
+  auto moved = [&](std::string_view v) {
+    return v.empty() ? v
+                     : out.uri.substr(static_cast<std::size_t>(v.data() - uri.data()), v.size());
+  };
+  target.scheme = moved(target.scheme);
+  target.host = moved(target.host);
+  target.service = moved(target.service);
+  target.query = moved(target.query);
+  out.target = target;
   return r;
 }
 
