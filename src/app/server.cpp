@@ -638,6 +638,23 @@ void Server::register_collectors() {
   });
 
   registry_.add([this](telemetry::MetricWriter& w) {
+    std::shared_ptr<const txn::Snapshot> snap;
+    {
+      std::lock_guard lk(status_mu_);
+      snap = status_snap_;
+    }
+    constexpr std::string_view kConnHelp =
+        "Client connections counted against the limit (proxy.max_connections for proxy "
+        "listeners, icap.max_connections for ICAP ones).";
+    constexpr std::string_view kLimitHelp = "proxy.max_connections and icap.max_connections.";
+    w.gauge("portcullis_front_connections", kConnHelp, {{"front", "proxy"}},
+            static_cast<double>(shared_->connections.load(std::memory_order_relaxed)));
+    w.gauge("portcullis_front_connections", kConnHelp, {{"front", "icap"}},
+            static_cast<double>(shared_->icap_connections.load(std::memory_order_relaxed)));
+    w.gauge("portcullis_front_connections_limit", kLimitHelp, {{"front", "proxy"}},
+            static_cast<double>(snap->config->max_connections));
+    w.gauge("portcullis_front_connections_limit", kLimitHelp, {{"front", "icap"}},
+            static_cast<double>(snap->config->icap.max_connections));
     std::vector<const txn::WorkerMetrics*> ms;
     for (const auto& wk : workers_) ms.push_back(&wk->metrics());
     txn::WorkerMetrics::collect(ms, w);

@@ -440,6 +440,8 @@ class Monitoring(MonitoringCase):
             "portcullis_ready": "gauge",
             "portcullis_check_ok": "gauge",
             "portcullis_connections_open": "gauge",
+            "portcullis_front_connections": "gauge",
+            "portcullis_front_connections_limit": "gauge",
             "portcullis_connections_accepted_total": "counter",
             "portcullis_client_bytes_total": "counter",
             "portcullis_phase_duration_seconds": "histogram",
@@ -470,6 +472,7 @@ class Monitoring(MonitoringCase):
         workers = {ls["worker"] for _, ls, _ in f["portcullis_event_loop_lag_seconds"]["samples"]}
         self.assertEqual(workers, {"0", "1"})
         self.assertEqual(value(f, "portcullis_log_sink_connected", sink="access_log"), 1)
+        self.assertEqual(value(f, "portcullis_front_connections_limit", front="proxy"), 1000)
 
     def test_event_loop_lag_is_measured(self):
         def ticks(f):
