@@ -103,6 +103,15 @@ struct Scan {
   Seconds trickle_after{5000};  // proxy: a body still arriving after this is trickled
 };
 
+// [monitoring]: the health and metrics listener (docs/monitoring.md). Loopback only unless
+// allow_remote: it tells anyone who can reach it about the gateway's traffic.
+struct Monitoring {
+  bool enabled = true;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 2812;  // 0 (through the API only): any free port
+  bool allow_remote = false;
+};
+
 struct Config {
   std::filesystem::path source;  // the file it was read from
   std::string name = "portcullis";
@@ -137,6 +146,7 @@ struct Config {
 
   Icap icap;
   Scan scan;
+  Monitoring monitoring;
 
   // [policy]
   std::filesystem::path policy_file;    // empty: allow everything

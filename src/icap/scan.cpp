@@ -161,7 +161,9 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
   if (c == Collect::done && !too_large) {
     // The whole body is here: scan before anything is sent.
     t.body.reset();
+    const auto scan_start = net::Clock::now();
     auto outcome = co_await txn::scan_spool(*t.snap, svc, spool);
+    w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
     if (!txn::apply_scan(t, outcome)) co_return co_await send_page(t);
     if (rescan_policy(t, outcome)) co_return co_await send_page(t);
     if (t.head.allow_204 || (in_preview && ieof)) {
@@ -255,7 +257,9 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
     }
   }
   t.body.reset();
+  const auto scan_start = net::Clock::now();
   auto outcome = co_await txn::scan_spool(*t.snap, svc, spool);
+  w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
   if (!txn::apply_scan(t, outcome) || rescan_policy(t, outcome)) {
     // Too late for a page: the client has most of the body. End the ICAP connection without
     // the last part; the proxy aborts the transfer.

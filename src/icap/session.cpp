@@ -81,9 +81,11 @@ Session::Session(txn::Worker& w, net::tcp::socket s, std::string listener,
   }
   stream_.socket().set_option(net::tcp::no_delay(true), ec);
   w_.add(this);
+  metrics_slot_ = w_.metrics().connection_opened(listener_);
 }
 
 Session::~Session() {
+  w_.metrics().connection_closed(metrics_slot_);
   w_.remove(this);
   if (counted_) w_.shared.icap_connections.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -621,7 +623,7 @@ awaitable<Session::BodyEnd> Session::drain_body(Txn& t) {
 }
 
 void Session::finish(Txn& t) {
-  txn::finish(t, w_.shared.access_log);
+  txn::finish(t, w_);
 }
 
 }  // namespace pc::icap

@@ -89,6 +89,7 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   std::string listener_;
   std::string peer_;  // the ICAP client's address
   base::IpBytes peer_ip_;
+  std::size_t metrics_slot_ = 0;  // the listener's slot in the worker's metrics
   bool counted_ = false;
   bool idle_ = false;
   bool first_ = true;

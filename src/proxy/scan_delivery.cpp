@@ -188,7 +188,9 @@ awaitable<bool> Session::collect_upload(Txn& t) {
       co_return true;
     }
   }
+  const auto scan_start = net::Clock::now();
   auto outcome = co_await txn::scan_spool(*t.snap, svc, *spool);
+  w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
   if (!txn::apply_scan(t, outcome)) co_return false;
   // Forwarded whole with its length now known.
   t.info.body = wire::BodyKind::length;
@@ -447,7 +449,9 @@ awaitable<void> Session::deliver_scanned(Txn& t, const wire::ResponseHead& head,
 
   // Complete: scan, then the response-phase policy again with the true file type.
   watchdog_.arm(cfg.timeouts.body_idle);
+  const auto scan_start = net::Clock::now();
   auto outcome = co_await txn::scan_spool(*t.snap, svc, dl.spool);
+  w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
   if (!txn::apply_scan(t, outcome)) {
     t.scan_blocked = true;
     if (dl.started) cut_download(t);

@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
+#include "txn/worker.h"
 
 namespace pc::txn {
 
@@ -251,14 +252,15 @@ bool apply_scan(Exchange& ex, const ScanOutcome& o) {
   return false;
 }
 
-void finish(Exchange& ex, telemetry::AccessLog& log) {
+void finish(Exchange& ex, Worker& w) {
   ex.rec.duration =
       std::chrono::duration_cast<std::chrono::microseconds>(net::Clock::now() - ex.start);
   if (ex.rec.method.empty()) ex.rec.method = "-";
   if (ex.rec.status >= 500 && ex.rec.result == Result::allowed) ex.rec.result = Result::error;
   log::debug("{} {} {} {} {}", ex.rec.client, ex.rec.method, ex.rec.url, ex.rec.status,
              ex.rec.reason);
-  log.submit(std::move(ex.rec));
+  w.metrics().transaction(ex.rec);
+  w.shared.access_log.submit(std::move(ex.rec));
 }
 
 }  // namespace pc::txn

@@ -96,7 +96,10 @@ Page render_reply(Exchange& ex, const wire::RequestHead* req);
 // threat, else the rule block page naming the reason) and returns false.
 bool apply_scan(Exchange& ex, const ScanOutcome& o);
 
-// Completes ex.rec (duration, defaults) and hands it to the access log.
-void finish(Exchange& ex, telemetry::AccessLog& log);
+class Worker;
+
+// Completes ex.rec (duration, defaults), counts it in the worker's metrics and hands it to
+// the access log.
+void finish(Exchange& ex, Worker& w);
 
 }  // namespace pc::txn
