@@ -371,6 +371,11 @@ enabled = $([[ "$SCAN" == 1 ]] && echo true || echo false)
 path = "$d/access.log"
 format = "json"
 
+
+# Two gateways may run side by side: neither opens the monitoring listener.
+[monitoring]
+enabled = false
+
 [log]
 level = "info"
 EOF

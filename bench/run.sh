@@ -431,6 +431,16 @@ retry_after = 30
 path = "$d/access.log"
 format = "json"
 
+
+# Squid and tinyproxy do not scan: the comparison is of proxying and policy (scanning is
+# measured on its own by bench/scan.sh).
+[scan]
+enabled = false
+
+# Two gateways may run side by side: neither opens the monitoring listener.
+[monitoring]
+enabled = false
+
 [log]
 level = "info"
 EOF
