@@ -17,6 +17,9 @@ NAMES = {"direct": "direct (nginx)", "squid": "Squid", "tinyproxy": "tinyproxy",
          "portcullis": "Portcullis"}
 SIZES = {"0": 0, "1k": 1024, "64k": 65536, "1m": 1 << 20, "16m": 16 << 20}
 SIZE_NAMES = {"0": "0 B", "1k": "1 KiB", "64k": "64 KiB", "1m": "1 MiB", "16m": "16 MiB"}
+# Marked sections of RESULTS.md that other scripts own: render keeps them.
+KEPT_SECTIONS = [("<!-- BEGIN ICAP SECTION", "<!-- END ICAP SECTION -->"),
+                 ("<!-- scan:begin -->", "<!-- scan:end -->")]
 
 
 def _load(path):
@@ -487,6 +490,19 @@ def render(meta_path, jsonl, out_path):
                      "verdicts are indicative only.")
         L.append("")
 
+    # The sections other scripts write into the same file (bench/icap.sh, bench/scan.sh) are
+    # kept, after this one.
+    try:
+        with open(out_path) as f:
+            old = f.read()
+    except OSError:
+        old = ""
+    for begin, end in KEPT_SECTIONS:
+        b = old.find(begin)
+        e = old.find(end, b + 1) if b >= 0 else -1
+        if b >= 0 and e > b:
+            L.append(old[b:e + len(end)])
+            L.append("")
     with open(out_path, "w") as f:
         f.write("\n".join(L))
 
