@@ -62,7 +62,8 @@ def main(run):
              "each number means.")
     if quick or label:
         L.append("")
-        L.append(f"**{label or 'Quick run'}: {meta.get('duration')} s per case. These numbers "
+        note = (label[:1].upper() + label[1:]) if label else "Quick run"
+        L.append(f"**{note}: {meta.get('duration')} s per case. These numbers "
                  "check that the harness works and give orders of magnitude; they are not the "
                  "measurement (run the full benchmark on an idle machine).**")
     L.append("")
