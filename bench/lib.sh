@@ -107,3 +107,36 @@ results, name, writer, section_file = sys.argv[1:5]
 write_section(results, name, writer, open(section_file).read().rstrip("\n").split("\n"))
 EOF
 }
+
+write_nginx_conf() { # dir port root [extra server lines]: the origin every benchmark uses
+  local dir=$1 port=$2 root=$3 extra=${4:-}
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_rlimit_nofile ${NOFILE:-20000};
+events {
+    worker_connections 20000;
+}
+http {
+    access_log off;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        root $root;
+        location / { }
+$extra
+    }
+}
+EOF
+}
+

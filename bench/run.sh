@@ -215,33 +215,7 @@ chmod 644 "$RUN"/www/*.bin
 
 NGINX_PORT=$(free_port "$PORT_BASE")
 N="$RUN/nginx"
-cat >"$N/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $N/nginx.pid;
-error_log $N/error.log warn;
-worker_rlimit_nofile $NOFILE;
-events {
-    worker_connections 20000;
-}
-http {
-    access_log off;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    server {
-        listen 127.0.0.1:$NGINX_PORT backlog=4096;
-        root $RUN/www;
-        location / { }
-    }
-}
-EOF
+write_nginx_conf "$N" "$NGINX_PORT" "$RUN/www"
 log "starting nginx on 127.0.0.1:$NGINX_PORT"
 start_bg nginx "${ON_LOAD[@]}" nginx -e "$N/error.log" -p "$N/" -c "$N/nginx.conf"
 NGINX_PID=$LAST_PID

@@ -417,35 +417,12 @@ bench_proxy() {
   nginx_port=$(free_port $((PORT_BASE + 30)))
   # /u/...: the file after a 32-hex-digit prefix unique to each request ($request_id through
   # the addition module; the file itself still goes out with sendfile). Chunked.
-  cat >"$n/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $n/nginx.pid;
-error_log $n/error.log warn;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    client_body_temp_path $n/tmp/body;
-    proxy_temp_path $n/tmp/proxy;
-    server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
-        root $RUN/www;
-        location = /stamp { internal; default_type text/plain; return 200 "\$request_id"; }
+  write_nginx_conf "$n" "$nginx_port" "$RUN/www" '        location = /stamp { internal; default_type text/plain; return 200 "$request_id"; }
         location /u/ {
-            alias $RUN/www/;
+            alias '"$RUN"'/www/;
             addition_types *;
             add_before_body /stamp;
-        }
-    }
-}
-EOF
+        }'
   start_bg nginx "${ON_LOAD[@]}" nginx -e "$n/error.log" -p "$n/" -c "$n/nginx.conf"
   local ngx=$LAST_PID
   wait_port "$nginx_port" "$ngx" 15 || die "nginx did not start: $(tail -n 5 "$n/error.log" 2>/dev/null)"
