@@ -10,6 +10,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 PY=${PYTHON:-python3}
+BENCH_TAG=bench-icap
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 # ------------------------------------------------------------------ settings
 QUICK=${BENCH_QUICK:-0}
@@ -58,12 +61,6 @@ KEEP_LOGS=${BENCH_KEEP_LOGS:-0}
 # only) keeps other programs from taking the cores mid-case. Both servers get the same.
 NICE=${BENCH_NICE:-0}
 
-die() { echo "bench-icap: $*" >&2; exit 1; }
-log() { printf '[bench-icap %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
-int_in() { # value min max
-  [[ "$1" =~ ^[0-9]+$ ]] && (($1 >= $2 && $1 <= $3))
-}
 int_in "$DURATION" 1 600 || die "BENCH_DURATION must be whole seconds, 1..600 (got '$DURATION')"
 int_in "$PORT_BASE" 1024 65000 || die "BENCH_PORT_BASE must be 1024..65000"
 int_in "$MAX_COUNT" 1 1000000000 || die "BENCH_ICAP_MAX_COUNT must be 1..1000000000"
@@ -123,29 +120,6 @@ STATUS="$RUN/status.tsv"
 : >"$STATUS"
 
 PIDS=()
-alive() { # pid -> true while running (a zombie counts as gone)
-  local st
-  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  st=${st##*) }
-  [[ "${st:0:1}" != "Z" ]]
-}
-stop_pid() { # pid [seconds]: TERM, bounded wait, then KILL
-  local pid=$1 limit=$((${2:-10} * 10)) i
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < limit; i++)); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
-# c-icap forks its servers; they leave with their parent, but make sure of it.
-stop_tree() { # pid [seconds]
-  local kids
-  kids=$(ps -o pid= --ppid "$1" 2>/dev/null | tr -s ' \n' ' ') || true
-  stop_pid "$1" "${2:-10}"
-  for k in $kids; do
-    if alive "$k"; then kill -KILL "$k" 2>/dev/null || true; fi
-  done
-}
 AUTOGROUP_OLD=""
 cleanup() {
   local rc=$?
@@ -176,59 +150,10 @@ if ((NICE != 0)) && [[ -w "/proc/$$/autogroup" ]] &&
   echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null || AUTOGROUP_OLD=""
 fi
 
-start_bg() { # name cmd... : runs cmd in the background, stdout/stderr to RUN/name.{out,err}
-  local name=$1
-  shift
-  "$@" >"$RUN/$name.out" 2>"$RUN/$name.err" &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # from -> first port with no listener on it
-  local p=$1 i
-  for ((i = 0; i < 200; i++, p++)); do
-    if ! port_open "$p" &&
-      ! awk -v p=":$(printf '%04X' "$p")" '$2 ~ p"$" && $4 == "0A" { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port from $1"
-}
-wait_port() { # port pid seconds
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    alive "$2" || return 1
-    port_open "$1" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # ------------------------------------------------------------------ build
 PC_STATE=ok
 PC_MSG=""
-if [[ " $TARGETS " == *" portcullis "* ]]; then
-  if [[ -z "${BENCH_PORTCULLIS:-}" && "$BUILD" != "0" ]]; then
-    log "building Portcullis (release preset, target portcullis)"
-    if (cd "$ROOT" &&
-      { [[ -f build/release/build.ninja ]] || timeout 900 cmake --preset release; } &&
-      timeout 3600 cmake --build --preset release --target portcullis) >"$RUN/build.log" 2>&1; then
-      :
-    else
-      log "Portcullis build failed: see $RUN/build.log"
-      PC_MSG="the release build failed (bench/out/icap/build.log)"
-    fi
-  fi
-  if [[ ! -x "$PORTCULLIS" ]]; then
-    PC_STATE=skipped
-    PC_MSG="${PC_MSG:+$PC_MSG; }no binary at ${PORTCULLIS#"$ROOT/"}"
-  elif [[ -n "$PC_MSG" ]]; then
-    PC_MSG="$PC_MSG; measured the existing binary, which may be stale"
-  fi
-fi
+if [[ " $TARGETS " == *" portcullis "* ]]; then build_portcullis "$RUN/build.log" portcullis; fi
 CI_STATE=ok
 CI_MSG=""
 if [[ " $TARGETS " == *" cicap "* ]] && [[ ! -x "$CICAP" || ! -f "$CICAP_LIB/srv_echo.so" ]]; then
@@ -370,6 +295,11 @@ enabled = $([[ "$SCAN" == 1 ]] && echo true || echo false)
 [access_log]
 path = "$d/access.log"
 format = "json"
+
+
+# Two gateways may run side by side: neither opens the monitoring listener.
+[monitoring]
+enabled = false
 
 [log]
 level = "info"
@@ -638,14 +568,15 @@ bench_policy
 printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$META"
 
 # ------------------------------------------------------------------ report
-"$PY" - "$META" "$INDEX" "$STATUS" "$RUN/raw" "$RESULTS" <<'EOF'
+BENCH_DIR="$BENCH" "$PY" - "$META" "$INDEX" "$STATUS" "$RUN/raw" "$RESULTS" <<'EOF'
 import json
 import os
 import sys
 
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from results_md import write_section
+
 meta_path, index_path, status_path, raw, results = sys.argv[1:6]
-BEGIN = "<!-- BEGIN ICAP SECTION: written by bench/icap.sh; edits inside are lost -->"
-END = "<!-- END ICAP SECTION -->"
 meta = {}
 for line in open(meta_path):
     if "\t" in line:
@@ -733,7 +664,7 @@ def answers(r):
     return ", ".join(parts) or "–"
 
 
-L = [BEGIN, "## ICAP: Portcullis against c-icap (echo service)", ""]
+L = ["## ICAP: Portcullis against c-icap (echo service)", ""]
 L.append("Written by `bench/icap.sh`; see the ICAP section of `bench/README.md` for what each "
          "number means.")
 L.append("")
@@ -989,23 +920,7 @@ if meta.get("quick") == "1":
     L.append("")
     L.append("This was a quick smoke run: verdicts are indicative only.")
 L.append("")
-L.append(END)
-section = "\n".join(L)
-
-text = ""
-try:
-    text = open(results).read()
-except OSError:
-    text = "# Portcullis benchmark results\n"
-b, e = text.find(BEGIN), text.find(END)
-if b >= 0 and e > b:
-    text = text[:b] + section + text[e + len(END):]
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-tmp = results + ".tmp"
-with open(tmp, "w") as f:
-    f.write(text)
-os.replace(tmp, results)
+write_section(results, "ICAP", "bench/icap.sh", L)
 EOF
 log "wrote the ICAP section of $RESULTS"
 exit 0

@@ -12,6 +12,10 @@
 //   echo       heads + the whole body, no "Allow: 204": the server must answer 200 and echo
 //              the message; the whole chunked body is read and its length checked.
 //
+// --unique: every transaction's body starts with a different 16-hex-digit counter (the rest is
+// the same bytes; the counter starts at a random point), so that no verdict cache (the
+// server's, or libclamav's own) can answer a scanning server: every body is scanned.
+//
 // A 0 B body is a null-body message: REQMOD "GET" (req-hdr, null-body), RESPMOD
 // "Content-Length: 0" (req-hdr, res-hdr, null-body). With a body, REQMOD is a "POST" with
 // Content-Length; RESPMOD carries req-hdr + res-hdr ("HTTP/1.1 200 OK") + res-body.
@@ -41,6 +45,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -74,6 +79,7 @@ struct Args {
   std::string url = "http://bench.example/path";
   double timeout = 30.0;
   int max_reconnects = 10000;
+  bool unique = false;  // a different body for every transaction
 };
 
 [[noreturn]] void usage(const char* why = nullptr) {
@@ -83,7 +89,7 @@ struct Args {
                "                 --mode nopreview|preview0|echo --size 0|1k|64k|1m|BYTES\n"
                "                 --conns N --duration S [--warmup S] [--max-count N]\n"
                "                 [--host 127.0.0.1] [--chunk BYTES] [--client-ip IP] [--url URL]\n"
-               "                 [--timeout S] [--max-reconnects N]\n");
+               "                 [--timeout S] [--max-reconnects N] [--unique]\n");
   std::exit(2);
 }
 
@@ -136,6 +142,8 @@ Args parse(int argc, char** argv) {
       a.timeout = std::atof(val().c_str());
     else if (k == "--max-reconnects")
       a.max_reconnects = std::atoi(val().c_str());
+    else if (k == "--unique")
+      a.unique = true;
     else
       usage("unknown option");
   }
@@ -166,6 +174,11 @@ Args parse(int argc, char** argv) {
 struct Message {
   std::string part1;  // everything, or (preview0) heads + the empty preview "0\r\n\r\n"
   std::string part2;  // preview0: the body after "100 Continue"
+  // Where the body's first bytes are (--unique stamps them): in part1, or in part2 (preview0);
+  // `stamp` bytes may be written there without reaching a chunk's end.
+  bool in_part2 = false;
+  size_t body_at = 0;
+  size_t stamp = 0;
 };
 
 std::string host_of(const std::string& url) {
@@ -241,11 +254,17 @@ Message build(const Args& a) {
   Message m;
   m.part1 = icap + heads;
   if (a.size > 0) {
+    const std::string body = chunked(a.size, a.chunk);
+    const size_t first = body.find("\r\n") + 2;  // after the first chunk-size line
+    m.stamp = static_cast<size_t>(std::min({16LL, a.size, a.chunk}));
     if (a.mode == Mode::Preview0) {
       m.part1 += "0\r\n\r\n";
-      m.part2 = chunked(a.size, a.chunk);
+      m.part2 = body;
+      m.in_part2 = true;
+      m.body_at = first;
     } else {
-      m.part1 += chunked(a.size, a.chunk);
+      m.body_at = m.part1.size() + first;
+      m.part1 += body;
     }
   }
   return m;
@@ -515,6 +534,7 @@ struct Conn {
   int fd = -1;
   St st = St::Dead;
   const std::string* wbuf = nullptr;  // what is being written (shared, read-only)
+  std::string own1, own2;             // --unique: this connection's copy of the message
   size_t woff = 0;
   bool part2_sent = false;  // preview0: the body went out after 100 Continue
   bool got_continue = false;
@@ -545,6 +565,7 @@ struct Ctx {
   Stats st;
   Histogram hist;
   long long started = 0;
+  uint64_t serial = 0;  // --unique: stamped into each transaction's body
   bool measuring = false;
   bool stopping = false;
   int reconnects_left = 0;
@@ -568,7 +589,10 @@ void set_events(Ctx& c, size_t i, bool out) {
 
 bool open_conn(Ctx& c, size_t i) {
   Conn& k = c.conns[i];
+  std::string own1 = std::move(k.own1), own2 = std::move(k.own2);  // kept across reconnects
   k = Conn{};
+  k.own1 = std::move(own1);
+  k.own2 = std::move(own2);
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   int one = 1;
@@ -636,6 +660,17 @@ void start_tx(Ctx& c, size_t i) {
   ++c.started;
   k.st = St::Busy;
   k.wbuf = &c.msg.part1;
+  if (c.a.unique && c.msg.stamp > 0) {
+    if (k.own1.empty()) {
+      k.own1 = c.msg.part1;
+      k.own2 = c.msg.part2;
+    }
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(++c.serial));
+    std::string& target = c.msg.in_part2 ? k.own2 : k.own1;
+    std::memcpy(target.data() + c.msg.body_at, hex, c.msg.stamp);
+    k.wbuf = &k.own1;
+  }
   k.woff = 0;
   k.part2_sent = false;
   k.got_continue = false;
@@ -765,7 +800,7 @@ bool on_readable(Ctx& c, size_t i) {
         }
         k.got_continue = true;
         k.p.reset();
-        k.wbuf = &c.msg.part2;
+        k.wbuf = c.a.unique && !k.own2.empty() ? &k.own2 : &c.msg.part2;
         k.woff = 0;
         k.part2_sent = true;
         if (!flush(c, i)) {
@@ -922,15 +957,16 @@ int run(Ctx& c) {
   const Stats& s = c.st;
   const double ms = 1e-6;
   std::printf(
-      "{\"method\":\"%s\",\"mode\":\"%s\",\"size\":\"%s\",\"size_bytes\":%lld,\"conns\":%d,"
+      "{\"method\":\"%s\",\"mode\":\"%s\",\"size\":\"%s\",\"size_bytes\":%lld,\"unique\":%s,"
+      "\"conns\":%d,"
       "\"duration_s\":%.3f,\"tx\":%llu,\"tps\":%.1f,\"mbps_out\":%.3f,\"mbps_in\":%.3f,"
       "\"p50_ms\":%.4f,\"p99_ms\":%.4f,\"p999_ms\":%.4f,\"max_ms\":%.4f,\"mean_ms\":%.4f,"
       "\"s204\":%llu,\"s200\":%llu,\"s100\":%llu,\"errors\":%llu,\"bad_status\":%llu,"
       "\"bad_echo\":%llu,\"malformed\":%llu,\"dropped\":%llu,\"timeouts\":%llu,"
       "\"reconnects\":%llu,\"retried\":%llu,\"first_error\":\"%s\"}\n",
-      c.a.method.c_str(), c.a.mode_name.c_str(), c.a.size_name.c_str(), c.a.size, c.a.conns, window,
-      static_cast<unsigned long long>(s.tx), static_cast<double>(s.tx) / window,
-      static_cast<double>(s.bytes_out) / window / 1e6,
+      c.a.method.c_str(), c.a.mode_name.c_str(), c.a.size_name.c_str(), c.a.size,
+      c.a.unique ? "true" : "false", c.a.conns, window, static_cast<unsigned long long>(s.tx),
+      static_cast<double>(s.tx) / window, static_cast<double>(s.bytes_out) / window / 1e6,
       static_cast<double>(s.bytes_in) / window / 1e6, c.hist.pct(50) * ms, c.hist.pct(99) * ms,
       c.hist.pct(99.9) * ms, static_cast<double>(c.hist.max) * ms,
       c.hist.total ? static_cast<double>(c.hist.sum / c.hist.total) * ms : 0.0,
@@ -963,6 +999,10 @@ int main(int argc, char** argv) {
   if (inet_pton(AF_INET, c.a.host.c_str(), &c.addr.sin_addr) != 1) usage("--host must be IPv4");
 
   c.msg = build(c.a);
+  // --unique: counters start at a random point, so that two runs (a warm-up, then the
+  // measurement) never send the same body.
+  c.serial = (static_cast<uint64_t>(std::random_device{}()) << 32) ^
+             static_cast<uint64_t>(Clock::now().time_since_epoch().count());
   c.ep = epoll_create1(EPOLL_CLOEXEC);
   c.conns.resize(static_cast<size_t>(c.a.conns));
   int rc = run(c);

@@ -11,6 +11,9 @@
       other programs that disturbs the measurement.
   procmon.py rss PID
       Prints the current VmRSS of the tree in KiB.
+  procmon.py pss PID
+      Prints the current proportional set size of the tree in KiB (pages shared between its
+      processes, e.g. a database loaded before a fork, counted once in all).
 """
 import json
 import os
@@ -85,6 +88,20 @@ def status(pids):
     return rss, hwm, threads
 
 
+def pss(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except (OSError, ValueError):
+            pass
+    return total
+
+
 def watch(root, out_path, max_seconds, ours=None):
     stop = [False]
 
@@ -138,6 +155,9 @@ def main(argv):
         return 0
     if len(argv) == 3 and argv[1] == "rss":
         print(status(tree(int(argv[2])))[0])
+        return 0
+    if len(argv) == 3 and argv[1] == "pss":
+        print(pss(tree(int(argv[2]))))
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -12,6 +12,8 @@
 import json
 import sys
 
+from results_md import write_section
+
 TARGETS = ["direct", "squid", "tinyproxy", "portcullis"]
 NAMES = {"direct": "direct (nginx)", "squid": "Squid", "tinyproxy": "tinyproxy",
          "portcullis": "Portcullis"}
@@ -133,7 +135,7 @@ def render_policy(L, meta, recs, http):
         size, _, conns = c.partition(":")
         if size in SIZES and conns.isdigit():
             cases.append((size, int(conns)))
-    L.append("## Portcullis with the full policy")
+    L.append("### Portcullis with the full policy")
     L.append("")
     rules = int(meta.get("policy_rules", "0") or 0)
     domains = int(meta.get("policy_domains", "0") or 0)
@@ -271,7 +273,7 @@ def render(meta_path, jsonl, out_path):
     tconns = [int(c) for c in meta.get("tunnel_conns", "").split()]
 
     L = []
-    L.append("# Portcullis benchmark results")
+    L.append("## HTTP forward proxy: Portcullis against Squid and tinyproxy")
     L.append("")
     L.append("Written by `bench/run.sh`; see `bench/README.md` for what each number means.")
     L.append("")
@@ -300,12 +302,12 @@ def render(meta_path, jsonl, out_path):
         if s and s["state"] != "ok":
             notes.append(f"- **{NAMES[t]}: {s['state']}** — {s['message']}")
     if notes:
-        L.append("## Targets that were not measured")
+        L.append("### Targets that were not measured")
         L.append("")
         L.extend(notes)
         L.append("")
 
-    L.append("## HTTP GET through the proxy (wrk, absolute-form; direct = origin-form to nginx)")
+    L.append("### HTTP GET through the proxy (wrk, absolute-form; direct = origin-form to nginx)")
     L.append("")
     L.append("CPU is the process under test (the proxy; nginx for *direct*) as % of one core; "
              "RSS is its peak during the case; VmHWM its peak since start; *other CPU* is what "
@@ -321,7 +323,7 @@ def render(meta_path, jsonl, out_path):
     L.append("")
     for size in sizes:
         for c in conns:
-            L.append(f"### {SIZE_NAMES[size]} body, {c} connections")
+            L.append(f"#### {SIZE_NAMES[size]} body, {c} connections")
             L.append("")
             L.append("| target | req/s | MB/s | p50 ms | p99 ms | CPU % | RSS MiB | "
                      "VmHWM MiB | other CPU % | errors |")
@@ -343,13 +345,13 @@ def render(meta_path, jsonl, out_path):
             L.append("")
 
     if tconns:
-        L.append("## CONNECT tunnel (bench/loadgen: CONNECT once, then keep-alive GET 1 KiB "
+        L.append("### CONNECT tunnel (bench/loadgen: CONNECT once, then keep-alive GET 1 KiB "
                  "inside the tunnel)")
         L.append("")
         L.append("*direct* sends the same GETs straight to nginx without CONNECT.")
         L.append("")
         for c in tconns:
-            L.append(f"### Tunnel, 1 KiB GETs, {c} connections")
+            L.append(f"#### Tunnel, 1 KiB GETs, {c} connections")
             L.append("")
             L.append("| target | req/s | MB/s | p50 ms | p99 ms | CPU % | RSS MiB | "
                      "other CPU % | errors |")
@@ -371,7 +373,7 @@ def render(meta_path, jsonl, out_path):
 
     n_idle = meta.get("idle_conns", "0")
     if idle or meta.get("idle_targets"):
-        L.append(f"## Idle connections ({n_idle} clients, each completes one GET and then "
+        L.append(f"### Idle connections ({n_idle} clients, each completes one GET and then "
                  "stays open)")
         L.append("")
         L.append("| target | held | RSS before MiB | RSS after MiB | per connection KiB | "
@@ -403,7 +405,7 @@ def render(meta_path, jsonl, out_path):
 
     # Ratios and targets: only with Portcullis numbers.
     pc_ok = any(usable(r) for (t, _, _), r in http.items() if t == "portcullis")
-    L.append("## Portcullis compared with its peers")
+    L.append("### Portcullis compared with its peers")
     L.append("")
     if not pc_ok:
         why = status.get("portcullis", {}).get("message", "no Portcullis measurement")
@@ -443,7 +445,7 @@ def render(meta_path, jsonl, out_path):
                                lambda p, c=c: tunnel.get((p, c))))
         L.append("")
 
-        L.append("### Targets")
+        L.append("#### Targets")
         L.append("")
 
         def verdict(name, pairs, threshold, pct=False, note=""):
@@ -487,8 +489,7 @@ def render(meta_path, jsonl, out_path):
                      "verdicts are indicative only.")
         L.append("")
 
-    with open(out_path, "w") as f:
-        f.write("\n".join(L))
+    write_section(out_path, "PROXY", "bench/run.sh", L)
 
 
 def main(a):

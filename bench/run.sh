@@ -8,6 +8,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH="$ROOT/bench"
 PY=${PYTHON:-python3}
+BENCH_TAG=bench
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 # ------------------------------------------------------------------ settings
 QUICK=${BENCH_QUICK:-0}
@@ -45,12 +48,6 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 START_TIMEOUT=${BENCH_START_TIMEOUT:-15}  # seconds for a server to accept connections
 KEEP_LOGS=${BENCH_KEEP_LOGS:-0}
 
-die() { echo "bench: $*" >&2; exit 1; }
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
-int_in() { # value min max
-  [[ "$1" =~ ^[0-9]+$ ]] && (($1 >= $2 && $1 <= $3))
-}
 int_in "$DURATION" 1 600 || die "BENCH_DURATION must be whole seconds, 1..600 (got '$DURATION')"
 int_in "$IDLE_CONNS" 0 50000 || die "BENCH_IDLE_CONNS must be 0..50000"
 int_in "$PORT_BASE" 1024 65000 || die "BENCH_PORT_BASE must be 1024..65000"
@@ -114,20 +111,6 @@ META="$RUN/meta.tsv"
 : >"$JSONL"
 
 PIDS=()
-alive() { # pid -> true while running (a zombie counts as gone)
-  local st
-  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  st=${st##*) }
-  [[ "${st:0:1}" != "Z" ]]
-}
-stop_pid() { # pid [seconds]: TERM, bounded wait, then KILL
-  local pid=$1 limit=$((${2:-10} * 10)) i
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < limit; i++)); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -149,60 +132,10 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT
 trap 'exit 143' TERM
 
-start_bg() { # name cmd... : runs cmd in the background, stdout/stderr to RUN/name.{out,err}
-  local name=$1
-  shift
-  "$@" >"$RUN/$name.out" 2>"$RUN/$name.err" &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # from -> first port with no listener on it
-  local p=$1 i
-  for ((i = 0; i < 200; i++, p++)); do
-    # Local address :PORT in state 0A (LISTEN), or anything answering a connect.
-    if ! port_open "$p" &&
-      ! awk -v p=":$(printf '%04X' "$p")" '$2 ~ p"$" && $4 == "0A" { f = 1 } END { exit !f }' \
-        /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port from $1"
-}
-wait_port() { # port pid seconds
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    alive "$2" || return 1
-    port_open "$1" && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # ------------------------------------------------------------------ build
 PC_STATE=ok
 PC_MSG=""
-if [[ " $PROXIES " == *" portcullis "* ]]; then
-  if [[ -z "${BENCH_PORTCULLIS:-}" && "$BUILD" != "0" ]]; then
-    log "building Portcullis (release preset)"
-    if (cd "$ROOT" &&
-      { [[ -f build/release/build.ninja ]] || timeout 900 cmake --preset release; } &&
-      timeout 3600 cmake --build --preset release) >"$RUN/build.log" 2>&1; then
-      :
-    else
-      log "Portcullis build failed: see $RUN/build.log"
-      PC_MSG="the release build failed (bench/out/run/build.log)"
-    fi
-  fi
-  if [[ ! -x "$PORTCULLIS" ]]; then
-    PC_STATE=skipped
-    PC_MSG="${PC_MSG:+$PC_MSG; }no binary at ${PORTCULLIS#"$ROOT/"}"
-  elif [[ -n "$PC_MSG" ]]; then
-    PC_MSG="$PC_MSG; measured the existing binary, which may be stale"
-  fi
-fi
+if [[ " $PROXIES " == *" portcullis "* ]]; then build_portcullis "$RUN/build.log"; fi
 
 # The full policy for the with-policy case: generated once into $POLICY_DIR, then reused.
 POLICY_STATE=off
@@ -282,33 +215,7 @@ chmod 644 "$RUN"/www/*.bin
 
 NGINX_PORT=$(free_port "$PORT_BASE")
 N="$RUN/nginx"
-cat >"$N/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $N/nginx.pid;
-error_log $N/error.log warn;
-worker_rlimit_nofile $NOFILE;
-events {
-    worker_connections 20000;
-}
-http {
-    access_log off;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
-    client_body_temp_path $N/tmp/body;
-    proxy_temp_path $N/tmp/proxy;
-    server {
-        listen 127.0.0.1:$NGINX_PORT backlog=4096;
-        root $RUN/www;
-        location / { }
-    }
-}
-EOF
+write_nginx_conf "$N" "$NGINX_PORT" "$RUN/www"
 log "starting nginx on 127.0.0.1:$NGINX_PORT"
 start_bg nginx "${ON_LOAD[@]}" nginx -e "$N/error.log" -p "$N/" -c "$N/nginx.conf"
 NGINX_PID=$LAST_PID
@@ -430,6 +337,16 @@ retry_after = 30
 [access_log]
 path = "$d/access.log"
 format = "json"
+
+
+# Squid and tinyproxy do not scan: the comparison is of proxying and policy (scanning is
+# measured on its own by bench/scan.sh).
+[scan]
+enabled = false
+
+# Two gateways may run side by side: neither opens the monitoring listener.
+[monitoring]
+enabled = false
 
 [log]
 level = "info"

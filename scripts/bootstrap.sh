@@ -14,7 +14,9 @@ build_pkgs=(
 )
 test_pkgs=(curl wget python3 ca-certificates procps iproute2 tzdata squid c-icap clamav-testfiles
            rsyslog rsyslog-openssl)
-bench_pkgs=(nginx-light squid tinyproxy wrk c-icap)
+# libc-icap-mod-virus-scan: c-icap's virus_scan + clamav_mod (bench/scan.sh). It pulls in
+# clamav-freshclam, whose service is not started here (see policy-rc.d below).
+bench_pkgs=(nginx-light squid tinyproxy wrk c-icap libc-icap-mod-virus-scan)
 
 want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 if [[ "${1:-}" == "bench" ]]; then want+=("${bench_pkgs[@]}"); fi
@@ -31,8 +33,8 @@ echo "bootstrap: installing ${missing[*]}"
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-# Package services (nginx, squid, c-icap, tinyproxy, rsyslog) must not start system instances we do
-# not use.
+# Package services (nginx, squid, c-icap, tinyproxy, clamav-freshclam, rsyslog) must not start
+# system instances we do not use.
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d

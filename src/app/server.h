@@ -8,10 +8,15 @@
 #include <thread>
 #include <vector>
 
+#include <atomic>
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
+#include <functional>
 #include "config/config.h"
 
+#include "app/monitor.h"
 #include "telemetry/access_log.h"
+#include "telemetry/metrics.h"
 #include "telemetry/syslog.h"
 #include "txn/listener.h"
 #include "txn/snapshot.h"
@@ -24,10 +29,13 @@ class Server {
   explicit Server(std::shared_ptr<const config::Config> cfg);
   ~Server();
 
-  // Binds every listener (throws on failure) and starts the worker threads.
+  // Binds every listener and the monitoring listener (throws on failure) and starts the
+  // worker threads and the monitoring thread.
   void start();
   // Ports actually bound, in the order of config listeners (port 0 resolved).
   const std::vector<std::uint16_t>& ports() const { return ports_; }
+  // The monitoring listener's port (0 when [monitoring] is disabled).
+  std::uint16_t monitoring_port() const { return monitor_ ? monitor_->port() : 0; }
 
   // Publishes a new configuration (and the policy it names, loaded again) to the workers.
   // Listener, worker and access-log path changes need a restart: they are kept as running
@@ -51,6 +59,20 @@ class Server {
 
   // The writer and its sinks; access_log().sink_stats() reports on each sink.
   telemetry::AccessLog& access_log() { return *access_log_; }
+
+  // ---- monitoring (docs/monitoring.md) ----
+  // The collectors behind /metrics; a component adds its own (they run on the monitoring
+  // thread).
+  telemetry::Registry& metrics() { return registry_; }
+  // Registers a log sink: its records written and dropped go to /metrics (label sink=name)
+  // and its state to /readyz. `probe` runs on the monitoring thread.
+  void add_sink(std::string name, std::function<telemetry::SinkState()> probe);
+  // Readiness: policy, scanning engines, listeners, workers, log sinks. Any thread.
+  std::vector<Check> checks() const;
+  // The /status document. Any thread.
+  std::string status_json() const;
+  // A configuration reload that failed before reaching reload() (the file did not load).
+  void reload_failed(const std::vector<std::string>& errors);
   // Open client connections: proxy and ICAP together.
   std::size_t connections() const {
     return shared_->connections.load() + shared_->icap_connections.load();
@@ -65,6 +87,9 @@ class Server {
   void remember_inputs();
   std::shared_ptr<const txn::Engines> load_engines_logged(const config::Scan& scan);
   txn::Listener::OnAccept on_accept(const config::Listener& l);
+  void register_collectors();
+  enum Reload { kConfig, kPolicy, kEngines, kReloadKinds };
+  void count_reload(Reload what, bool ok, const std::vector<std::string>& errors);
   std::shared_ptr<const txn::Snapshot> current_;
   std::vector<std::pair<std::filesystem::path, std::filesystem::file_time_type>> inputs_;
   std::shared_ptr<const config::Config> configured_;  // as loaded (listener ports may be 0)
@@ -80,6 +105,19 @@ class Server {
   std::vector<std::thread> threads_;
   std::uint64_t generation_ = 0;
   bool stopped_ = false;
+
+  // Monitoring. The monitoring thread reads what the control thread changes through
+  // status_mu_ (the snapshot, reload outcomes, sinks) or atomics.
+  telemetry::Registry registry_;
+  std::unique_ptr<Monitor> monitor_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  const std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
+  mutable std::mutex status_mu_;
+  std::shared_ptr<const txn::Snapshot> status_snap_;
+  std::chrono::system_clock::time_point policy_loaded_ = started_wall_;
+  std::uint64_t reloads_[kReloadKinds][2] = {};  // [what][0 ok, 1 failed]
+  std::string reload_error_[kReloadKinds];       // the last failure's errors
+  std::vector<std::pair<std::string, std::function<telemetry::SinkState()>>> sinks_;
 };
 
 // The `run` subcommand: runs until SIGTERM/SIGINT; SIGHUP reloads, SIGUSR1 reopens logs.

@@ -209,6 +209,12 @@ bool valid_dns_server(std::string_view s) {
   return ip && ip->is_v4() && port_of(s.substr(colon + 1));
 }
 
+bool is_loopback(const base::IpBytes& ip) {
+  static const auto loop4 = *base::Cidr::parse("127.0.0.0/8");
+  static const auto loop6 = *base::Cidr::parse("::1/128");
+  return loop4.contains(ip) || loop6.contains(ip);
+}
+
 // Two listening addresses on one port collide when equal, when one is "::" (dual stack), or
 // when one is the other's family wildcard.
 bool listeners_overlap(std::string_view a, std::string_view b) {
@@ -325,7 +331,7 @@ void read_syslog(Reader& r, const toml::table& root, Config& c, Resolve&& resolv
 void read(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root,
                {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
-                "access_log", "log", "policy", "icap", "scan", "syslog"},
+                "access_log", "log", "policy", "icap", "scan", "syslog", "monitoring"},
                "");
   auto base_dir = c.source.parent_path();
   auto resolve = [&](const std::string& p) {
@@ -661,6 +667,34 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.get_int(*t, "max_files", sc.max_files, 1, 10'000'000);
     r.get_int(*t, "max_expanded", sc.max_expanded, 1 << 20, std::int64_t{1} << 40);
     r.get_seconds(*t, "trickle_after", sc.trickle_after, 0, 3600);
+  }
+
+  if (auto* m = r.table(root, "monitoring")) {
+    auto& mo = c.monitoring;
+    r.check_keys(*m, {"enabled", "address", "port", "allow_remote"}, "monitoring");
+    r.get(*m, "enabled", mo.enabled);
+    r.get(*m, "address", mo.address);
+    r.get_int(*m, "port", mo.port, 1, 65535);
+    r.get(*m, "allow_remote", mo.allow_remote);
+    auto ip = base::parse_ip(mo.address);
+    if (!ip) {
+      r.error(m->get("address"), "'address' must be an IP address");
+    } else if (!mo.allow_remote && !is_loopback(*ip)) {
+      r.error(m->get("address"),
+              "'address' must be a loopback address (127.0.0.0/8 or ::1): the monitoring "
+              "listener tells whoever reaches it about the traffic; set allow_remote = true to "
+              "listen elsewhere");
+    }
+  }
+  if (c.monitoring.enabled) {
+    for (const auto& l : c.listeners) {
+      if (l.port == c.monitoring.port && listeners_overlap(l.address, c.monitoring.address)) {
+        r.error(root.get("monitoring") ? root.get("monitoring") : root.get("listeners"),
+                "the monitoring listener overlaps listener '" + l.name + "' on port " +
+                    std::to_string(l.port));
+        break;
+      }
+    }
   }
 
   if (auto* l = r.table(root, "log")) {

@@ -103,6 +103,15 @@ struct Scan {
   Seconds trickle_after{5000};  // proxy: a body still arriving after this is trickled
 };
 
+// [monitoring]: the health and metrics listener (docs/monitoring.md). Loopback only unless
+// allow_remote: it tells anyone who can reach it about the gateway's traffic.
+struct Monitoring {
+  bool enabled = true;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 2812;  // 0 (through the API only): any free port
+  bool allow_remote = false;
+};
+
 // [[syslog]]: one syslog destination (docs/logging.md).
 enum class SyslogTransport : std::uint8_t { udp, tcp, tls };
 enum class SyslogFormat : std::uint8_t { rfc5424, cef, json };
@@ -160,6 +169,7 @@ struct Config {
 
   Icap icap;
   Scan scan;
+  Monitoring monitoring;
 
   // [policy]
   std::filesystem::path policy_file;    // empty: allow everything

@@ -116,14 +116,24 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
 
   // A body announced larger than the scan limit, or an endless stream, is not collected.
   bool too_large = false;
+  std::uint64_t announced = 0;  // the response's Content-Length, when it has one
   if (t.heads.has_response) {
     const auto& res = t.heads.response;
     const auto* cl = res.find("Content-Length");
     std::uint64_t len = 0;
-    if (cl && base::parse_u64(cl->value, len) && !txn::fits_scan(sc, len)) too_large = true;
+    if (cl && base::parse_u64(cl->value, len)) {
+      announced = len;
+      too_large = !txn::fits_scan(sc, len);
+    }
     const auto* ct = res.find("Content-Type");
     if (!cl && ct && txn::is_endless_stream(ct->value)) too_large = true;
   }
+
+  // The file name of the body: from the head that carries it (the response's in RESPMOD),
+  // refined from the body's first bytes once collected (a multipart upload's file part).
+  const wire::Head* carrier = &t.heads.request;
+  if (t.heads.has_response) carrier = &t.heads.response;
+  t.scan_file_name = txn::body_file_name(*carrier, {}, t.rec.url);
 
   // Collect: the preview first (then 100 Continue when more follows), then the body, until it
   // ends or grows past what may be held before the reply starts.
@@ -161,7 +171,10 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
   if (c == Collect::done && !too_large) {
     // The whole body is here: scan before anything is sent.
     t.body.reset();
+    const auto scan_start = net::Clock::now();
     auto outcome = co_await txn::scan_spool(*t.snap, svc, spool);
+    w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
+    t.scan_file_name = txn::body_file_name(*carrier, spool.head(), t.rec.url);
     if (!txn::apply_scan(t, outcome)) co_return co_await send_page(t);
     if (rescan_policy(t, outcome)) co_return co_await send_page(t);
     if (t.head.allow_204 || (in_preview && ieof)) {
@@ -179,10 +192,14 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
   }
 
   if (too_large) {
-    auto outcome = c == Collect::spool_full
-                       ? txn::failure_outcome(sc, svc, spool.head(), "the spool is full")
-                       : txn::too_large_outcome(sc, svc);
-    if (!txn::apply_scan(t, outcome)) co_return co_await send_page(t);  // drains the rest
+    std::optional<txn::ScanOutcome> outcome;
+    if (c == Collect::spool_full) {
+      auto failed = co_await txn::failure_outcome(sc, svc, spool, "the spool is full");
+      outcome = std::move(failed);
+    } else {
+      outcome = txn::too_large_outcome(sc, svc, std::max(announced, spool.size()));
+    }
+    if (!txn::apply_scan(t, *outcome)) co_return co_await send_page(t);  // drains the rest
     if (in_preview && !continued) {
       // Still in the preview: unmodified is 204, and the rest is never sent.
       auto end = co_await drain_body(t);
@@ -224,7 +241,7 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
     if (c == Collect::done) break;
     if (!txn::fits_scan(sc, spool.size())) {
       // Grown past the scan limit while trickling.
-      auto outcome = txn::too_large_outcome(sc, svc);
+      auto outcome = txn::too_large_outcome(sc, svc, spool.size());
       if (!txn::apply_scan(t, outcome)) {
         t.rec.reason += " (cut off: the reply had started)";
         finish(t);
@@ -238,7 +255,7 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
     c = co_await collect(t, spool, spool.size() + 1);
     if (c == Collect::spool_full) {
       // Not scanned: the failure mode decides whether the rest goes through.
-      auto outcome = txn::failure_outcome(sc, svc, spool.head(), "the spool is full");
+      auto outcome = co_await txn::failure_outcome(sc, svc, spool, "the spool is full");
       if (!txn::apply_scan(t, outcome)) {
         t.rec.reason += " (cut off: the reply had started)";
         finish(t);
@@ -255,7 +272,10 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
     }
   }
   t.body.reset();
+  const auto scan_start = net::Clock::now();
   auto outcome = co_await txn::scan_spool(*t.snap, svc, spool);
+  w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
+  t.scan_file_name = txn::body_file_name(*carrier, spool.head(), t.rec.url);
   if (!txn::apply_scan(t, outcome) || rescan_policy(t, outcome)) {
     // Too late for a page: the client has most of the body. End the ICAP connection without
     // the last part; the proxy aborts the transfer.

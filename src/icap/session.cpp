@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <cstring>
 #include <vector>
 
 #include "base/log.h"
@@ -53,9 +54,15 @@ struct Piece {
 };
 }  // namespace
 
-std::string istag(const txn::Snapshot& snap) {
-  std::uint64_t engines = snap.engines ? snap.engines->generation : 0;
-  return fmt::format("pc-{:016x}", snap.policy->revision() ^ (engines * 0x9e3779b97f4a7c15ull));
+IsTag istag(const txn::Snapshot& snap) {
+  const std::uint64_t engines = snap.engines ? snap.engines->generation : 0;
+  const std::uint64_t v = snap.policy->revision() ^ (engines * 0x9e3779b97f4a7c15ull);
+  static constexpr char kHex[] = "0123456789abcdef";
+  IsTag tag;
+  std::memcpy(tag.text, "pc-", 3);
+  for (int k = 0; k < 16; ++k) tag.text[3 + k] = kHex[(v >> (60 - 4 * k)) & 0xf];
+  tag.size = sizeof tag.text;
+  return tag;
 }
 
 Session::Session(txn::Worker& w, net::tcp::socket s, std::string listener,
@@ -74,9 +81,11 @@ Session::Session(txn::Worker& w, net::tcp::socket s, std::string listener,
   }
   stream_.socket().set_option(net::tcp::no_delay(true), ec);
   w_.add(this);
+  metrics_slot_ = w_.metrics().connection_opened(listener_);
 }
 
 Session::~Session() {
+  w_.metrics().connection_closed(metrics_slot_);
   w_.remove(this);
   if (counted_) w_.shared.icap_connections.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -614,7 +623,7 @@ awaitable<Session::BodyEnd> Session::drain_body(Txn& t) {
 }
 
 void Session::finish(Txn& t) {
-  txn::finish(t, w_.shared.access_log);
+  txn::finish(t, w_);
 }
 
 }  // namespace pc::icap

@@ -17,8 +17,15 @@
 
 namespace pc::icap {
 
-// The ISTag of a snapshot: it changes whenever the policy or the scanning engines change.
-std::string istag(const txn::Snapshot& snap);
+// The ISTag of a snapshot ("pc-" and 16 hex digits): it changes whenever the policy or the
+// scanning engines change. A value, made without allocating.
+struct IsTag {
+  char text[19] = {};
+  std::size_t size = 0;
+  bool empty() const { return size == 0; }
+  operator std::string_view() const { return {text, size}; }
+};
+IsTag istag(const txn::Snapshot& snap);
 
 class Session : public txn::Connection, public std::enable_shared_from_this<Session> {
  public:
@@ -82,6 +89,7 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   std::string listener_;
   std::string peer_;  // the ICAP client's address
   base::IpBytes peer_ip_;
+  std::size_t metrics_slot_ = 0;  // the listener's slot in the worker's metrics
   bool counted_ = false;
   bool idle_ = false;
   bool first_ = true;

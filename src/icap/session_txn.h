@@ -16,7 +16,7 @@ struct Session::Txn : txn::Exchange {
   wire::IcapRequestHead head;
   wire::EncapsulatedHeads heads;
   std::optional<wire::IcapChunkedDecoder> body;  // the encapsulated body (or preview) to read
-  std::string tag;                               // ISTag of the pinned snapshot
+  IsTag tag;                                     // ISTag of the pinned snapshot
   bool keep = true;                              // the connection may carry another message
 };
 

@@ -194,14 +194,20 @@ std::shared_ptr<const ClamEngine> ClamEngine::load(const std::vector<fs::path>& 
       continue;
     }
     for (const auto& f : files) {
-      if (!is_cvd(f)) continue;
-      if (cl_cvd* head = cl_cvdhead(f.c_str())) {
-        if (head->version > e->version_.db_version) {
-          e->version_.db_version = head->version;
-          e->version_.db_time = static_cast<std::time_t>(head->stime);
+      Database db{f};
+      if (is_cvd(f)) {
+        if (cl_cvd* head = cl_cvdhead(f.c_str())) {
+          db.version = head->version;
+          db.signatures = head->sigs;
+          db.built = static_cast<std::time_t>(head->stime);
+          if (head->version > e->version_.db_version) {
+            e->version_.db_version = head->version;
+            e->version_.db_time = static_cast<std::time_t>(head->stime);
+          }
+          cl_cvdfree(head);
         }
-        cl_cvdfree(head);
       }
+      e->version_.databases.push_back(std::move(db));
     }
     messages.clear();
     tl_load_messages = &messages;

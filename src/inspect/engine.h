@@ -26,14 +26,23 @@ struct Limits {
   std::filesystem::path tmpdir;                // libclamav's scratch files; empty: $TMPDIR
 };
 
+// One signature database file an engine was loaded from.
+struct Database {
+  std::filesystem::path file;
+  unsigned version = 0;     // .cvd/.cld/.cud header version (0: a plain signature file)
+  unsigned signatures = 0;  // from the header (0: a plain signature file)
+  std::time_t built = 0;    // header build time (0: a plain signature file)
+};
+
 // What a loaded engine is made of, for the ISTag, the health endpoint and the log.
 struct EngineVersion {
-  std::string libclamav;         // "1.4.6"
-  unsigned signatures = 0;       // signatures loaded, all directories together
-  unsigned db_version = 0;       // newest .cvd/.cld/.cud version loaded (0: none, shipped only)
-  std::time_t db_time = 0;       // build time of that database (0: none)
-  std::string fingerprint;       // 16 hex digits over every loaded file's name, size and mtime
-  std::uint64_t generation = 0;  // process-unique, increases with every successful load
+  std::string libclamav;            // "1.4.6"
+  unsigned signatures = 0;          // signatures loaded, all directories together
+  unsigned db_version = 0;          // newest .cvd/.cld/.cud version loaded (0: none, shipped only)
+  std::time_t db_time = 0;          // build time of that database (0: none)
+  std::string fingerprint;          // 16 hex digits over every loaded file's name, size and mtime
+  std::uint64_t generation = 0;     // process-unique, increases with every successful load
+  std::vector<Database> databases;  // every database file loaded, in load order
 
   // "ClamAV 1.4.6/27345/9012345 sigs/3f2a..." (db_version 0 when only the shipped set).
   std::string text() const;

@@ -205,6 +205,56 @@ std::string_view policy_name_for_mime(std::string_view m) {
   return "unknown";
 }
 
+std::string_view sniff_file_type(std::span<const std::byte> d) {
+  struct Magic {
+    std::size_t at;
+    std::string_view bytes;
+    std::string_view name;
+  };
+  using namespace std::string_view_literals;
+  static constexpr Magic magics[] = {
+      {0, "MZ"sv, "exe"},
+      {0, "\x7f\x45LF"sv, "exe"},
+      {0, "\xfe\xed\xfa\xce"sv, "exe"},  // Mach-O, 32 and 64 bits, both byte orders
+      {0, "\xfe\xed\xfa\xcf"sv, "exe"},
+      {0, "\xce\xfa\xed\xfe"sv, "exe"},
+      {0, "\xcf\xfa\xed\xfe"sv, "exe"},
+      {0, "#!"sv, "script"},
+      {0, "PK\x03\x04"sv, "zip"},
+      {0, "PK\x05\x06"sv, "zip"},  // empty archive
+      {0, "PK\x07\x08"sv, "zip"},  // spanned archive
+      {0, "Rar!\x1a\x07"sv, "rar"},
+      {0, "7z\xbc\xaf\x27\x1c"sv, "7z"},
+      {0, "\x1f\x8b"sv, "gzip"},
+      {0, "BZh"sv, "bzip2"},
+      {0, "\xfd\x37zXZ\x00"sv, "xz"},
+      {257, "ustar"sv, "tar"},
+      {0, "MSCF\0\0\0\0"sv, "cab"},
+  };
+  for (const auto& m : magics)
+    if (has_bytes(d, m.at, m.bytes)) return m.name;
+  static constexpr std::string_view kOleMagic("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8);
+  if (!has_bytes(d, 0, kOleMagic)) return "unknown";
+  // The root storage is the first entry of the first directory sector; its class ID tells an
+  // installer database (.msi), patch (.msp) or transform (.mst): {000C108x-0000-0000-C000-
+  // 000000000046}. A directory beyond `d` is not seen: "office".
+  if (d.size() < 0x34) return "office";
+  const unsigned shift = u16(d, 0x1e);
+  if (shift != 9 && shift != 12) return "office";
+  const std::uint64_t dir_sector = u16(d, 0x30) | (std::uint64_t{u16(d, 0x32)} << 16);
+  const std::uint64_t root = (dir_sector + 1) << shift;
+  if (dir_sector >= 0xfffffffaull || root > d.size() || d.size() - root < 0x60) return "office";
+  const auto* clsid = d.data() + root + 0x50;
+  static constexpr std::string_view kInstallerTail(
+      "\x0c\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00\x46", 14);
+  const unsigned first = std::to_integer<unsigned>(clsid[0]);
+  if (std::to_integer<unsigned>(clsid[1]) == 0x10 &&
+      (first == 0x82 || first == 0x84 || first == 0x86) &&
+      std::memcmp(clsid + 2, kInstallerTail.data(), kInstallerTail.size()) == 0)
+    return "msi";
+  return "office";
+}
+
 FileType detect_file_type(std::span<const std::byte> head, std::span<const std::byte> tail) {
   thread_local MagicHandle magic;
   FileType ft;

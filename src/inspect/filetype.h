@@ -28,6 +28,15 @@ struct FileType {
 // libmagic is not bounded in time: prefer the offload pool.
 FileType detect_file_type(std::span<const std::byte> head, std::span<const std::byte> tail = {});
 
+// The policy name from the magic numbers at the start of a body alone, without libmagic: exe
+// (PE/DOS "MZ", ELF, Mach-O), script ("#!"), zip, rar, 7z, gzip, bzip2, xz, tar, cab, msi
+// (an OLE compound file whose root storage has an installer class ID) and office (any other
+// OLE compound file), else "unknown". A few fixed-offset comparisons (under 0.2 us, where
+// detect_file_type takes 0.1 to 1.5 ms): for when detect_file_type cannot run off the worker,
+// that is when the scan pool is full. Coarser than detect_file_type: an OOXML document is
+// "zip", macros are not seen.
+std::string_view sniff_file_type(std::span<const std::byte> head);
+
 // The mapping from a MIME type to the short policy name (no content inspection).
 std::string_view policy_name_for_mime(std::string_view mime);
 

@@ -53,7 +53,7 @@ std::size_t VerdictCache::KeyHash::operator()(const Key& k) const noexcept {
 
 VerdictCache::VerdictCache(std::size_t capacity) : capacity_(capacity) {}
 
-std::optional<Verdict> VerdictCache::find(const Digest& sha256, std::uint64_t generation) {
+std::optional<ScanFacts> VerdictCache::find(const Digest& sha256, std::uint64_t generation) {
   std::lock_guard lock(mu_);
   auto it = index_.find(Key{sha256, generation});
   if (it == index_.end()) {
@@ -65,12 +65,12 @@ std::optional<Verdict> VerdictCache::find(const Digest& sha256, std::uint64_t ge
   return it->second->second;
 }
 
-bool VerdictCache::insert(const Digest& sha256, std::uint64_t generation, const Verdict& v) {
-  if (v.kind == Verdict::error || capacity_ == 0) return false;
+bool VerdictCache::insert(const Digest& sha256, std::uint64_t generation, const ScanFacts& facts) {
+  if (facts.verdict.kind == Verdict::error || capacity_ == 0) return false;
   Key key{sha256, generation};
   std::lock_guard lock(mu_);
   if (auto it = index_.find(key); it != index_.end()) {
-    it->second->second = v;
+    it->second->second = facts;
     lru_.splice(lru_.begin(), lru_, it->second);
     return true;
   }
@@ -78,7 +78,7 @@ bool VerdictCache::insert(const Digest& sha256, std::uint64_t generation, const 
     index_.erase(lru_.back().first);
     lru_.pop_back();
   }
-  lru_.emplace_front(key, v);
+  lru_.emplace_front(key, facts);
   index_.emplace(key, lru_.begin());
   return true;
 }

@@ -1,4 +1,5 @@
-// A bounded LRU of scan verdicts keyed by content hash and engine generation, and the
+// A bounded LRU of scan verdicts keyed by content hash and engine generation (with the true
+// file type and the engine that decided, so that a hit needs no work at all), and the
 // incremental SHA-256 that computes the key while a body streams.
 #pragma once
 
@@ -45,6 +46,16 @@ class Sha256 {
   evp_md_ctx_st* ctx_;
 };
 
+// What a scan found out about one content: the verdict, its true file type and which engine
+// decided. Everything a cache hit needs, so that a hit costs no detection or scan.
+struct ScanFacts {
+  Verdict verdict;
+  std::string file_type;  // FileType::name ("exe", "zip", ... "unknown")
+  std::string engine;     // the engine that decided ("ClamAV 1.4.6/27345", "YARA 12 rules"...)
+
+  bool operator==(const ScanFacts&) const = default;
+};
+
 // Thread-safe LRU: `capacity` entries at most (the least recently used is evicted). The key
 // includes the engine generation, so a new engine never sees its predecessor's verdicts (they
 // age out). Only clean, infected and unscannable verdicts are stored: an error is not a fact
@@ -53,9 +64,9 @@ class VerdictCache {
  public:
   explicit VerdictCache(std::size_t capacity);
 
-  std::optional<Verdict> find(const Digest& sha256, std::uint64_t generation);
+  std::optional<ScanFacts> find(const Digest& sha256, std::uint64_t generation);
   // False when the verdict is an error (not stored) or the capacity is 0.
-  bool insert(const Digest& sha256, std::uint64_t generation, const Verdict& v);
+  bool insert(const Digest& sha256, std::uint64_t generation, const ScanFacts& facts);
   // Drops every entry (for example when an engine generation is retired).
   void clear();
 
@@ -73,7 +84,7 @@ class VerdictCache {
   struct KeyHash {
     std::size_t operator()(const Key& k) const noexcept;
   };
-  using Lru = std::list<std::pair<Key, Verdict>>;
+  using Lru = std::list<std::pair<Key, ScanFacts>>;
 
   const std::size_t capacity_;
   mutable std::mutex mu_;

@@ -43,7 +43,7 @@ constexpr const char* kCannotSpool =
 // The outcome for an endless stream: too_large, with the reason saying why.
 txn::ScanOutcome endless_outcome(const config::Scan& s, txn::ScanService& svc,
                                  std::string_view type) {
-  auto o = txn::too_large_outcome(s, svc);
+  auto o = txn::too_large_outcome(s, svc, 0);
   o.name = "endless stream";
   o.reason = std::string(o.block ? "blocked" : "passed unscanned") + ": endless stream (" +
              std::string(type) + " without a length; scan.too_large)";
@@ -137,7 +137,8 @@ awaitable<bool> Session::collect_upload(Txn& t) {
   const auto& sc = cfg.scan;
   auto& svc = *w_.shared.scan;
   if (t.info.body == wire::BodyKind::length && !txn::fits_scan(sc, t.info.content_length)) {
-    auto o = txn::too_large_outcome(sc, svc);
+    auto o = txn::too_large_outcome(sc, svc, t.info.content_length);
+    t.scan_file_name = txn::body_file_name(t.req, {}, t.rec.url);
     co_return txn::apply_scan(t, o);  // passed: forwarded as it arrives (Expect included)
   }
   if (t.info.expect_continue && t.req.version_minor >= 1) {
@@ -173,13 +174,16 @@ awaitable<bool> Session::collect_upload(Txn& t) {
     }
     std::optional<txn::ScanOutcome> unscanned;
     if (!spool->append(piece)) {
-      unscanned = txn::failure_outcome(sc, svc, spool->head(), kCannotSpool);
+      auto failed = co_await txn::failure_outcome(sc, svc, *spool, kCannotSpool);
+      failed.size -= std::min(failed.size, t.upload_skip);
+      unscanned = std::move(failed);
     } else {
       piece.clear();
       if (!txn::fits_scan(sc, spool->size() - t.upload_skip))
-        unscanned = txn::too_large_outcome(sc, svc);
+        unscanned = txn::too_large_outcome(sc, svc, spool->size() - t.upload_skip);
     }
     if (unscanned) {
+      t.scan_file_name = txn::body_file_name(t.req, spool->head(), t.rec.url);
       if (!txn::apply_scan(t, *unscanned)) co_return false;
       // Passed unscanned: what was collected, then the rest as it arrives, in its framing.
       t.upload = std::move(spool);
@@ -188,7 +192,11 @@ awaitable<bool> Session::collect_upload(Txn& t) {
       co_return true;
     }
   }
+  const auto scan_start = net::Clock::now();
   auto outcome = co_await txn::scan_spool(*t.snap, svc, *spool);
+  w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
+  outcome.size -= std::min(outcome.size, t.upload_skip);  // the body, not its MIME wrapper
+  t.scan_file_name = txn::body_file_name(t.req, spool->head(), t.rec.url);
   if (!txn::apply_scan(t, outcome)) co_return false;
   // Forwarded whole with its length now known.
   t.info.body = wire::BodyKind::length;
@@ -382,9 +390,10 @@ awaitable<void> Session::deliver_scanned(Txn& t, const wire::ResponseHead& head,
   if (auto* ct = head.find("Content-Type")) type = media_type(ct->value);
   std::optional<txn::ScanOutcome> unscanned;
   if (known && !txn::fits_scan(sc, rinfo.content_length))
-    unscanned = txn::too_large_outcome(sc, svc);
+    unscanned = txn::too_large_outcome(sc, svc, rinfo.content_length);
   else if (!known && txn::is_endless_stream(type))
     unscanned = endless_outcome(sc, svc, type);
+  t.scan_file_name = txn::body_file_name(head, {}, t.rec.url);
   if (unscanned) {
     if (!txn::apply_scan(t, *unscanned)) {
       t.scan_blocked = true;
@@ -409,10 +418,12 @@ awaitable<void> Session::deliver_scanned(Txn& t, const wire::ResponseHead& head,
       co_return;  // nothing sent: forward() answers 502; trickled: cut short
     }
     if (!dl.spool.append(piece)) {
-      unscanned = txn::failure_outcome(sc, svc, dl.spool.head(), kCannotSpool);
+      auto failed = co_await txn::failure_outcome(sc, svc, dl.spool, kCannotSpool);
+      unscanned = std::move(failed);
     } else {
       piece.clear();
-      if (!txn::fits_scan(sc, dl.spool.size())) unscanned = txn::too_large_outcome(sc, svc);
+      if (!txn::fits_scan(sc, dl.spool.size()))
+        unscanned = txn::too_large_outcome(sc, svc, dl.spool.size());
     }
     if (unscanned) {
       if (!txn::apply_scan(t, *unscanned)) {
@@ -447,7 +458,10 @@ awaitable<void> Session::deliver_scanned(Txn& t, const wire::ResponseHead& head,
 
   // Complete: scan, then the response-phase policy again with the true file type.
   watchdog_.arm(cfg.timeouts.body_idle);
+  const auto scan_start = net::Clock::now();
   auto outcome = co_await txn::scan_spool(*t.snap, svc, dl.spool);
+  w_.metrics().scanned(outcome, net::Clock::now() - scan_start);
+  t.scan_file_name = txn::body_file_name(head, dl.spool.head(), t.rec.url);
   if (!txn::apply_scan(t, outcome)) {
     t.scan_blocked = true;
     if (dl.started) cut_download(t);

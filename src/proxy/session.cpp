@@ -47,9 +47,11 @@ Session::Session(txn::Worker& w, tcp::socket s, ListenerInfo listener)
   }
   client_.set_option(tcp::no_delay(true), ec);
   w_.add(this);
+  metrics_slot_ = w_.metrics().connection_opened(listener_.name);
 }
 
 Session::~Session() {
+  w_.metrics().connection_closed(metrics_slot_);
   w_.remove(this);
   if (counted_client_) w_.shared.release_client(client_ip_);
   if (counted_) w_.shared.connections.fetch_sub(1, std::memory_order_relaxed);
@@ -323,7 +325,7 @@ awaitable<Session::Outcome> Session::send_reply(Txn& t) {
 }
 
 void Session::finish(Txn& t) {
-  txn::finish(t, w_.shared.access_log);
+  txn::finish(t, w_);
 }
 
 // ---- upstream selection and connection ----
@@ -355,8 +357,11 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
     }
   }
   auto resolver = w_.resolver();
+  const auto dns_start = net::Clock::now();
   auto res = co_await resolver->resolve(host);
+  w_.metrics().observe(txn::Phase::dns, net::Clock::now() - dns_start);
   if (res.status != net::DnsStatus::ok) {
+    w_.metrics().dns_error(res.status);
     bool timeout = res.status == net::DnsStatus::timeout;
     txn::Reply r{pages::Kind::dns_failure, 0, Result::error,
                  "DNS: " + std::string(net::describe(res.status))};
@@ -375,14 +380,18 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
       co_return false;
     }
   }
+  const auto connect_start = net::Clock::now();
   auto cr = co_await net::connect_any(res.addresses, port, cfg.timeouts.upstream_connect);
   if (cr.ec) {
     bool timeout = is_timeout(cr.ec);
+    w_.metrics().upstream_error(timeout ? txn::UpstreamError::connect_timeout
+                                        : txn::UpstreamError::connect);
     set_reply(t, {timeout ? pages::Kind::upstream_timeout : pages::Kind::upstream_unreachable, 0,
                   Result::error, "connect: " + cr.ec.message()});
     co_await send_reply(t);
     co_return false;
   }
+  w_.metrics().observe(txn::Phase::connect, net::Clock::now() - connect_start);
   upstream_ = std::move(cr.socket);
   upstream_peer_ = cr.peer;
   t.rec.upstream = net::endpoint_text(upstream_peer_);
@@ -413,18 +422,25 @@ awaitable<bool> Session::connect_parent(Txn& t) {
         }
       }
       auto resolver = w_.resolver();
+      const auto dns_start = net::Clock::now();
       auto res = co_await resolver->resolve(p.host);
+      w_.metrics().observe(txn::Phase::dns, net::Clock::now() - dns_start);
       if (res.status != net::DnsStatus::ok) {
         log::warn("parent proxy {}: {}", p.host, net::describe(res.status));
+        w_.metrics().dns_error(res.status);
+        w_.metrics().upstream_error(txn::UpstreamError::parent);
         w_.parent_failed(i);
         continue;
       }
+      const auto connect_start = net::Clock::now();
       auto cr = co_await net::connect_any(res.addresses, p.port, cfg.timeouts.upstream_connect);
       if (cr.ec) {
         log::warn("parent proxy {}:{} unreachable: {}", p.host, p.port, cr.ec.message());
+        w_.metrics().upstream_error(txn::UpstreamError::parent);
         w_.parent_failed(i);
         continue;
       }
+      w_.metrics().observe(txn::Phase::connect, net::Clock::now() - connect_start);
       w_.parent_ok(i);
       t.rec.via_parent = true;
       upstream_ = std::move(cr.socket);
@@ -453,6 +469,7 @@ awaitable<bool> Session::connect_parent(Txn& t) {
         ubuf_.commit(n);
       }
       if (rec || pr.status != wire::Status::complete) {
+        w_.metrics().upstream_error(txn::UpstreamError::parent);
         set_reply(t, {pages::Kind::upstream_unreachable, 502, Result::error,
                       "parent CONNECT failed: " + (rec ? rec.message() : "malformed response")});
         co_await send_reply(t);
@@ -460,6 +477,7 @@ awaitable<bool> Session::connect_parent(Txn& t) {
       }
       ubuf_.consume(pr.consumed);
       if (head.status / 100 != 2) {
+        w_.metrics().upstream_error(txn::UpstreamError::parent);
         set_reply(t, {pages::Kind::upstream_unreachable, 502, Result::error,
                       "parent refused CONNECT with " + std::to_string(head.status)});
         co_await send_reply(t);
@@ -550,12 +568,14 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
     bool upload_ok = true;
     upstream_scope_ = true;
     watchdog_.arm(cfg.timeouts.upstream_first_byte);
+    t.sent_at = net::Clock::now();
     auto [wec, wn] =
         co_await net::asio::async_write(upstream_, net::asio::buffer(head), use_nothrow);
     if (wec) {
       boost::system::error_code ignore;
       upstream_.close(ignore);
       if (upstream_reused_ && attempt == 0) continue;  // a stale pooled connection: retry fresh
+      w_.metrics().upstream_error(txn::UpstreamError::send);
       set_reply(t, {pages::Kind::upstream_unreachable, 502, Result::error,
                     "write to upstream: " + wec.message()});
       co_return co_await send_reply(t);
@@ -598,6 +618,10 @@ awaitable<Session::Outcome> Session::forward(Txn& t) {
       // relay_response gave up before any response: tell the client why.
       std::string why = t.rec.reason.empty() ? "no response from upstream" : t.rec.reason;
       bool timeout = watchdog_.expired() || why.find("timeout") != std::string::npos;
+      // Malformed responses were counted where they were found.
+      if (!t.upstream_malformed)
+        w_.metrics().upstream_error(timeout ? txn::UpstreamError::response_timeout
+                                            : txn::UpstreamError::no_response);
       set_reply(t, {timeout ? pages::Kind::upstream_timeout : pages::Kind::upstream_unreachable, 0,
                     Result::error, why, true});
       co_return co_await send_reply(t);
@@ -732,6 +756,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     }
     if (pr.status == wire::Status::error) {
       t.rec.reason = "malformed upstream response: " + std::string(wire::describe(pr.error));
+      t.upstream_malformed = true;
+      w_.metrics().upstream_error(txn::UpstreamError::malformed);
       upstream_reused_ = false;
       boost::system::error_code ignore;
       upstream_.close(ignore);
@@ -742,6 +768,8 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     if (head.status >= 200) break;
     if (head.status == 101) {
       t.rec.reason = "upstream switched protocols without being asked";
+      t.upstream_malformed = true;
+      w_.metrics().upstream_error(txn::UpstreamError::malformed);
       boost::system::error_code ignore;
       upstream_.close(ignore);
       co_return;
@@ -755,9 +783,12 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     watchdog_.arm(cfg.timeouts.upstream_first_byte);
   }
   upstream_scope_ = false;
+  w_.metrics().observe(txn::Phase::first_byte, net::Clock::now() - t.sent_at);
   auto err = wire::analyze_response(head, t.req.method, rinfo);
   if (err != wire::Error::none) {
     t.rec.reason = "malformed upstream response: " + std::string(wire::describe(err));
+    t.upstream_malformed = true;
+    w_.metrics().upstream_error(txn::UpstreamError::malformed);
     boost::system::error_code ignore;
     upstream_.close(ignore);
     co_return;
@@ -837,6 +868,7 @@ awaitable<void> Session::relay_body(Txn& t, const wire::MessageInfo& rinfo, std:
       if (ec) {
         body_ok = false;
         t.rec.reason = "upstream closed mid-body";
+        w_.metrics().upstream_error(txn::UpstreamError::closed_mid_body);
         break;
       }
       ubuf_.commit(n);
@@ -871,6 +903,7 @@ awaitable<void> Session::relay_body(Txn& t, const wire::MessageInfo& rinfo, std:
             body_ok = false;
             t.rec.reason =
                 "malformed chunked response body: " + std::string(wire::describe(st.error));
+            w_.metrics().upstream_error(txn::UpstreamError::malformed);
             break;
           }
           if (!st.data.empty()) {
@@ -913,6 +946,7 @@ awaitable<void> Session::relay_body(Txn& t, const wire::MessageInfo& rinfo, std:
       if (ec) {
         body_ok = false;
         t.rec.reason = "upstream closed mid-body";
+        w_.metrics().upstream_error(txn::UpstreamError::closed_mid_body);
         break;
       }
       ubuf_.commit(n);

@@ -107,10 +107,11 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   ListenerInfo listener_;
   std::string client_addr_;
   base::IpBytes client_ip_;
-  bool counted_ = false;         // in Shared::connections
-  bool counted_client_ = false;  // in Shared's per-client count
-  bool upstream_scope_ = false;  // the running deadline is the upstream's: on expiry close only it
-  bool skip_pool_ = false;       // retrying after a stale pooled connection
+  std::size_t metrics_slot_ = 0;  // the listener's slot in the worker's metrics
+  bool counted_ = false;          // in Shared::connections
+  bool counted_client_ = false;   // in Shared's per-client count
+  bool upstream_scope_ = false;   // the running deadline is the upstream's: on expiry close only it
+  bool skip_pool_ = false;        // retrying after a stale pooled connection
   bool idle_ = false;
   bool first_ = true;
   base::Buffer cbuf_;  // bytes from the client

@@ -36,6 +36,8 @@ struct Session::Txn : txn::Exchange {
   bool keep_client = true;           // the client connection may carry another request
   bool body_error = false;           // the client's request body broke its framing
   Outcome outcome = Outcome::close;  // after a local reply: whether the connection goes on
+  net::Clock::time_point sent_at;    // the request head went upstream (first_byte phase)
+  bool upstream_malformed = false;   // the response broke the framing rules (counted)
 
   // Scanning (scan_delivery.cpp)
   bool scan_blocked = false;   // a scan refused the response: ex.reply is prepared

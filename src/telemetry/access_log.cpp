@@ -56,6 +56,8 @@ SinkStats FileSink::stats() const {
   s.written = written_.load(std::memory_order_relaxed);
   s.dropped = dropped_.load(std::memory_order_relaxed);
   s.connected = open_.load(std::memory_order_relaxed);
+  s.detail = path_ == "-" ? std::string("standard output")
+                          : (s.connected ? "" : "cannot open ") + path_.string();
   return s;
 }
 

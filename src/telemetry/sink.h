@@ -25,6 +25,7 @@ struct SinkStats {
   std::uint64_t dropped = 0;  // records lost: queue or spool full, write or send errors
   std::uint64_t queued = 0;   // records accepted but not delivered yet
   bool connected = true;      // file open; receiver connected (UDP: its address resolved)
+  std::string detail;         // where it writes, or why it cannot
 };
 
 class LogSink {

@@ -323,12 +323,12 @@ SinkStats SyslogSink::stats() const {
   s.written = written_.load(std::memory_order_relaxed);
   s.dropped = dropped_.load(std::memory_order_relaxed);
   s.connected = connected_.load(std::memory_order_relaxed);
-  if (spool_) {
-    s.queued = spool_->pending_frames();
-  } else {
-    std::lock_guard lk(mu_);
-    s.queued = mem_.size();
-  }
+  if (spool_) s.queued = spool_->pending_frames();
+  std::lock_guard lk(mu_);
+  if (!spool_) s.queued = mem_.size();
+  s.detail = s.connected || last_error_.empty()
+                 ? endpoint(o_.host, o_.port) + " over " + std::string(to_string(o_.transport))
+                 : last_error_;
   return s;
 }
 
@@ -392,6 +392,12 @@ void SyslogSink::write(const Batch& batch) {
   cv_.notify_one();
 }
 
+void SyslogSink::set_state(bool connected, std::string error) {
+  connected_.store(connected);
+  std::lock_guard lk(mu_);
+  last_error_ = std::move(error);
+}
+
 bool SyslogSink::stopping_past_grace() {
   std::lock_guard lk(mu_);
   return stop_ && Clock::now() >= stop_deadline_;
@@ -410,14 +416,16 @@ void SyslogSink::run_stream() {
     std::lock_guard lk(mu_);
     return stop_;
   };
+  // The connection is kept open (and re-opened) whether or not records are waiting, so that
+  // `connected` says whether the receiver can take records now; an idle connection is
+  // checked every second.
   for (;;) {
     {
       std::unique_lock lk(mu_);
       auto ready = [&] {
-        return stop_ ||
-               (spool_->pending_bytes() > 0 && (link.is_open() || Clock::now() >= next_try));
+        return stop_ || (link.is_open() ? spool_->pending_bytes() > 0 : Clock::now() >= next_try);
       };
-      if (!link.is_open() && Clock::now() < next_try)
+      if (!link.is_open())
         cv_.wait_until(lk, next_try, ready);
       else
         cv_.wait_for(lk, std::chrono::seconds(1), ready);
@@ -425,12 +433,11 @@ void SyslogSink::run_stream() {
           (!link.is_open() || spool_->pending_bytes() == 0 || Clock::now() >= stop_deadline_))
         break;
     }
-    if (spool_->pending_bytes() == 0) continue;
     if (!link.is_open()) {
       if (Clock::now() < next_try) continue;
       std::string err;
       if (!link.connect(o_, tls_.get(), stop_requested, err)) {
-        connected_.store(false);
+        set_state(false, err);
         if (failures++ == 0)
           log::warn("syslog {}: {}; records wait on disk, retrying with back-off", o_.name, err);
         else
@@ -439,21 +446,21 @@ void SyslogSink::run_stream() {
         delay = std::min(delay * 2, o_.retry_max);
         continue;
       }
-      connected_.store(true);
+      set_state(true, "");
       log::info("syslog {}: connected to {} over {}{}", o_.name, where, to_string(o_.transport),
                 failures > 0 ? " after " + std::to_string(failures) + " failed attempt(s)" : "");
       failures = 0;
       delay = o_.retry_min;
     }
-    std::size_t frames = spool_->peek(buf, 256 * 1024);
-    if (frames == 0) continue;
     if (!link.alive()) {
       link.close();
-      connected_.store(false);
+      set_state(false, where + " closed the connection");
       log::warn("syslog {}: {} closed the connection; reconnecting", o_.name, where);
       next_try = Clock::now();
       continue;
     }
+    std::size_t frames = spool_->peek(buf, 256 * 1024);
+    if (frames == 0) continue;
     std::size_t sent = 0;
     std::string err;
     bool ok = link.send(buf, sent, o_.send_timeout, give_up, err);
@@ -475,7 +482,7 @@ void SyslogSink::run_stream() {
     }
     if (!ok) {
       link.close();
-      connected_.store(false);
+      set_state(false, "sending to " + where + " failed: " + err);
       if (err != "stopping")
         log::warn("syslog {}: sending to {} failed: {}; reconnecting", o_.name, where, err);
       next_try = Clock::now() + delay;
@@ -496,14 +503,16 @@ void SyslogSink::run_udp() {
   milliseconds delay = o_.retry_min;
   Clock::time_point next_try = Clock::now();
   bool warned = false;
+  // The address is resolved at start (and after a send error), so that `connected` says
+  // whether records can go out now.
   for (;;) {
     bool stopping;
     {
       std::unique_lock lk(mu_);
       auto ready = [&] {
-        return stop_ || (!mem_.empty() && (link.is_open() || Clock::now() >= next_try));
+        return stop_ || (link.is_open() ? !mem_.empty() : Clock::now() >= next_try);
       };
-      if (!link.is_open() && Clock::now() < next_try)
+      if (!link.is_open())
         cv_.wait_until(lk, next_try, ready);
       else
         cv_.wait_for(lk, std::chrono::seconds(1), ready);
@@ -514,13 +523,13 @@ void SyslogSink::run_udp() {
       if (Clock::now() >= next_try) {
         std::string err;
         if (link.connect(o_, nullptr, stop_requested, err)) {
-          connected_.store(true);
+          set_state(true, "");
           delay = o_.retry_min;
           if (warned)
             log::info("syslog {}: sending to {} again", o_.name, endpoint(o_.host, o_.port));
           warned = false;
         } else {
-          connected_.store(false);
+          set_state(false, err);
           if (!warned) log::warn("syslog {}: {}; retrying with back-off", o_.name, err);
           warned = true;
           next_try = Clock::now() + delay;
@@ -556,7 +565,8 @@ void SyslogSink::run_udp() {
     if (failed > 0) {
       count_drops(failed, "send failed: " + err);
       link.close();  // resolve and connect again: the address may have changed
-      connected_.store(false);
+      set_state(false, "send failed: " + err);
+      next_try = Clock::now();
     }
   }
   link.close();

@@ -71,6 +71,7 @@ class SyslogSink : public LogSink {
   void run_udp();
   void count_drops(std::uint64_t n, std::string_view why);
   bool stopping_past_grace();
+  void set_state(bool connected, std::string error);
 
   SyslogOptions o_;
   std::string stats_name_;
@@ -87,6 +88,7 @@ class SyslogSink : public LogSink {
 
   std::atomic<std::uint64_t> written_{0}, dropped_{0};
   std::atomic<bool> connected_{false};
+  std::string last_error_;  // under mu_: why the last connect or send failed
   std::mutex drop_log_mu_;
   std::chrono::steady_clock::time_point last_drop_log_{};
   std::uint64_t drops_logged_ = 0;

@@ -2,6 +2,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
+#include "txn/worker.h"
 
 namespace pc::txn {
 
@@ -229,17 +230,36 @@ Page render_reply(Exchange& ex, const wire::RequestHead* req) {
   return page;
 }
 
+namespace {
+
+// How much a scan outcome says about a transaction's risk: which one its record keeps.
+int scan_severity(std::string_view verdict) {
+  if (verdict == "infected") return 4;
+  if (verdict == "unscannable") return 3;
+  if (verdict == "error") return 2;
+  if (verdict == "not scanned") return 1;
+  return 0;  // clean
+}
+
+}  // namespace
+
 bool apply_scan(Exchange& ex, const ScanOutcome& o) {
-  ex.rec.scan = o.verdict;
-  ex.rec.threat = o.threat ? o.name : "";
-  ex.rec.sha256 = o.sha256;
-  ex.rec.file_type = o.file_type;
-  ex.rec.scan_cached = o.cached;
-  if (o.verdict == "error" && ex.rec.error.empty()) ex.rec.error = o.reason;
-  if (!o.block) {
-    if (!o.reason.empty()) ex.rec.reason = o.reason;
-    return true;
+  const bool keep =
+      o.block || ex.rec.scan.empty() || scan_severity(o.verdict) >= scan_severity(ex.rec.scan);
+  if (keep) {
+    ex.rec.scan = o.verdict;
+    ex.rec.threat = o.threat ? o.name : "";
+    ex.rec.sha256 = o.sha256;
+    ex.rec.file_type = o.file_type;
+    ex.rec.scan_cached = o.cached;
+    ex.rec.scan_engine = o.engine;
+    ex.rec.file_name = ex.scan_file_name;
+    ex.rec.scanned_size = o.size;
+    if (!o.block && !o.reason.empty()) ex.rec.reason = o.reason;
   }
+  // Whichever body the record keeps, a scan that failed is an error of the transaction.
+  if (o.verdict == "error" && ex.rec.error.empty()) ex.rec.error = o.reason;
+  if (!o.block) return true;
   if (o.threat) {
     Reply r{pages::Kind::threat, 403, Result::denied, o.reason};
     r.threat = o.name;
@@ -247,12 +267,14 @@ bool apply_scan(Exchange& ex, const ScanOutcome& o) {
   } else {
     ex.reply = {pages::Kind::rule_block, 403, Result::denied, o.reason};
   }
-  log::info("{} {} {}: {} (sha256 {})", ex.rec.request_id, ex.rec.client, ex.rec.url, o.reason,
-            o.sha256.empty() ? "-" : o.sha256);
+  log::info("{} {} {}: {} (sha256 {}, file \"{}\", {} bytes, type {}, engine {})",
+            ex.rec.request_id, ex.rec.client, ex.rec.url, o.reason,
+            o.sha256.empty() ? "-" : o.sha256, ex.scan_file_name, o.size,
+            o.file_type.empty() ? "-" : o.file_type, o.engine.empty() ? "-" : o.engine);
   return false;
 }
 
-void finish(Exchange& ex, telemetry::AccessLog& log) {
+void finish(Exchange& ex, Worker& w) {
   ex.rec.duration =
       std::chrono::duration_cast<std::chrono::microseconds>(net::Clock::now() - ex.start);
   if (ex.rec.method.empty()) ex.rec.method = "-";
@@ -260,7 +282,8 @@ void finish(Exchange& ex, telemetry::AccessLog& log) {
   if (ex.rec.result == Result::error && ex.rec.error.empty()) ex.rec.error = ex.rec.reason;
   log::debug("{} {} {} {} {}", ex.rec.client, ex.rec.method, ex.rec.url, ex.rec.status,
              ex.rec.reason);
-  log.submit(std::move(ex.rec));
+  w.metrics().transaction(ex.rec);
+  w.shared.access_log.submit(std::move(ex.rec));
 }
 
 }  // namespace pc::txn

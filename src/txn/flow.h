@@ -68,6 +68,9 @@ struct Exchange {
   policy::Decision decision;
   bool response_blocked = false;  // the response-phase decision refused the response
   std::string content_type;       // of the response, for response-phase rules
+  // The file name of the body being scanned (body_file_name), set by the front end before it
+  // applies that body's scan outcome: for the record and the block log line.
+  std::string scan_file_name;
 };
 
 // classify + decide for the request phase. The front end has set ex.host, ex.client_text,
@@ -93,10 +96,18 @@ struct Page {
 Page render_reply(Exchange& ex, const wire::RequestHead* req);
 
 // Records a scan outcome in ex.rec; when it blocks, prepares ex.reply (the threat page for a
-// threat, else the rule block page naming the reason) and returns false.
+// threat, else the rule block page naming the reason), logs the block with the request ID,
+// client, URL, reason, SHA-256, file name, size, true file type and engine, and returns
+// false. A record carries one scan, every field from the same body: when a transaction
+// scans more than one body (an upload, then the download), the outcome that blocked wins;
+// else the more severe (infected, unscannable, error, not scanned, clean, in that order); on
+// a tie the later one, which is the response body's.
 bool apply_scan(Exchange& ex, const ScanOutcome& o);
 
-// Completes ex.rec (duration, defaults) and hands it to the access log.
-void finish(Exchange& ex, telemetry::AccessLog& log);
+class Worker;
+
+// Completes ex.rec (duration, defaults), counts it in the worker's metrics and hands it to
+// the access log.
+void finish(Exchange& ex, Worker& w);
 
 }  // namespace pc::txn

@@ -46,10 +46,12 @@ Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port, O
 }
 
 void Listener::start() {
+  accepting_.store(true, std::memory_order_relaxed);
   net::asio::co_spawn(w_.io, accept_loop(), net::asio::detached);
 }
 
 void Listener::close() {
+  accepting_.store(false, std::memory_order_relaxed);
   boost::system::error_code ignore;
   acceptor_.close(ignore);
 }
@@ -58,7 +60,10 @@ net::asio::awaitable<void> Listener::accept_loop() {
   net::asio::steady_timer backoff(w_.io);
   for (;;) {
     auto [ec, sock] = co_await acceptor_.async_accept(net::use_nothrow);
-    if (ec == net::asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+    if (ec == net::asio::error::operation_aborted || !acceptor_.is_open()) {
+      accepting_.store(false, std::memory_order_relaxed);
+      co_return;
+    }
     if (ec) {
       // Out of file descriptors or memory: pause instead of spinning on the error.
       log::warn("listener {}: accept failed: {}", name_, ec.message());

@@ -3,6 +3,7 @@
 // connection is the front end's business: the listener hands it to `on_accept`.
 #pragma once
 
+#include <atomic>
 #include <functional>
 
 #include "config/config.h"
@@ -23,6 +24,9 @@ class Listener {
   std::uint16_t port() const { return port_; }
   void start();  // spawns the accept loop on the worker
   void close();  // worker thread: stop accepting
+  // Accepting (started and not closed); any thread (health checks).
+  bool accepting() const { return accepting_.load(std::memory_order_relaxed); }
+  const std::string& name() const { return name_; }
 
  private:
   net::asio::awaitable<void> accept_loop();
@@ -31,6 +35,7 @@ class Listener {
   OnAccept on_accept_;
   net::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
+  std::atomic<bool> accepting_{false};
 };
 
 }  // namespace pc::txn

@@ -4,8 +4,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <optional>
+#include <span>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -57,10 +60,209 @@ void apply_failure(const config::Scan& s, ScanService& svc, ScanOutcome& o, std:
   (block ? svc.failed_closed : svc.failed_open).fetch_add(1, std::memory_order_relaxed);
 }
 
-struct JobResult {
-  Verdict verdict;
-  std::string file_type;
-};
+// The true file type of a spooled body: libmagic on its head, and on its last bytes when
+// there are more (a large OOXML document's zip directory is at its end). Slow (libmagic):
+// offload pool only, never a worker.
+std::string detect_type(const Spool& sp) {
+  auto head = std::as_bytes(std::span(sp.head().data(), sp.head().size()));
+  std::string scratch;
+  std::string_view tail;
+  if (sp.size() > sp.head().size()) {
+    const std::uint64_t n =
+        std::min<std::uint64_t>(inspect::kFileTypeHeadBytes, sp.size() - sp.head().size());
+    tail = sp.read(sp.size() - n, static_cast<std::size_t>(n), scratch);
+  }
+  return std::string(
+      inspect::detect_file_type(head, std::as_bytes(std::span(tail.data(), tail.size()))).name);
+}
+
+// The scan itself (offload pool): the true file type, ClamAV, then YARA when ClamAV found
+// nothing. The spool stays alive and unchanged while the caller waits.
+inspect::ScanFacts scan_job(const Engines& e, const Spool& sp) {
+  inspect::ScanFacts r;
+  r.file_type = detect_type(sp);
+  r.verdict = sp.in_memory() ? e.clam->scan_buffer(sp.memory().data(), sp.size())
+                             : e.clam->scan_fd(sp.fd());
+  r.engine = e.clam_name;
+  if (r.verdict.kind != Verdict::clean || !e.yara) return r;
+  if (sp.in_memory()) {
+    r.verdict = e.yara->scan(sp.memory().data(), sp.size());
+  } else if (sp.size() > 0) {
+    void* m = ::mmap(nullptr, sp.size(), PROT_READ, MAP_PRIVATE, sp.fd(), 0);
+    if (m == MAP_FAILED) {
+      r.verdict = {Verdict::error, "cannot map the spool for YARA"};
+    } else {
+      r.verdict = e.yara->scan(m, sp.size());
+      ::munmap(m, sp.size());
+    }
+  }
+  r.engine = r.verdict.kind == Verdict::clean ? e.clam_name + " + " + e.yara_name : e.yara_name;
+  return r;
+}
+
+std::string_view sniff(const Spool& sp) {
+  return inspect::sniff_file_type(std::as_bytes(std::span(sp.head().data(), sp.head().size())));
+}
+
+// The true file type of a body that is not scanned, for the failure mode and the record:
+// detected on the offload pool, or sniffed from its first bytes when the pool is full.
+net::asio::awaitable<std::string> type_off_worker(ScanService& svc, const Spool& spool) {
+  const Spool* sp = &spool;
+  auto job = [sp]() { return detect_type(*sp); };
+  std::optional<std::string> type;
+  try {
+    type = co_await svc.offload.run(job);
+  } catch (const std::exception&) {
+    type.reset();
+  }
+  if (!type) type = std::string(sniff(spool));
+  co_return std::move(*type);
+}
+
+// ---- file names ----
+
+constexpr std::size_t kMaxFileName = 255;
+constexpr std::size_t kMaxDispositionBytes = 8192;
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    int hi = -1, lo = -1;
+    if (s[i] == '%' && i + 2 < s.size()) {
+      hi = hex_digit(s[i + 1]);
+      lo = hex_digit(s[i + 2]);
+    }
+    if (hi >= 0 && lo >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// The last path component, made safe for a log line: control characters and quotes become
+// '_', at most kMaxFileName bytes (not splitting a UTF-8 sequence); "", "." and ".." give "".
+std::string clean_file_name(std::string_view name) {
+  auto slash = name.find_last_of("/\\");
+  if (slash != std::string_view::npos) name.remove_prefix(slash + 1);
+  name = base::trim(name);
+  if (name == "." || name == "..") return {};
+  std::string out(name.substr(0, kMaxFileName + 4));
+  for (auto& c : out) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '"') c = '_';
+  }
+  if (out.size() > kMaxFileName) {
+    std::size_t n = kMaxFileName;
+    while (n > 0 && (static_cast<unsigned char>(out[n]) & 0xC0) == 0x80) --n;
+    out.resize(n);
+  }
+  return out;
+}
+
+// An ext-value (RFC 8187): charset'language'percent-encoded. UTF-8 is kept, ISO-8859-1 is
+// converted to UTF-8; another charset gives "".
+std::string decode_ext_value(std::string_view v) {
+  auto q1 = v.find('\'');
+  if (q1 == std::string_view::npos) return {};
+  auto q2 = v.find('\'', q1 + 1);
+  if (q2 == std::string_view::npos) return {};
+  const auto charset = v.substr(0, q1);
+  std::string raw = percent_decode(v.substr(q2 + 1));
+  if (base::iequals(charset, "utf-8")) return raw;
+  if (!base::iequals(charset, "iso-8859-1")) return {};
+  std::string out;
+  for (char c : raw) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x80) {
+      out.push_back(c);
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (u >> 6)));
+      out.push_back(static_cast<char>(0x80 | (u & 0x3F)));
+    }
+  }
+  return out;
+}
+
+// The file name of a Content-Disposition value (filename* before filename); "" when none.
+std::string disposition_file_name(std::string_view v) {
+  v = v.substr(0, kMaxDispositionBytes);
+  std::string plain, ext;
+  bool have_plain = false, have_ext = false;
+  auto semi = v.find(';');  // after the disposition type
+  std::size_t i = semi == std::string_view::npos ? v.size() : semi + 1;
+  while (i < v.size()) {
+    while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == ';')) ++i;
+    const std::size_t name_at = i;
+    while (i < v.size() && v[i] != '=' && v[i] != ';') ++i;
+    const auto pname = base::trim(v.substr(name_at, i - name_at));
+    if (i >= v.size() || v[i] != '=') continue;  // a parameter without a value
+    ++i;
+    while (i < v.size() && (v[i] == ' ' || v[i] == '\t')) ++i;
+    std::string value;
+    if (i < v.size() && v[i] == '"') {
+      // A backslash escapes a quote or a backslash only: Windows paths keep theirs.
+      for (++i; i < v.size() && v[i] != '"'; ++i) {
+        if (v[i] == '\\' && i + 1 < v.size() && (v[i + 1] == '"' || v[i + 1] == '\\')) ++i;
+        value.push_back(v[i]);
+      }
+      if (i < v.size()) ++i;  // the closing quote
+      while (i < v.size() && v[i] != ';') ++i;
+    } else {
+      const std::size_t at = i;
+      while (i < v.size() && v[i] != ';') ++i;
+      value = std::string(base::trim(v.substr(at, i - at)));
+    }
+    if (!have_ext && base::iequals(pname, "filename*")) {
+      ext = decode_ext_value(value);
+      have_ext = !ext.empty();
+    } else if (!have_plain && base::iequals(pname, "filename")) {
+      plain = std::move(value);
+      have_plain = true;
+    }
+  }
+  return clean_file_name(have_ext ? ext : plain);
+}
+
+// The filename of the first part of a multipart body that names one, among the part header
+// lines in `head`.
+std::string multipart_file_name(std::string_view head) {
+  constexpr std::string_view kField = "content-disposition:";
+  while (!head.empty()) {
+    auto nl = head.find('\n');
+    auto line = head.substr(0, nl);
+    head = nl == std::string_view::npos ? std::string_view() : head.substr(nl + 1);
+    if (line.size() > kField.size() && base::iequals(line.substr(0, kField.size()), kField)) {
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      auto name = disposition_file_name(line.substr(kField.size()));
+      if (!name.empty()) return name;
+    }
+  }
+  return {};
+}
+
+// The last segment of a URL's path, percent-decoded.
+std::string url_file_name(std::string_view url) {
+  if (auto p = url.find("://"); p != std::string_view::npos) {
+    url.remove_prefix(p + 3);
+    auto path = url.find('/');
+    url = path == std::string_view::npos ? std::string_view() : url.substr(path);
+  }
+  url = url.substr(0, url.find_first_of("?#"));
+  auto slash = url.rfind('/');
+  if (slash != std::string_view::npos) url.remove_prefix(slash + 1);
+  return clean_file_name(percent_decode(url));
+}
 
 }  // namespace
 
@@ -79,7 +281,14 @@ std::shared_ptr<const Engines> load_engines(const config::Scan& s) {
     if (!e->yara) e->error += (e->error.empty() ? "" : "; ") + std::string("YARA: ") + yerr;
   }
   e->version = e->clam ? e->clam->version().text() : "ClamAV not loaded";
-  if (e->yara) e->version += "; YARA " + std::to_string(e->yara->rule_count()) + " rules";
+  if (e->clam) {
+    const auto& v = e->clam->version();
+    e->clam_name = "ClamAV " + v.libclamav + "/" + std::to_string(v.db_version);
+  }
+  if (e->yara) {
+    e->yara_name = "YARA " + std::to_string(e->yara->rule_count()) + " rules";
+    e->version += "; " + e->yara_name;
+  }
   return e;
 }
 
@@ -174,24 +383,26 @@ bool is_endless_stream(std::string_view content_type) {
          t == "text/event-stream" || t == "multipart/x-mixed-replace";
 }
 
-ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc) {
+ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc, std::uint64_t size) {
   ScanOutcome o;
   svc.too_large.fetch_add(1, std::memory_order_relaxed);
   o.block = s.block_too_large;
   o.verdict = "not scanned";
   o.name = "larger than scan.max_scan_size";
+  o.size = size;
   o.reason = std::string(o.block ? "blocked" : "passed unscanned") + ": body larger than " +
              std::to_string(s.max_scan_size) + " bytes (scan.max_scan_size)";
   return o;
 }
 
-ScanOutcome failure_outcome(const config::Scan& s, ScanService& svc, std::string_view head,
-                            std::string why) {
+net::asio::awaitable<ScanOutcome> failure_outcome(const config::Scan& s, ScanService& svc,
+                                                  const Spool& spool, std::string_view why) {
   ScanOutcome o;
-  auto bytes = std::as_bytes(std::span(head.data(), head.size()));
-  o.file_type = std::string(inspect::detect_file_type(bytes).name);
-  apply_failure(s, svc, o, std::move(why));
-  return o;
+  o.size = spool.size();
+  auto type = co_await type_off_worker(svc, spool);
+  o.file_type = std::move(type);
+  apply_failure(s, svc, o, std::string(why));
+  co_return o;
 }
 
 net::asio::awaitable<ScanOutcome> scan_spool(const Snapshot& snap, ScanService& svc, Spool& spool) {
@@ -199,59 +410,38 @@ net::asio::awaitable<ScanOutcome> scan_spool(const Snapshot& snap, ScanService& 
   ScanOutcome o;
   auto digest = spool.digest();
   o.sha256 = inspect::Sha256::hex(digest);
+  o.size = spool.size();
   svc.scans.fetch_add(1, std::memory_order_relaxed);
   const auto engines = snap.engines;
   if (!engines || !engines->clam) {
-    auto head = std::as_bytes(std::span(spool.head().data(), spool.head().size()));
-    o.file_type = std::string(inspect::detect_file_type(head).name);
+    auto type = co_await type_off_worker(svc, spool);
+    o.file_type = std::move(type);
     apply_failure(s, svc, o, engines && !engines->error.empty() ? engines->error : "no engine");
     co_return o;
   }
-  std::optional<JobResult> result;
-  if (auto hit = svc.cache.find(digest, engines->generation)) {
-    // The cache keeps verdicts only; the type is cheap to find again for the log and policy.
-    auto head = std::as_bytes(std::span(spool.head().data(), spool.head().size()));
-    result = JobResult{*hit, std::string(inspect::detect_file_type(head).name)};
+  // A hit has the verdict, the true file type and the engine: nothing runs on this thread.
+  std::optional<inspect::ScanFacts> facts = svc.cache.find(digest, engines->generation);
+  if (facts) {
     o.cached = true;
   } else {
-    // The job reads the spool while this coroutine waits: it stays alive and unchanged.
     const Spool* sp = &spool;
-    auto job = [engines, sp]() {
-      JobResult r;
-      auto head = std::as_bytes(std::span(sp->head().data(), sp->head().size()));
-      r.file_type = std::string(inspect::detect_file_type(head).name);
-      r.verdict = sp->in_memory() ? engines->clam->scan_buffer(sp->memory().data(), sp->size())
-                                  : engines->clam->scan_fd(sp->fd());
-      if (r.verdict.kind == Verdict::clean && engines->yara) {
-        if (sp->in_memory()) {
-          r.verdict = engines->yara->scan(sp->memory().data(), sp->size());
-        } else {
-          void* m = ::mmap(nullptr, sp->size(), PROT_READ, MAP_PRIVATE, sp->fd(), 0);
-          if (m == MAP_FAILED) {
-            r.verdict = {Verdict::error, "cannot map the spool for YARA"};
-          } else {
-            r.verdict = engines->yara->scan(m, sp->size());
-            ::munmap(m, sp->size());
-          }
-        }
-      }
-      return r;
-    };
+    auto job = [engines, sp]() { return scan_job(*engines, *sp); };
     try {
-      result = co_await svc.offload.run(job);
+      facts = co_await svc.offload.run(job);
     } catch (const std::exception& e) {
-      result = JobResult{{Verdict::error, e.what()}, "unknown"};
+      facts = inspect::ScanFacts{{Verdict::error, e.what()}, std::string(sniff(spool)), {}};
     }
-    if (!result) {
-      auto head = std::as_bytes(std::span(spool.head().data(), spool.head().size()));
-      o.file_type = std::string(inspect::detect_file_type(head).name);
+    if (!facts) {
+      // The pool is full: the failure mode decides, by the type the first bytes show.
+      o.file_type = std::string(sniff(spool));
       apply_failure(s, svc, o, "scan queue full");
       co_return o;
     }
-    svc.cache.insert(digest, engines->generation, result->verdict);
+    svc.cache.insert(digest, engines->generation, *facts);
   }
-  o.file_type = result->file_type;
-  const auto& v = result->verdict;
+  o.file_type = std::move(facts->file_type);
+  o.engine = std::move(facts->engine);
+  const auto& v = facts->verdict;
   o.verdict = std::string(inspect::kind_name(v.kind));
   o.name = v.name;
   switch (v.kind) {
@@ -273,6 +463,24 @@ net::asio::awaitable<ScanOutcome> scan_spool(const Snapshot& snap, ScanService& 
       break;
   }
   co_return o;
+}
+
+std::string body_file_name(std::string_view content_disposition, std::string_view content_type,
+                           std::string_view body_head, std::string_view url) {
+  if (auto name = disposition_file_name(content_disposition); !name.empty()) return name;
+  auto media = base::to_lower(base::trim(content_type.substr(0, content_type.find(';'))));
+  if (media.starts_with("multipart/")) {
+    if (auto name = multipart_file_name(body_head); !name.empty()) return name;
+  }
+  return url_file_name(url);
+}
+
+std::string body_file_name(const wire::Head& head, std::string_view body_head,
+                           std::string_view url) {
+  const auto* cd = head.find("Content-Disposition");
+  const auto* ct = head.find("Content-Type");
+  return body_file_name(cd ? cd->value : std::string_view(), ct ? ct->value : std::string_view(),
+                        body_head, url);
 }
 
 }  // namespace pc::txn

@@ -16,6 +16,7 @@
 #include "inspect/verdict_cache.h"
 #include "inspect/yara.h"
 #include "net/io.h"
+#include "wire/http.h"
 
 namespace pc::txn {
 
@@ -29,6 +30,9 @@ struct Engines {
   std::string error;
   std::string version;           // "ClamAV 1.4.6/0/3 sigs/...; YARA 2 rules": log, health
   std::uint64_t generation = 0;  // changes with every load: verdict cache key, ISTag
+  // The engines as a verdict names them: "ClamAV 1.4.6/27345" (libclamav, then the newest
+  // official database version; 0 with the shipped set alone) and "YARA 12 rules".
+  std::string clam_name, yara_name;
 };
 
 // Loads the engines for `scan` (the shipped set, then clamav_dir when it exists; yara_dir
@@ -91,13 +95,15 @@ class Spool {
 // What a scan decided.
 struct ScanOutcome {
   bool block = false;
-  bool threat = false;    // a threat was found (the threat page, not a policy page)
-  std::string verdict;    // clean | infected | unscannable | error | not scanned
-  std::string name;       // threat name, or why not clean
-  std::string file_type;  // true file type ("exe", "zip", ... "unknown")
-  std::string sha256;     // hex; empty when not computed
-  bool cached = false;    // the verdict came from the cache
-  std::string reason;     // for the access log
+  bool threat = false;     // a threat was found (the threat page, not a policy page)
+  std::string verdict;     // clean | infected | unscannable | error | not scanned
+  std::string name;        // threat name, or why not clean
+  std::string file_type;   // true file type ("exe", "zip", ... "unknown"); empty: not looked at
+  std::string sha256;      // hex; empty when not computed
+  std::string engine;      // the engine(s) that decided ("ClamAV 1.4.6/27345", "YARA 2 rules")
+  std::uint64_t size = 0;  // bytes scanned; not scanned: the body's size as far as known
+  bool cached = false;     // the verdict came from the cache
+  std::string reason;      // for the access log
 };
 
 // Whether a body of this size is scanned at all; when not, too_large applies.
@@ -108,16 +114,31 @@ inline bool fits_scan(const config::Scan& s, std::uint64_t size) {
 // is not spooled; the too_large setting applies at once. `content_type` as received.
 bool is_endless_stream(std::string_view content_type);
 
-// The outcome for a body not scanned because it is larger than max_scan_size.
-ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc);
+// The outcome for a body not scanned because it is larger than max_scan_size; `size`: its
+// length as far as known (announced, or collected so far).
+ScanOutcome too_large_outcome(const config::Scan& s, ScanService& svc, std::uint64_t size);
 
 // The outcome when the gateway could not scan (here: the spool limit reached): the failure
-// mode decides, by the true file type of `head` (the body's first bytes) for by_type.
-ScanOutcome failure_outcome(const config::Scan& s, ScanService& svc, std::string_view head,
-                            std::string why);
+// mode decides, for by_type by the true file type of what the spool holds (found on the
+// offload pool; sniff_file_type when the pool is full). `why` must outlive the call.
+net::asio::awaitable<ScanOutcome> failure_outcome(const config::Scan& s, ScanService& svc,
+                                                  const Spool& spool, std::string_view why);
 
-// Scans a complete spool with the snapshot's engines on the offload pool (or answers from
-// the verdict cache); applies unscannable and the failure mode.
+// Scans a complete spool with the snapshot's engines on the offload pool, true file type
+// included, or answers from the verdict cache (which keeps the type and the engine with the
+// verdict: a hit does no work on the worker); applies unscannable and the failure mode.
+// libmagic never runs on the calling (worker) thread.
 net::asio::awaitable<ScanOutcome> scan_spool(const Snapshot& snap, ScanService& svc, Spool& spool);
+
+// The name of the file a body carries, for the log and security events: the filename of the
+// message's Content-Disposition (filename* first, RFC 6266 / RFC 8187), else, for a multipart
+// body, the first part's filename found in `body_head` (its first bytes), else the last
+// segment of the URL's path (percent-decoded). Directory parts are dropped, control
+// characters and quotes become '_', at most 255 bytes; empty when there is no name.
+std::string body_file_name(std::string_view content_disposition, std::string_view content_type,
+                           std::string_view body_head, std::string_view url);
+// The same for a body whose message head (request or response) is `head`.
+std::string body_file_name(const wire::Head& head, std::string_view body_head,
+                           std::string_view url);
 
 }  // namespace pc::txn

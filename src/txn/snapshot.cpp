@@ -24,6 +24,11 @@ void add_local_addresses(Snapshot& s) {
     s.own_ports.push_back(l.port);
     if (auto ip = base::parse_ip(l.address)) s.local_addresses.push_back(*ip);
   }
+  // The monitoring listener too: /metrics and /status must not be reachable through the proxy.
+  if (const auto& m = s.config->monitoring; m.enabled) {
+    s.own_ports.push_back(m.port);
+    if (auto ip = base::parse_ip(m.address)) s.local_addresses.push_back(*ip);
+  }
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return;
   for (ifaddrs* i = list; i; i = i->ifa_next) {

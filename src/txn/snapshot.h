@@ -22,8 +22,9 @@ struct Snapshot {
   std::shared_ptr<const pages::Templates> templates;
   std::shared_ptr<const policy::WarnSigner> warn_signer;
   std::shared_ptr<const Engines> engines;  // scanning; null or without ClamAV: failure mode
-  // Addresses of this host (all interfaces) and the ports the gateway listens on: the
-  // proxy never forwards to these (it would talk to itself).
+  // Addresses of this host (all interfaces) and the ports the gateway listens on (its
+  // listeners and the monitoring listener): the proxy never forwards to these (it would talk
+  // to itself, or expose its monitoring endpoints).
   std::vector<base::IpBytes> local_addresses;
   std::vector<std::uint16_t> own_ports;
   std::uint64_t generation = 0;

@@ -22,8 +22,16 @@ void Shared::release_client(const base::IpBytes& a) {
   if (--it->second == 0) per_client_.erase(it);
 }
 
+namespace {
+std::vector<std::string> listener_names(const config::Config& c) {
+  std::vector<std::string> names;
+  for (const auto& l : c.listeners) names.push_back(l.name);
+  return names;
+}
+}  // namespace
+
 Worker::Worker(Shared& s, unsigned idx, std::shared_ptr<const Snapshot> snap)
-    : shared(s), index(idx), pool_(io) {
+    : shared(s), index(idx), metrics_(listener_names(*snap->config)), pool_(io) {
   apply(std::move(snap));
 }
 
@@ -31,7 +39,24 @@ Worker::~Worker() {
   shutdown();
 }
 
+void Worker::start_ticks() {
+  ticking_ = true;
+  ticker_.expires_after(kTick);
+  ticker_.async_wait([this](const boost::system::error_code& ec) { on_tick(ec); });
+}
+
+void Worker::on_tick(const boost::system::error_code& ec) {
+  if (ec || !ticking_) return;
+  const auto now = net::Clock::now();
+  metrics_.tick(now - ticker_.expiry(), resolver_->stats(), pool_.idle(), pool_.reused());
+  // The next tick is kTick from now: a late tick does not make the next ones early.
+  ticker_.expires_after(kTick);
+  ticker_.async_wait([this](const boost::system::error_code& e) { on_tick(e); });
+}
+
 void Worker::shutdown() {
+  ticking_ = false;
+  ticker_.cancel();
   std::vector<Connection*> live(sessions_.begin(), sessions_.end());
   for (Connection* s : live) s->close();
   pool_.clear();
@@ -53,6 +78,7 @@ void Worker::apply(std::shared_ptr<const Snapshot> s) {
   }
   if (new_resolver) {
     // Sessions still resolving hold the old one until they finish.
+    if (resolver_) metrics_.retire_resolver(resolver_->stats());
     resolver_ = std::make_shared<net::Resolver>(io, dns);
   }
   auto same_parents = [](const config::Config& a, const config::Config& b) {
@@ -81,7 +107,15 @@ void Worker::parent_ok(std::size_t i) {
 }
 
 std::string Worker::next_request_id() {
-  return fmt::format("{}{:02x}{:06x}", shared.id_prefix, index & 0xff, ++requests_ & 0xffffff);
+  // prefix, the worker's index (2 hex digits) and its request count (6 hex digits)
+  static constexpr char kHex[] = "0123456789abcdef";
+  char tail[8];
+  const auto v = static_cast<std::uint32_t>(((index & 0xffU) << 24) | (++requests_ & 0xffffffU));
+  for (int k = 7; k >= 0; --k) tail[7 - k] = kHex[(v >> (4 * k)) & 0xf];
+  std::string id;
+  id.reserve(shared.id_prefix.size() + sizeof tail);
+  id.append(shared.id_prefix).append(tail, sizeof tail);
+  return id;
 }
 
 void Worker::drain() {

@@ -15,6 +15,7 @@
 #include "net/io.h"
 #include "net/resolver.h"
 #include "telemetry/access_log.h"
+#include "txn/metrics.h"
 #include "txn/snapshot.h"
 
 namespace pc::txn {
@@ -84,6 +85,14 @@ class Worker {
 
   std::string next_request_id();
 
+  // This worker's counters (written on its thread, read by the monitoring thread).
+  WorkerMetrics& metrics() { return metrics_; }
+  const WorkerMetrics& metrics() const { return metrics_; }
+  // Starts the periodic tick (every kTick) that measures event-loop lag and samples the
+  // resolver and pool figures for the metrics. Call before the thread runs io.
+  void start_ticks();
+  static constexpr std::chrono::milliseconds kTick{250};
+
   void add(Connection* s) { sessions_.insert(s); }
   void remove(Connection* s) { sessions_.erase(s); }
   // Worker thread only: close idle keep-alive connections; busy ones close after their
@@ -94,11 +103,16 @@ class Worker {
   void shutdown();
 
  private:
+  void on_tick(const boost::system::error_code& ec);
+
+  WorkerMetrics metrics_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::shared_ptr<net::Resolver> resolver_;
   net::UpstreamPool pool_;
   std::vector<net::Clock::time_point> parent_down_until_;
   std::uint64_t requests_ = 0;
+  boost::asio::steady_timer ticker_{io};
+  bool ticking_ = false;
 };
 
 }  // namespace pc::txn

@@ -153,6 +153,20 @@ std::size_t Head::count(std::string_view name) const {
 
 namespace detail {
 
+namespace {
+
+// Whether none of the 8 bytes at p is below 0x20 or 0x7F (each is then a field byte).
+bool plain_word(const char* p) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  std::uint64_t x;
+  std::memcpy(&x, p, sizeof x);
+  const std::uint64_t below = (x - kOnes * 0x20) & ~x & kHigh;
+  const std::uint64_t del = x ^ (kOnes * 0x7f);
+  return (below | ((del - kOnes) & ~del & kHigh)) == 0;
+}
+
+}  // namespace
+
 LineScan scan_field_line(std::string_view s, std::size_t max_line) {
   const char* p = s.data();
   const std::size_t n = s.size();
@@ -168,12 +182,13 @@ LineScan scan_field_line(std::string_view s, std::size_t max_line) {
     return r;
   };
   // A CR at i: the line ends when LF follows, otherwise it is a bare CR.
+  // Each scan stops at the first byte outside its class, at the end of the input (more is
+  // needed) or past max_line (too large).
+  const std::size_t lim = std::min(n, max_line);
   std::size_t i = 0;
-  for (;; ++i) {
-    if (i == n) return incomplete();
-    if (!is_tchar(p[i])) break;
-    if (i >= max_line) return fail(Error::field_too_large, i);
-  }
+  while (i < lim && is_tchar(p[i])) ++i;
+  if (i == n) return incomplete();
+  if (i == lim && is_tchar(p[i])) return fail(Error::field_too_large, i);
   const char c = p[i];
   if (c != ':') {
     if (c == '\r') {
@@ -196,11 +211,11 @@ LineScan scan_field_line(std::string_view s, std::size_t max_line) {
   if (i >= max_line) return fail(Error::field_too_large, i);
   const std::size_t name_len = i;
   const std::size_t value_start = ++i;
-  for (;; ++i) {
-    if (i == n) return incomplete();
-    if (!is_field_byte(p[i])) break;
-    if (i >= max_line) return fail(Error::field_too_large, i);
-  }
+  // Values are most of a head: eight bytes at a time while none is a control byte.
+  while (i + 8 <= lim && plain_word(p + i)) i += 8;
+  while (i < lim && is_field_byte(p[i])) ++i;
+  if (i == n) return incomplete();
+  if (i >= lim && is_field_byte(p[i])) return fail(Error::field_too_large, i);
   switch (p[i]) {
     case '\r':
       if (i + 1 == n) return incomplete();

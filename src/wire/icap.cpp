@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -601,11 +602,9 @@ IcapParseResult parse_icap_request_head(std::string_view buf, const IcapLimits& 
     out.method = IcapMethod::respmod;
   else
     return fail(IcapError::unknown_method, 0);
-  {
-    IcapUri check;
-    const IcapError e = parse_icap_uri(uri, check);
-    if (e != IcapError::none) return fail(e, uri_start);
-  }
+  IcapUri target;
+  if (const IcapError e = parse_icap_uri(uri, target); e != IcapError::none)
+    return fail(e, uri_start);
   i += 2;
 
   IcapParseResult r = parse_fields(win, i, lim.max_fields, lim.max_field_bytes, out);
@@ -647,7 +646,16 @@ IcapParseResult parse_icap_request_head(std::string_view buf, const IcapLimits& 
   take_ownership(buf, r.consumed, out, views);
   out.method_name = views[0];
   out.uri = views[1];
-  parse_icap_uri(out.uri, out.target);
+  // The URI's parts, moved along with it.
+  auto moved = [&](std::string_view v) {
+    return v.empty() ? v
+                     : out.uri.substr(static_cast<std::size_t>(v.data() - uri.data()), v.size());
+  };
+  target.scheme = moved(target.scheme);
+  target.host = moved(target.host);
+  target.service = moved(target.service);
+  target.query = moved(target.query);
+  out.target = target;
   return r;
 }
 
@@ -1025,34 +1033,44 @@ bool head_part_ok(std::string_view h) {
   return h.empty() || (h.size() >= 4 && h.ends_with("\r\n\r\n"));
 }
 
-// Appends the fields, the computed Encapsulated field, the empty line and the heads; checks
-// the parts (fields as given, Encapsulated for method and direction). Appends nothing and
-// returns false when they break a rule.
-bool append_parts(std::string& out, std::string_view start_line, const IcapParts& parts,
-                  IcapMethod method, IcapDirection dir, std::string_view istag_line) {
+// Appends the fields, the computed Encapsulated field, the empty line and the heads after the
+// start line (and ISTag) the caller appended since `mark`; checks the parts (fields as given,
+// Encapsulated for method and direction). On a broken rule, cuts out back to `mark` and
+// returns false.
+bool append_parts(std::string& out, std::size_t mark, const IcapParts& parts, IcapMethod method,
+                  IcapDirection dir) {
+  auto fail = [&] {
+    out.resize(mark);
+    return false;
+  };
   for (const Field& f : parts.fields) {
-    if (!field_ok(f) || iequals(f.name, "encapsulated")) return false;
-    if (dir == IcapDirection::response && iequals(f.name, "istag")) return false;
+    if (!field_ok(f) || iequals(f.name, "encapsulated")) return fail();
+    if (dir == IcapDirection::response && iequals(f.name, "istag")) return fail();
   }
-  if (!head_part_ok(parts.req_hdr) || !head_part_ok(parts.res_hdr)) return false;
-  std::string enc;
-  std::size_t offset = 0;
+  if (!head_part_ok(parts.req_hdr) || !head_part_ok(parts.res_hdr)) return fail();
+  std::array<char, 128> enc;  // three entities at most: "res-body=" and 20 digits each
+  std::size_t len = 0, offset = 0;
   auto add = [&](IcapEntity e, std::size_t size) {
-    if (!enc.empty()) enc += ", ";
-    enc += entity_name(e);
-    enc += '=';
-    enc += std::to_string(offset);
+    if (len) {
+      std::memcpy(enc.data() + len, ", ", 2);
+      len += 2;
+    }
+    const std::string_view name = entity_name(e);
+    std::memcpy(enc.data() + len, name.data(), name.size());
+    len += name.size();
+    enc[len++] = '=';
+    len = static_cast<std::size_t>(
+        std::to_chars(enc.data() + len, enc.data() + enc.size(), offset).ptr - enc.data());
     offset += size;
   };
   if (!parts.req_hdr.empty()) add(IcapEntity::req_hdr, parts.req_hdr.size());
   if (!parts.res_hdr.empty()) add(IcapEntity::res_hdr, parts.res_hdr.size());
   add(parts.body, 0);
+  const std::string_view value(enc.data(), len);
   Encapsulated check;
-  if (parse_encapsulated(enc, method, dir, std::numeric_limits<std::size_t>::max(), check) !=
+  if (parse_encapsulated(value, method, dir, std::numeric_limits<std::size_t>::max(), check) !=
       IcapError::none)
-    return false;
-  out.append(start_line);
-  out.append(istag_line);
+    return fail();
   for (const Field& f : parts.fields) {
     out.append(f.name);
     out.append(": ");
@@ -1060,7 +1078,7 @@ bool append_parts(std::string& out, std::string_view start_line, const IcapParts
     out.append("\r\n");
   }
   out.append("Encapsulated: ");
-  out.append(enc);
+  out.append(value);
   out.append("\r\n\r\n");
   out.append(parts.req_hdr);
   out.append(parts.res_hdr);
@@ -1072,13 +1090,6 @@ bool istag_ok(std::string_view t) {
   for (char c : t)
     if (c == '"' || c == '\\' || !detail::has_class(c, detail::kQdText) || c == '\t') return false;
   return true;
-}
-
-std::string istag_line(std::string_view istag) {
-  std::string s = "ISTag: \"";
-  s += istag;
-  s += "\"\r\n";
-  return s;
 }
 
 }  // namespace
@@ -1093,12 +1104,12 @@ bool append_icap_response(std::string& out, int status, std::string_view istag,
   if (status == 204 &&
       (!parts.req_hdr.empty() || !parts.res_hdr.empty() || parts.body != IcapEntity::null_body))
     return false;
-  std::string line = "ICAP/1.0 ";
-  line += std::to_string(status);
-  line += ' ';
-  line += reason;
-  line += "\r\n";
-  return append_parts(out, line, parts, request_method, IcapDirection::response, istag_line(istag));
+  const std::size_t mark = out.size();
+  char code[4];
+  std::to_chars(code, code + 3, status);
+  out.append("ICAP/1.0 ").append(code, 3).append(" ").append(reason).append("\r\n");
+  out.append("ISTag: \"").append(istag).append("\"\r\n");
+  return append_parts(out, mark, parts, request_method, IcapDirection::response);
 }
 
 bool append_icap_request(std::string& out, IcapMethod method, std::string_view uri,
@@ -1118,11 +1129,9 @@ bool append_icap_request(std::string& out, IcapMethod method, std::string_view u
        !parse_preview(f.preview->value, std::numeric_limits<std::uint64_t>::max(), preview)))
     return false;
   if (f.bad_allow) return false;
-  std::string line(icap_method_name(method));
-  line += ' ';
-  line += uri;
-  line += " ICAP/1.0\r\n";
-  return append_parts(out, line, parts, method, IcapDirection::request, {});
+  const std::size_t mark = out.size();
+  out.append(icap_method_name(method)).append(" ").append(uri).append(" ICAP/1.0\r\n");
+  return append_parts(out, mark, parts, method, IcapDirection::request);
 }
 
 void append_icap_continue(std::string& out) {

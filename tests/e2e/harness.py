@@ -204,6 +204,8 @@ class Proxy:
             "upstream": {"direct_domains": [], "retry_after": 30},
             "access_log": {"path": "access.log", "format": "json"},
             "log": {"level": "debug"},
+            # Every test gateway has its own monitoring port (the default 2812 is shared).
+            "monitoring": {"address": "127.0.0.1", "port": free_port()},
         }
         if overrides:
             deep_merge(self.cfg, overrides)
@@ -373,6 +375,20 @@ class Proxy:
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.port
+
+    # -- monitoring listener -------------------------------------------------------
+    @property
+    def monitoring_port(self):
+        return self.cfg["monitoring"]["port"]
+
+    def monitoring_get(self, path, method="GET", timeout=10.0):
+        """One request to the monitoring listener; returns a Response (status, fields, body)."""
+        s = connect(self.monitoring_port, self.cfg["monitoring"]["address"], timeout)
+        try:
+            s.sendall(("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % (method, path)).encode())
+            return read_response(ConnReader(s, timeout=timeout), method)
+        finally:
+            s.close()
 
 
 # ---------------------------------------------------------------------------------------

@@ -1181,12 +1181,14 @@ class ScanProtocol(IcapCase):
         cls.addClassCleanup(cls.p.stop)
         cls.p.start()
 
-    def respmod(self, body, preview=1024, allow_204=True, content_length=None, url="http://allowed.example/f"):
+    def respmod(self, body, preview=1024, allow_204=True, content_length=None, url="http://allowed.example/f",
+                res_fields=b""):
         """Sends a RESPMOD with a preview; answers 100 Continue with the rest. Returns the final
-        response and whether 100 Continue came."""
+        response and whether 100 Continue came. res_fields: more response header lines."""
         n = len(body) if content_length is None else content_length
         req = h.http_request_head("GET", url, [])
-        res = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % n
+        res = (b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n" % n
+               + res_fields + b"\r\n")
         fields = [("Preview", str(preview))] + ([("Allow", "204")] if allow_204 else [])
         s, r = self.open_icap()
         first, rest = body[:preview], body[preview:]
@@ -1206,6 +1208,23 @@ class ScanProtocol(IcapCase):
         self.assertEqual(resp.status, 200, resp)
         self.assertIn(b"403", resp.heads.get("res-hdr", b"").split(b"\r\n")[0])
         self.assertIn(b"Portcullis.Test.EICAR", resp.body)
+
+    def test_threat_logged_with_file_name_size_type_and_engine(self):
+        body = EICAR + b"\n" * 3000
+        url = "http://allowed.example/dl?id=7"
+        resp, _ = self.respmod(body, url=url,
+                               res_fields=b"Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.exe\r\n")
+        self.assertIn(b"Portcullis.Test.EICAR", resp.body)
+        rec = self.record_for(url, "respmod")
+        self.assertEqual(rec.get("scan"), "infected", rec)
+        rid = rec["request_id"]
+        line = h.wait_until(lambda: next((ln for ln in self.p.stderr_text(400000).splitlines()
+                                          if rid in ln and "sha256" in ln), None), timeout=10)
+        self.assertTrue(line, "no block log line for %s" % rid)
+        self.assertIn("sha256 " + h.sha256(body), line)
+        self.assertIn('file "r\u00e9sum\u00e9.exe"', line)
+        self.assertIn("%d bytes" % len(body), line)
+        self.assertRegex(line, r"engine ClamAV [0-9.]+/[0-9]+")
 
     def test_clean_body_after_the_preview_gets_204(self):
         resp, continued = self.respmod(h.payload(5000))

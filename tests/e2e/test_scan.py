@@ -37,7 +37,8 @@ def zipped(name, data, store=False):
 
 class ScanOrigin(h.OriginServer):
     """The harness origin plus:
-      /file/NAME[?chunked=1]   the bytes registered in .files[NAME] (Content-Length or chunked)
+      /file/NAME[?chunked=1][&cd=FILENAME]   the bytes registered in .files[NAME]
+                               (Content-Length or chunked; cd: with Content-Disposition)
       /stream?n=N              N bytes of video/mp4 without a length (closes after)
       /dribble/NAME?first=F    .files[NAME] with Content-Length: F bytes at once, then 64 KiB
                                every 50 ms until .gate is set (at most up to the last MiB),
@@ -53,6 +54,8 @@ class ScanOrigin(h.OriginServer):
         ka = b"" if keep else b"Connection: close\r\n"
         if path.startswith("/file/"):
             data = self.files[path[len("/file/"):]]
+            if "cd" in q:
+                ka += b'Content-Disposition: attachment; filename="%s"\r\n' % q["cd"].encode()
             if q.get("chunked") == "1":
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                              b"Transfer-Encoding: chunked\r\n%s\r\n" % ka)
@@ -113,6 +116,19 @@ class ScanCase(h.PortcullisTestCase):
 
     def get(self, p, url, *args, timeout=60):
         return self.curl_status("-x", p.url, *args, url, timeout=timeout)
+
+    def block_log_line(self, p, rec):
+        """The diagnostic log line of a blocked transaction (by its request ID)."""
+        rid = rec["request_id"]
+
+        def line():
+            for ln in p.stderr_text(400000).splitlines():
+                if rid in ln and "sha256" in ln:
+                    return ln
+            return None
+        found = h.wait_until(line, timeout=10)
+        self.assertTrue(found, "no block log line for %s" % rid)
+        return found
 
     def assertThreatBlocked(self, p, o, name, data, path=None, threat=EICAR_SIG):
         o.files[name] = data
@@ -251,6 +267,44 @@ class DefaultScanTest(ScanCase):
         self.assertEqual(recs[-1]["scan"], "clean")
         self.assertTrue(recs[-1]["scan_cached"])
 
+    def test_threat_logged_with_file_name_size_type_and_engine(self):
+        # The file name from Content-Disposition, else from the URL.
+        for name, path, want in (("cd-eicar", "/file/cd-eicar?cd=invoice.pdf.exe", "invoice.pdf.exe"),
+                                 ("url-eicar.com", "/file/url-eicar.com", "url-eicar.com")):
+            with self.subTest(path=path):
+                self.o.files[name] = EICAR
+                url = self.o.url(path)
+                status, _, _ = self.get(self.p, url)
+                self.assertEqual(status, 403)
+                rec = self.record_for(self.p, url.split("//", 1)[1])[-1]
+                line = self.block_log_line(self.p, rec)
+                self.assertIn("threat found: " + EICAR_SIG, line)
+                self.assertIn("sha256 " + h.sha256(EICAR), line)
+                self.assertIn('file "%s"' % want, line)
+                self.assertIn("%d bytes" % len(EICAR), line)
+                self.assertRegex(line, r"engine ClamAV [0-9.]+/[0-9]+")
+
+    def test_one_scan_per_record_upload_then_download(self):
+        up = "a clean upload body\n" * 50
+        # clean upload, infected download: the record is the download's, infected
+        self.o.files["after-upload.com"] = EICAR
+        status, _, _ = self.get(self.p, self.o.url("/file/after-upload.com?m=updl1"), "--data-binary", up)
+        self.assertEqual(status, 403)
+        rec = self.record_for(self.p, "m=updl1")[-1]
+        self.assertEqual(rec["scan"], "infected")
+        self.assertEqual(rec["sha256"], h.sha256(EICAR))
+        self.assertEqual(self.o.requests[-1].body, up.encode(), "the clean upload reached the origin")
+        # clean upload, clean download: the response body's scan
+        data = h.payload(5000)
+        self.o.files["after-upload.bin"] = data
+        status, body, _ = self.get(self.p, self.o.url("/file/after-upload.bin?m=updl2"), "--data-binary", up)
+        self.assertEqual(status, 200)
+        self.assertEqual(body, data)
+        rec = self.record_for(self.p, "m=updl2")[-1]
+        self.assertEqual(rec["scan"], "clean")
+        self.assertEqual(rec["sha256"], h.sha256(data))
+        self.assertNotEqual(rec["sha256"], h.sha256(up.encode()))
+
     def test_endless_stream_passes_unscanned(self):
         n = 300000
         status, body, _ = self.get(self.p, self.o.url("/stream?n=%d" % n))
@@ -287,6 +341,16 @@ class TooLargeTest(ScanCase):
             f.write(h.payload(n))
         r = self.curl("-x", p.url, "--data-binary", "@" + path, o.url("/echo?m=bigup"))
         self.assertEqual(json.loads(r.stdout)["body_sha256"], h.payload_sha(n))
+        # an upload passed unscanned, then a clean download: the record keeps the more severe
+        # "not scanned", with the upload's (empty) hash rather than the download's
+        o.files["small-after-bigup"] = b"small and clean\n"
+        status, body, _ = self.get(p, o.url("/file/small-after-bigup"), "--data-binary", "@" + path)
+        self.assertEqual(status, 200)
+        self.assertEqual(body, b"small and clean\n")
+        rec = self.record_for(p, "/file/small-after-bigup")[-1]
+        self.assertEqual(rec["scan"], "not scanned")
+        self.assertIn("passed unscanned", rec["reason"])
+        self.assertEqual(rec.get("sha256", ""), "")
         # a small infected file is still scanned
         self.assertThreatBlocked(p, o, "small-eicar.com", EICAR)
 

@@ -147,6 +147,18 @@ class SyslogCase(h.PortcullisTestCase):
         self.addCleanup(c.close)
         return c
 
+    def readyz(self, p):
+        r = p.monitoring_get("/readyz")
+        self.assertIsNotNone(r, "no answer from the monitoring listener")
+        return r.status, json.loads(r.body)
+
+    def sink_ready(self, p, name):
+        """The ok of the readiness check of log sink `name` (None when there is none)."""
+        for c in self.readyz(p)[1]["checks"]:
+            if c["name"] == "log sink " + name:
+                return c["ok"]
+        return None
+
     def wait_stderr(self, p, pattern, timeout=30.0):
         found = h.wait_until(lambda: re.search(pattern, p.stderr_text()), timeout, 0.1)
         self.assertTrue(found, "no /%s/ in the gateway's log\n%s" % (pattern, p.stderr_text()))
@@ -300,8 +312,10 @@ class FormatsAndTransports(SyslogCase):
         self.assertEqual(tls.records(), [])
         # The record waits on disk for a receiver the gateway can trust.
         spool = os.path.join(p.state_dir, "spool", "syslog", "wrongca")
-        self.assertTrue(any(n.endswith(".seg") and os.path.getsize(os.path.join(spool, n)) > 0
-                            for n in os.listdir(spool)), os.listdir(spool))
+        queued = h.wait_until(lambda: any(n.endswith(".seg") and os.path.getsize(os.path.join(spool, n)) > 0
+                                          for n in os.listdir(spool)), 10)
+        self.assertTrue(queued, os.listdir(spool))
+        self.assertEqual(tls.records(), [])
 
 
 class ReceiverOutages(SyslogCase):
@@ -322,12 +336,19 @@ class ReceiverOutages(SyslogCase):
             c.reqmod("http://allowed.example/before/%d" % i)
         self.assertEqual(len(rx.wait_records(20)), 20, rx.log_text())
 
+        self.assertTrue(self.sink_ready(p, "syslog:outage"), self.readyz(p))
+
         rx.stop()
         for i in range(30):
             c.reqmod("http://allowed.example/during/%d" % i)
-        # The gateway noticed: the connection was closed, then refused.
+        # The gateway noticed: the connection was closed, then refused; monitoring says so.
         self.wait_stderr(p, r"syslog outage: cannot connect to 127\.0\.0\.1:%d" % rx.port)
         self.assertEqual(len(p.wait_access_records(50)), 50)
+        self.assertTrue(h.wait_until(lambda: self.sink_ready(p, "syslog:outage") is False, 10), self.readyz(p))
+        status, body = self.readyz(p)
+        self.assertEqual(status, 503, body)
+        check = [c for c in body["checks"] if c["name"] == "log sink syslog:outage"][0]
+        self.assertIn("Connection refused", check["detail"])
 
         rx.start()
         for i in range(10):
@@ -335,6 +356,10 @@ class ReceiverOutages(SyslogCase):
         ids, want = self.records_in_order(rx, p, 60)
         self.assertEqual(len(want), 60)
         self.assertEqual(ids, want, "records lost, repeated or out of order\n" + p.stderr_text())
+        self.assertTrue(h.wait_until(lambda: self.sink_ready(p, "syslog:outage"), 10), self.readyz(p))
+        metrics = p.monitoring_get("/metrics").body.decode()
+        self.assertIn('portcullis_log_records_written_total{sink="syslog:outage"} 60', metrics)
+        self.assertIn('portcullis_log_records_dropped_total{sink="syslog:outage"} 0', metrics)
         urls = [m["sd"]["portcullis@32473"]["url"] for m in rx.records()]
         self.assertEqual(urls[20], "http://allowed.example/during/0")
         self.assertEqual(urls[-1], "http://allowed.example/after/9")

@@ -2,7 +2,8 @@
 // OLE directory scan are our own parsers of untrusted bytes. Invariants: no crash or
 // out-of-bounds read; a finding in a prefix is also a finding in the whole input (records are
 // only read within bounds, so more bytes never lose one); detect_file_type returns one of the
-// documented names and "office-macro" only with a zip or OLE finding behind it.
+// documented names and "office-macro" only with a zip or OLE finding behind it; so does
+// sniff_file_type (magic numbers and the OLE root class ID, read within bounds).
 //
 // Input: byte 0 picks where the head ends (the rest is the tail), the remainder is the body.
 #include <array>
@@ -50,6 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   FileType ft = detect_file_type(head, tail);
   FUZZ_CHECK(known(ft.name));
+  FUZZ_CHECK(known(sniff_file_type(body)));
   if (ft.name == "office-macro" && ft.mime.find("macroEnabled") == std::string::npos) {
     auto t = detail::scan_zip_names(tail);
     FUZZ_CHECK(prefix.vba_project || t.vba_project || detail::ole_has_macros(head));

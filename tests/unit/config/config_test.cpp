@@ -168,6 +168,11 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
   EXPECT_EQ(c->access_log_path, fs::path("/etc/portcullis/log/access.log"));
   EXPECT_EQ(c->access_log_format, LogFormat::json);
   EXPECT_EQ(c->log_level, "info");
+
+  EXPECT_TRUE(c->monitoring.enabled);
+  EXPECT_EQ(c->monitoring.address, "127.0.0.1");
+  EXPECT_EQ(c->monitoring.port, 2812);
+  EXPECT_FALSE(c->monitoring.allow_remote);
 }
 
 TEST(ConfigShipped, ClientNetworksAreThePrivateRanges) {
@@ -881,6 +886,55 @@ TEST(ConfigGateway, DefaultNameIsTheHostName) {
   std::string h(host);
   bool usable = !h.empty() && h.find_first_of(" ,;()\"") == std::string::npos;
   EXPECT_EQ(default_gateway_name(), usable ? h : "portcullis");
+}
+
+TEST(ConfigMonitoring, DefaultsAndSettings) {
+  auto d = ok("");
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(d->monitoring.enabled);
+  EXPECT_EQ(d->monitoring.address, "127.0.0.1");
+  EXPECT_EQ(d->monitoring.port, 2812);
+  EXPECT_FALSE(d->monitoring.allow_remote);
+
+  auto c = ok("[monitoring]\nenabled = false\naddress = \"::1\"\nport = 9100\n");
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->monitoring.enabled);
+  EXPECT_EQ(c->monitoring.address, "::1");
+  EXPECT_EQ(c->monitoring.port, 9100);
+  auto r = ok("[monitoring]\naddress = \"0.0.0.0\"\nallow_remote = true\n");
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->monitoring.address, "0.0.0.0");
+  EXPECT_TRUE(r->monitoring.allow_remote);
+  ASSERT_NE(ok("[monitoring]\naddress = \"127.3.2.1\"\n"), nullptr);  // all of 127/8
+}
+
+TEST(ConfigMonitoring, Errors) {
+  constexpr std::string_view kRemote =
+      "'address' must be a loopback address (127.0.0.0/8 or ::1): the monitoring listener tells "
+      "whoever reaches it about the traffic; set allow_remote = true to listen elsewhere";
+  for (auto [text, message] : {
+           std::pair{"[monitoring]\naddress = \"0.0.0.0\"\n", kRemote},
+           std::pair{"[monitoring]\naddress = \"::\"\n", kRemote},
+           std::pair{"[monitoring]\naddress = \"192.168.1.1\"\n", kRemote},
+           std::pair{"[monitoring]\naddress = \"localhost\"\n",
+                     std::string_view("'address' must be an IP address")},
+           std::pair{"[monitoring]\nport = 0\n",
+                     std::string_view("'port' must be between 1 and 65535")},
+           std::pair{"[monitoring]\nallow_remote = \"yes\"\n",
+                     std::string_view("'allow_remote' must be true or false")},
+           std::pair{"[monitoring]\npath = \"/m\"\n",
+                     std::string_view("unknown key 'path' in [monitoring]")},
+           std::pair{
+               "[[listeners]]\nname = \"p\"\naddress = \"::\"\nport = 2812\n",
+               std::string_view("the monitoring listener overlaps listener 'p' on port 2812")},
+       }) {
+    auto errs = bad(text);
+    ASSERT_FALSE(errs.empty()) << text;
+    EXPECT_EQ(errs[0].message, message) << text;
+  }
+  // Disabled: its port is free for a listener.
+  ASSERT_NE(ok("[monitoring]\nenabled = false\n[[listeners]]\naddress = \"::\"\nport = 2812\n"),
+            nullptr);
 }
 
 TEST(ConfigPaths, StateDirAndAccessLogRelativeToTheFile) {

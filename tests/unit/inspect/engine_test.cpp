@@ -53,6 +53,14 @@ TEST_F(ClamEngineTest, VersionDescribesTheShippedSet) {
   EXPECT_GT(v.generation, 0u);
   EXPECT_NE(v.text().find("ClamAV " + v.libclamav + "/0/"), std::string::npos) << v.text();
   EXPECT_FALSE(engine_->stale());
+  // Every file of the shipped set is listed, as plain signature files (no header).
+  ASSERT_EQ(v.databases.size(), 2u);
+  EXPECT_EQ(v.databases[0].file.filename(), "portcullis.hdb");
+  EXPECT_EQ(v.databases[1].file.filename(), "portcullis.ndb");
+  for (const auto& db : v.databases) {
+    EXPECT_EQ(db.version, 0u);
+    EXPECT_EQ(db.built, 0);
+  }
 }
 
 TEST_F(ClamEngineTest, EicarAsAPlainBuffer) {

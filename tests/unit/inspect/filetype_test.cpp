@@ -118,6 +118,78 @@ TEST(FileType, UnknownAndEmpty) {
   EXPECT_EQ(detect_file_type({}).name, "unknown");
 }
 
+std::string_view sniffed(const std::string& s) {
+  return sniff_file_type(bytes(s));
+}
+
+// An OLE compound file whose root storage has class ID `clsid` (16 bytes): a 512-byte
+// header (sector shift 9, first directory sector 0), then the directory sector.
+std::string ole_with_root_class(const std::string& clsid) {
+  std::string f = ole("Other");
+  f[0x1e] = 9;
+  f[0x30] = 0;  // directory at sector 0: the bytes at 512
+  f.replace(512 + 0x50, 16, clsid);
+  return f;
+}
+
+TEST(FileType, SniffByMagicNumbers) {
+  EXPECT_EQ(sniffed(read_head("/bin/true")), "exe");
+  EXPECT_EQ(sniffed(std::string("MZ\x90\x00", 4)), "exe");
+  EXPECT_EQ(sniffed(std::string("\xcf\xfa\xed\xfe\x07\x00\x00\x01", 8)), "exe");
+  EXPECT_EQ(sniffed("#!/bin/sh\necho hi\n"), "script");
+  EXPECT_EQ(sniffed(ZipWriter::single("a.txt", "hello")), "zip");
+  EXPECT_EQ(sniffed(ooxml(true)), "zip");  // coarser than detect_file_type
+  EXPECT_EQ(sniffed(std::string("\x1f\x8b\x08\x00", 4)), "gzip");
+  EXPECT_EQ(sniffed("BZh91AY&SY"), "bzip2");
+  EXPECT_EQ(sniffed(std::string("\xFD"
+                                "7zXZ\0\0\x04",
+                                8)),
+            "xz");
+  EXPECT_EQ(sniffed(std::string("7z\xBC\xAF\x27\x1C\x00\x04", 8)), "7z");
+  EXPECT_EQ(sniffed(std::string("Rar!\x1A\x07\x01\x00", 8)), "rar");
+  EXPECT_EQ(sniffed(std::string("MSCF\0\0\0\0\x10\x00", 10)), "cab");
+  std::string tar(512, '\0');
+  tar.replace(0, 5, "a.txt");
+  tar.replace(257, 6, std::string("ustar\0", 6));
+  EXPECT_EQ(sniffed(tar), "tar");
+  EXPECT_EQ(sniffed(tar.substr(0, 260)), "unknown");  // "ustar" cut off: never read past the end
+  EXPECT_EQ(sniffed("Just some plain text.\n"), "unknown");
+  EXPECT_EQ(sniffed(""), "unknown");
+  EXPECT_EQ(sniffed("M"), "unknown");
+}
+
+TEST(FileType, SniffTellsInstallersFromOtherOleFiles) {
+  const std::string msi_class("\x84\x10\x0c\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00\x46",
+                              16);
+  const std::string doc_class("\x06\x09\x02\x00\x00\x00\x00\x00\xc0\x00\x00\x00\x00\x00\x00\x46",
+                              16);  // Word 97
+  EXPECT_EQ(sniffed(ole_with_root_class(msi_class)), "msi");
+  EXPECT_EQ(sniffed(ole_with_root_class(doc_class)), "office");
+  EXPECT_EQ(sniffed(ole("VBA")), "office");  // no valid sector shift: not an installer
+  // A directory sector beyond the bytes at hand, or a bogus one: not read, "office".
+  std::string far = ole_with_root_class(msi_class);
+  far[0x30] = 7;
+  EXPECT_EQ(sniffed(far), "office");
+  far[0x30] = far[0x31] = far[0x32] = far[0x33] = '\xff';
+  EXPECT_EQ(sniffed(far), "office");
+  EXPECT_EQ(sniffed(far.substr(0, 8)), "office");
+}
+
+// Where it matters (the types scan.on_failure = "by_type" blocks), the sniff agrees with
+// libmagic.
+TEST(FileType, SniffAgreesWithDetectionOnExecutablesAndArchives) {
+  const std::string samples[] = {
+      read_head("/bin/true"),
+      ZipWriter::single("a.txt", "hello"),
+      std::string(
+          "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20),
+      std::string("BZh91AY&SY\x01\x02\x03\x04", 14),
+      std::string("7z\xBC\xAF\x27\x1C\x00\x04", 8) + std::string(24, '\0'),
+      std::string("Rar!\x1A\x07\x00", 7) + std::string(32, '\0'),
+  };
+  for (const auto& s : samples) EXPECT_EQ(sniffed(s), type_of(s));
+}
+
 TEST(FileType, MacroInTheTailOfALargeDocument) {
   // The head holds only the start; the central directory (in the tail) names the VBA project.
   std::string doc = ooxml(true);

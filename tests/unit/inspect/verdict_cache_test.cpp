@@ -26,42 +26,67 @@ TEST(Sha256, KnownVectorsAndIncrementalUpdates) {
   EXPECT_EQ(h.final(), digest_of("abc"));
 }
 
+ScanFacts facts(Verdict::Kind k, std::string name = {}, std::string type = "unknown") {
+  return {{k, std::move(name)}, std::move(type), "ClamAV test"};
+}
+
 TEST(VerdictCache, HitsMissesAndGenerations) {
   VerdictCache cache(4);
   Digest a = digest_of("a");
   EXPECT_FALSE(cache.find(a, 1));
-  EXPECT_TRUE(cache.insert(a, 1, {Verdict::clean, {}}));
+  EXPECT_TRUE(cache.insert(a, 1, facts(Verdict::clean)));
   auto v = cache.find(a, 1);
   ASSERT_TRUE(v);
-  EXPECT_EQ(v->kind, Verdict::clean);
+  EXPECT_EQ(v->verdict.kind, Verdict::clean);
   EXPECT_FALSE(cache.find(a, 2));  // a new engine generation does not see old verdicts
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.misses(), 2u);
-  EXPECT_FALSE(cache.insert(digest_of("b"), 1, {Verdict::error, "io"}));
+  EXPECT_FALSE(cache.insert(digest_of("b"), 1, facts(Verdict::error, "io")));
   EXPECT_EQ(cache.size(), 1u);
-  EXPECT_TRUE(cache.insert(a, 1, {Verdict::infected, "X"}));  // replaced
-  EXPECT_EQ(cache.find(a, 1)->name, "X");
+  EXPECT_TRUE(cache.insert(a, 1, facts(Verdict::infected, "X")));  // replaced
+  EXPECT_EQ(cache.find(a, 1)->verdict.name, "X");
   EXPECT_EQ(cache.size(), 1u);
   cache.clear();
   EXPECT_EQ(cache.size(), 0u);
 }
 
+// A hit carries the true file type and the engine found by the scan, so that the caller
+// needs no detection of its own.
+TEST(VerdictCache, HitReturnsTheStoredFileTypeAndEngine) {
+  VerdictCache cache(4);
+  Digest exe = digest_of("MZ...");
+  Digest zip = digest_of("PK...");
+  ASSERT_TRUE(cache.insert(exe, 3, {{Verdict::clean, {}}, "exe", "ClamAV 1.4.6/27345"}));
+  ASSERT_TRUE(
+      cache.insert(zip, 3, {{Verdict::infected, "ns:rule"}, "office-macro", "YARA 2 rules"}));
+  auto a = cache.find(exe, 3);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->file_type, "exe");
+  EXPECT_EQ(a->engine, "ClamAV 1.4.6/27345");
+  auto b = cache.find(zip, 3);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(*b, (ScanFacts{{Verdict::infected, "ns:rule"}, "office-macro", "YARA 2 rules"}));
+  // Replacing an entry replaces its type too.
+  ASSERT_TRUE(cache.insert(exe, 3, {{Verdict::clean, {}}, "zip", "ClamAV 1.4.6/27346"}));
+  EXPECT_EQ(cache.find(exe, 3)->file_type, "zip");
+}
+
 TEST(VerdictCache, EvictsTheLeastRecentlyUsed) {
   VerdictCache cache(3);
   Digest d[4] = {digest_of("0"), digest_of("1"), digest_of("2"), digest_of("3")};
-  for (int i = 0; i < 3; ++i) cache.insert(d[i], 7, {Verdict::clean, {}});
+  for (int i = 0; i < 3; ++i) cache.insert(d[i], 7, facts(Verdict::clean));
   EXPECT_TRUE(cache.find(d[0], 7));  // 0 is now the most recent; 1 the least
-  cache.insert(d[3], 7, {Verdict::unscannable, "Heuristics.Encrypted.Zip"});
+  cache.insert(d[3], 7, facts(Verdict::unscannable, "Heuristics.Encrypted.Zip"));
   EXPECT_EQ(cache.size(), 3u);
   EXPECT_TRUE(cache.find(d[0], 7));
   EXPECT_FALSE(cache.find(d[1], 7));
   EXPECT_TRUE(cache.find(d[2], 7));
-  EXPECT_EQ(cache.find(d[3], 7)->kind, Verdict::unscannable);
+  EXPECT_EQ(cache.find(d[3], 7)->verdict.kind, Verdict::unscannable);
 }
 
 TEST(VerdictCache, ZeroCapacityStoresNothing) {
   VerdictCache cache(0);
-  EXPECT_FALSE(cache.insert(digest_of("a"), 1, {Verdict::clean, {}}));
+  EXPECT_FALSE(cache.insert(digest_of("a"), 1, facts(Verdict::clean)));
   EXPECT_FALSE(cache.find(digest_of("a"), 1));
 }
 
@@ -72,7 +97,7 @@ TEST(VerdictCache, ConcurrentUseStaysBounded) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 2000; ++i) {
         Digest d = digest_of(std::to_string((i * 7 + t) % 200));
-        if (!cache.find(d, 1)) cache.insert(d, 1, {Verdict::clean, {}});
+        if (!cache.find(d, 1)) cache.insert(d, 1, facts(Verdict::clean));
       }
     });
   for (auto& th : threads) th.join();

@@ -223,6 +223,24 @@ TEST_F(SyslogSinkTest, TcpDeliversInOrderWithOctetCounting) {
   EXPECT_EQ(rx.connections(), 1);
 }
 
+TEST_F(SyslogSinkTest, ConnectedStateFollowsTheReceiverWithoutRecords) {
+  // No record is written: the state still says whether the receiver could take one.
+  auto port = closed_port();
+  SyslogSink sink(options(Transport::tcp, port));
+  ASSERT_TRUE(eventually([&] { return !sink.stats().detail.ends_with("over tcp"); }));
+  EXPECT_FALSE(sink.stats().connected);
+  EXPECT_NE(sink.stats().detail.find("Connection refused"), std::string::npos)
+      << sink.stats().detail;
+  TcpReceiver rx(port);
+  ASSERT_TRUE(rx.ok());
+  ASSERT_TRUE(eventually([&] { return sink.stats().connected; }));
+  EXPECT_EQ(sink.stats().detail, "127.0.0.1:" + std::to_string(port) + " over tcp");
+  EXPECT_EQ(rx.connections(), 1);
+  rx.stop();  // the idle connection is checked: the state changes without any record
+  ASSERT_TRUE(eventually([&] { return !sink.stats().connected; }));
+  EXPECT_EQ(sink.stats().written, 0u);
+}
+
 TEST_F(SyslogSinkTest, ReceiverDownThenUpGetsEverythingInOrder) {
   auto port = closed_port();
   SyslogSink sink(options(Transport::tcp, port));
