@@ -102,6 +102,12 @@ bool parse_rfc3339(std::string_view s, std::chrono::system_clock::time_point& ou
   if (p != s.size()) return false;
   std::int64_t secs =
       days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
+  // The clock counts nanoseconds in 64 bits: up to 2262-04-11.
+  constexpr std::int64_t kMaxSecs =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max())
+          .count() -
+      1;
+  if (secs < 0 || secs > kMaxSecs) return false;
   out = std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
           std::chrono::seconds(secs) + std::chrono::microseconds(micros)));
