@@ -183,6 +183,9 @@ std::string validate(const Filter& f) {
                              {"threat", f.threat ? &*f.threat : nullptr}}) {
     if (value && value->size() > kMaxFilterBytes)
       return std::string(name) + " is longer than " + std::to_string(kMaxFilterBytes) + " bytes";
+    // SQLite's LIKE would stop at a NUL: "a\0b" would match like "a".
+    if (value && value->find('\0') != std::string::npos)
+      return std::string(name) + " contains a NUL character";
   }
   if (f.from && f.to && *f.from >= *f.to) return "the time range is empty (from is not before to)";
   std::int64_t t, id;

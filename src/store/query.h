@@ -33,7 +33,7 @@ struct Filter {
 };
 
 inline constexpr std::size_t kMaxLimit = 10000;
-inline constexpr std::size_t kMaxFilterBytes = 1024;  // each string of a Filter
+inline constexpr std::size_t kMaxFilterBytes = 1024;  // each string of a Filter (and no NUL)
 
 struct Row {
   std::int64_t id = 0;  // the store's record number (insertion order)

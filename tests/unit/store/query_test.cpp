@@ -314,6 +314,10 @@ TEST_F(QueryTest, InvalidFiltersAreRefused) {
   Filter t;
   t.threat = std::string(kMaxFilterBytes + 1, 'a');
   EXPECT_FALSE(reader_.query(t, page, error));
+  Filter z;
+  z.host = std::string("a\0b", 3);  // LIKE would read "a"
+  EXPECT_FALSE(reader_.query(z, page, error));
+  EXPECT_EQ(error, "host contains a NUL character");
   Filter r;
   r.from = kBase + 10s;
   r.to = kBase + 10s;
