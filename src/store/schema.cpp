@@ -73,10 +73,13 @@ CREATE TABLE access_{n} (
   icap_status INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX access_{n}_time ON access_{n} (time);
+CREATE INDEX access_{n}_threat ON access_{n} (threat, time) WHERE threat IS NOT NULL;
 )sql";
 
 // Every index ends with the time (and, implicitly, the id), so that a filtered query reads
-// its rows newest first straight from the index. Sparse columns get partial indexes.
+// its rows newest first straight from the index. Sparse columns get partial indexes. The
+// threat index costs next to nothing (threats are rare): a new partition has it from the
+// start, so that the most asked question stays fast on the newest records too.
 constexpr Index kIndexes[] = {
     {"client", "CREATE INDEX IF NOT EXISTS access_{n}_client ON access_{n} (client, time)"},
     {"user",

@@ -1,8 +1,9 @@
 // The log store's schema and its forward migrations (docs/log-store.md).
 //
 // Records live in partitions: table access_<n> with its own host names in host_<n>, listed
-// in `partitions`. The newest partition takes the inserts and has only its time index, so a
-// record costs one append to the table and one to that index; when a partition is closed,
+// in `partitions`. The newest partition takes the inserts with only its time (and sparse
+// threat) index, so a record costs one append to the table and one to that index; when a
+// partition is closed,
 // the store builds its other indexes (client, user, host, decision, category, threat) in one
 // pass each, and retention drops whole partitions.
 #pragma once
@@ -29,7 +30,7 @@ struct Migration {
 std::span<const Migration> migrations();
 int current_version();
 
-// The tables of a new partition, with its time index.
+// The tables of a new partition, with its time and threat indexes.
 std::string partition_ddl(std::int64_t n);
 
 // The indexes built when a partition is closed, "{n}" for its number.
