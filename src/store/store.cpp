@@ -25,12 +25,13 @@ constexpr std::uint64_t kMiB = 1 << 20;
 // The URL's host, lower-case, without port, user information or IPv6 brackets: of an
 // absolute URL ("http://host:port/path") or of a CONNECT target ("host:port"). Empty for an
 // origin-form path.
-std::string host_of(std::string_view url) {
+void host_of(std::string_view url, std::string& out) {
+  out.clear();
   std::string_view a = url;
   if (auto scheme = a.find("://"); scheme != std::string_view::npos)
     a.remove_prefix(scheme + 3);
   else if (a.starts_with('/'))
-    return {};
+    return;
   a = a.substr(0, a.find_first_of("/?#"));
   if (auto at = a.rfind('@'); at != std::string_view::npos) a.remove_prefix(at + 1);
   if (a.starts_with('[')) {
@@ -39,7 +40,8 @@ std::string host_of(std::string_view url) {
   } else if (auto colon = a.rfind(':'); colon != std::string_view::npos) {
     a = a.substr(0, colon);
   }
-  return base::to_lower(a);
+  out.reserve(a.size());
+  for (char c : a) out += base::ascii_lower(c);
 }
 
 std::int64_t derived_partition_records(const Options& o) {
@@ -248,7 +250,7 @@ Stats Store::stats() const {
 
 std::int64_t Store::host_id(std::string_view host) {
   if (host.empty()) return 0;
-  if (auto it = hosts_.find(std::string(host)); it != hosts_.end()) return it->second;
+  if (auto it = hosts_.find(host); it != hosts_.end()) return it->second;
   std::int64_t id = -1;
   host_find_.bind(1, host);
   int rc = host_find_.step();
@@ -277,14 +279,12 @@ bool Store::insert(std::span<const telemetry::AccessRecord> batch) {
   std::int64_t lo = INT64_MAX, hi = INT64_MIN;  // the batch's times
   if (active_.n == 0 || active_.rows >= partition_records_)
     err = start_partition(micros(std::chrono::system_clock::now()));
-  if (!err.empty()) {
-  } else if (sql::exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) {
-    err = db_.error();
-  } else {
+  if (err.empty() && sql::exec(db, "BEGIN IMMEDIATE") != SQLITE_OK) err = db_.error();
+  if (err.empty()) {
     std::string host;
     std::int64_t id = next_id_;
     for (const auto& r : batch) {
-      host = host_of(r.url);
+      host_of(r.url, host);
       std::int64_t hid = host_id(host);
       if (hid < 0) {
         err = db_.error();

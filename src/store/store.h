@@ -103,9 +103,13 @@ class Store {
     std::int64_t rows = 0;
     std::int64_t min_time = INT64_MAX;  // of its records, microseconds
   } active_;
-  std::int64_t last_n_ = 0;                              // the highest partition number so far
-  std::int64_t next_id_ = 1;                             // ids are unique across partitions
-  std::unordered_map<std::string, std::int64_t> hosts_;  // cache of host_<active>
+  std::int64_t last_n_ = 0;   // the highest partition number so far
+  std::int64_t next_id_ = 1;  // ids are unique across partitions
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::int64_t, Hash, std::equal_to<>> hosts_;  // host_<active>
   bool closed_ = false;
   bool insert_ok_ = false, maintain_ok_ = false;  // the last insert / maintain succeeded
   std::chrono::steady_clock::time_point next_open_{}, next_log_{};
