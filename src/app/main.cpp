@@ -1,6 +1,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app/logs_query.h"
 #include "app/policy_test.h"
 #include "app/server.h"
 #include "config/config.h"
@@ -39,6 +40,31 @@ int main(int argc, char** argv) {
   ptest->add_option("--method", pt.method, "HTTP method (default GET)");
   ptest->add_flag("--guest", pt.guest, "As if from the guest listener");
 
+  auto* logs = app.add_subcommand("logs", "The local log store");
+  logs->require_subcommand(1);
+  pc::app::LogsQueryArgs lq;
+  std::string threat;
+  auto* lquery =
+      logs->add_subcommand("query", "Search the log store: matching records, newest first");
+  lquery->add_option("-c,--config", lq.config, "Configuration file")->required();
+  lquery->add_option("--from", lq.from,
+                     "From this time (included): RFC 3339, a date, 'now' or -15m, -1h, -2d...");
+  lquery->add_option("--to", lq.to, "To this time (excluded), the same forms");
+  lquery->add_option("--client", lq.client, "Client address, exactly");
+  lquery->add_option("--user", lq.user, "User, exactly (ASCII case ignored)");
+  lquery->add_option("--host", lq.host, "Part of the host name");
+  lquery->add_option("--url", lq.url, "Part of the URL");
+  lquery->add_option("--category", lq.category, "Category, exactly");
+  lquery->add_option("--decision", lq.decision,
+                     "Decision: allow, block, warn, monitor or allow_no_scan");
+  auto* threat_opt =
+      lquery->add_option("--threat", threat, "Records with a threat; with NAME, with that threat")
+          ->expected(0, 1);
+  lquery->add_option("--limit", lq.limit, "Records to print, 0 for all (default 100)");
+  lquery->add_option("--page-token", lq.page_token, "Continue after a previous page");
+  lquery->add_option("--format", lq.format, "table (default), csv or json (JSON lines)")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+
   CLI11_PARSE(app, argc, argv);
 
   if (version->parsed()) {
@@ -46,6 +72,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (ptest->parsed()) return pc::app::policy_test(pt);
+  if (lquery->parsed()) {
+    if (threat_opt->count() > 0) lq.threat = threat;
+    return pc::app::logs_query(lq);
+  }
   if (check->parsed()) {
     auto r = pc::config::load_file(config_path);
     for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", pc::config::format(e).c_str());

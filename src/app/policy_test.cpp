@@ -2,49 +2,14 @@
 #include "app/policy_test.h"
 
 #include <cstdio>
-#include <ctime>
 
 #include "base/strings.h"
+#include "base/time.h"
 #include "config/config.h"
 #include "policy/policy.h"
 #include "wire/http.h"
 
 namespace pc::app {
-
-namespace {
-// RFC 3339: 2026-11-30T10:00:00Z or 2026-11-30T10:00:00+09:00 (seconds optional).
-bool parse_time(std::string_view s, std::chrono::system_clock::time_point& out) {
-  int y, mo, d, h, mi, sec = 0, n = 0;
-  std::string text(s);
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) != 5)
-    return false;
-  std::string_view rest = s.substr(static_cast<std::size_t>(n));
-  if (!rest.empty() && rest.front() == ':') {
-    int m2 = 0;
-    if (std::sscanf(std::string(rest).c_str(), ":%2d%n", &sec, &m2) != 1) return false;
-    rest.remove_prefix(static_cast<std::size_t>(m2));
-  }
-  long offset = 0;
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int oh = 0, om = 0;
-    if (std::sscanf(std::string(rest.substr(1)).c_str(), "%2d:%2d", &oh, &om) != 2) return false;
-    offset = (oh * 3600L + om * 60L) * (rest[0] == '-' ? -1 : 1);
-  } else {
-    return false;
-  }
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  std::time_t t = timegm(&tm);
-  out = std::chrono::system_clock::from_time_t(t - offset);
-  return true;
-}
-}  // namespace
 
 int policy_test(const PolicyTestArgs& a) {
   auto cfg = config::load_file(a.config);
@@ -98,7 +63,7 @@ int policy_test(const PolicyTestArgs& a) {
           : a.url;
   f.url = url;
   f.time = std::chrono::system_clock::now();
-  if (!a.time.empty() && !parse_time(a.time, f.time)) {
+  if (!a.time.empty() && !base::parse_rfc3339(a.time, f.time)) {
     std::fprintf(stderr, "invalid --time '%s' (expected e.g. 2026-11-30T10:00:00+09:00)\n",
                  a.time.c_str());
     return 2;

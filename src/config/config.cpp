@@ -331,7 +331,7 @@ void read_syslog(Reader& r, const toml::table& root, Config& c, Resolve&& resolv
 void read(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root,
                {"gateway", "listeners", "proxy", "limits", "timeouts", "dns", "upstream",
-                "access_log", "log", "policy", "icap", "scan", "syslog", "monitoring"},
+                "access_log", "log_store", "log", "policy", "icap", "scan", "syslog", "monitoring"},
                "");
   auto base_dir = c.source.parent_path();
   auto resolve = [&](const std::string& p) {
@@ -542,6 +542,25 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.error(r.table(root, "access_log"), "'security_path' must differ from 'path'");
 
   read_syslog(r, root, c, resolve);
+
+  std::string store_path = "logs.db";
+  if (auto* t = r.table(root, "log_store")) {
+    auto& ls = c.log_store;
+    r.check_keys(*t,
+                 {"enabled", "path", "retention_days", "max_size_mb", "queue", "flush_interval"},
+                 "log_store");
+    r.get(*t, "enabled", ls.enabled);
+    r.get(*t, "path", store_path);
+    if (store_path.empty()) r.error(t->get("path"), "'path' must not be empty");
+    r.get_int(*t, "retention_days", ls.retention_days, 0, 36500);
+    r.get_int(*t, "max_size_mb", ls.max_size_mb, 1, std::int64_t{1} << 24);
+    r.get_int(*t, "queue", ls.queue, 1000, 10'000'000);
+    r.get_seconds(*t, "flush_interval", ls.flush_interval, 0.05, 60);
+  }
+  {
+    std::filesystem::path fp(store_path);
+    c.log_store.path = fp.is_absolute() ? fp : (c.state_dir / fp).lexically_normal();
+  }
 
   std::string warn_key = "warn.key";
   if (auto* p = r.table(root, "policy")) {

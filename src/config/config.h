@@ -132,6 +132,16 @@ struct SyslogDestination {
 // This host's name when it can serve as gateway.name, else "portcullis".
 std::string default_gateway_name();
 
+// [log_store]: the local log store of access records (docs/log-store.md).
+struct LogStore {
+  bool enabled = true;
+  std::filesystem::path path;         // resolved: never empty after loading (state_dir/logs.db)
+  std::uint32_t retention_days = 30;  // 0: no age limit
+  std::uint64_t max_size_mb = 1024;
+  std::size_t queue = 65536;     // records waiting to be written
+  Seconds flush_interval{1000};  // the longest a record waits before it is written
+};
+
 struct Config {
   std::filesystem::path source;  // the file it was read from
   std::string name = default_gateway_name();
@@ -164,6 +174,8 @@ struct Config {
   std::filesystem::path security_log_path;  // empty: off; "-": standard output
 
   std::vector<SyslogDestination> syslog;
+
+  LogStore log_store;
 
   std::string log_level = "info";
 

@@ -173,6 +173,13 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
   EXPECT_EQ(c->monitoring.address, "127.0.0.1");
   EXPECT_EQ(c->monitoring.port, 2812);
   EXPECT_FALSE(c->monitoring.allow_remote);
+
+  EXPECT_TRUE(c->log_store.enabled);
+  EXPECT_EQ(c->log_store.path, fs::path("/etc/portcullis/logs.db"));
+  EXPECT_EQ(c->log_store.retention_days, 30u);
+  EXPECT_EQ(c->log_store.max_size_mb, 1024u);
+  EXPECT_EQ(c->log_store.queue, 65536u);
+  EXPECT_EQ(c->log_store.flush_interval, seconds(1));
 }
 
 TEST(ConfigShipped, ClientNetworksAreThePrivateRanges) {
@@ -935,6 +942,50 @@ TEST(ConfigMonitoring, Errors) {
   // Disabled: its port is free for a listener.
   ASSERT_NE(ok("[monitoring]\nenabled = false\n[[listeners]]\naddress = \"::\"\nport = 2812\n"),
             nullptr);
+}
+
+TEST(ConfigLogStore, SettingsAndErrors) {
+  auto d = ok("");
+  ASSERT_NE(d, nullptr);
+  EXPECT_TRUE(d->log_store.enabled);
+  EXPECT_EQ(d->log_store.path, fs::path("/etc/portcullis/logs.db"));
+  EXPECT_EQ(d->log_store.retention_days, 30u);
+  EXPECT_EQ(d->log_store.max_size_mb, 1024u);
+  auto c = ok(R"([gateway]
+state_dir = "/var/lib/pc"
+[log_store]
+enabled = false
+path = "db/access.db"
+retention_days = 0
+max_size_mb = 20
+queue = 5000
+flush_interval = 0.25
+)");
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->log_store.enabled);
+  EXPECT_EQ(c->log_store.path, fs::path("/var/lib/pc/db/access.db"));
+  EXPECT_EQ(c->log_store.retention_days, 0u);
+  EXPECT_EQ(c->log_store.max_size_mb, 20u);
+  EXPECT_EQ(c->log_store.queue, 5000u);
+  EXPECT_EQ(c->log_store.flush_interval, milliseconds(250));
+  auto a = ok("[log_store]\npath = \"/srv/logs.db\"\n");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->log_store.path, fs::path("/srv/logs.db"));
+  for (auto [text, message] :
+       {std::pair{"[log_store]\npath = \"\"\n", "'path' must not be empty"},
+        std::pair{"[log_store]\nretention_days = -1\n",
+                  "'retention_days' must be between 0 and 36500"},
+        std::pair{"[log_store]\nmax_size_mb = 0\n", "'max_size_mb' must be between 1 and 16777216"},
+        std::pair{"[log_store]\nqueue = 10\n", "'queue' must be between 1000 and 10000000"},
+        std::pair{"[log_store]\nflush_interval = 0\n",
+                  "'flush_interval' must be between 0.05 and 60 seconds"},
+        std::pair{"[log_store]\nenabled = \"yes\"\n", "'enabled' must be true or false"},
+        std::pair{"[log_store]\nsize = 1\n", "unknown key 'size' in [log_store]"}}) {
+    auto errs = bad(text);
+    ASSERT_FALSE(errs.empty()) << text;
+    EXPECT_EQ(errs[0].message, message) << text;
+    EXPECT_EQ(errs[0].line, 2) << text;
+  }
 }
 
 TEST(ConfigPaths, StateDirAndAccessLogRelativeToTheFile) {
