@@ -12,10 +12,12 @@
 #include <fstream>
 #include <random>
 
+#include "app/logs_query.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "icap/session.h"
 #include "proxy/session.h"
+#include "store/sink.h"
 #include "telemetry/syslog.h"
 #include "tls/tls.h"
 #include "txn/snapshot.h"
@@ -197,6 +199,8 @@ std::unique_ptr<telemetry::AccessLog> Server::make_access_log(const config::Conf
       throw std::runtime_error("syslog destination " + d.name + ": " + e.what());
     }
   }
+  if (c.log_store.enabled)
+    sinks.push_back(std::make_unique<store::StoreSink>(log_store_options(c)));
   return std::make_unique<telemetry::AccessLog>(std::move(sinks));
 }
 
@@ -360,6 +364,7 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   restart_note(loaded->access_log_path != cfg_->access_log_path, "access_log.path");
   restart_note(loaded->security_log_path != cfg_->security_log_path, "access_log.security_path");
   restart_note(loaded->syslog != cfg_->syslog, "[[syslog]]");
+  restart_note(loaded->log_store != cfg_->log_store, "[log_store]");
   restart_note(loaded->name != cfg_->name, "gateway.name (in log records)");
   if (loaded->scan.threads != cfg_->scan.threads || loaded->scan.queue != cfg_->scan.queue ||
       loaded->scan.cache_entries != cfg_->scan.cache_entries)
@@ -377,6 +382,7 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   cfg->access_log_path = cfg_->access_log_path;
   cfg->security_log_path = cfg_->security_log_path;
   cfg->syslog = cfg_->syslog;
+  cfg->log_store = cfg_->log_store;
   cfg->monitoring = cfg_->monitoring;
   auto snap = txn::build_snapshot(cfg, ++generation_, errors);
   if (!snap) {

@@ -140,6 +140,7 @@ struct LogStore {
   std::uint64_t max_size_mb = 1024;
   std::size_t queue = 65536;     // records waiting to be written
   Seconds flush_interval{1000};  // the longest a record waits before it is written
+  bool operator==(const LogStore&) const = default;
 };
 
 struct Config {

@@ -59,6 +59,10 @@ void bind(sql::Stmt& st, const telemetry::AccessRecord& r, std::int64_t host_id)
   st.bind_opt(30, r.icap_client);
   st.bind_opt(31, r.icap_mode);
   st.bind(32, std::int64_t{r.icap_status});
+  st.bind_opt(33, r.error);
+  st.bind_opt(34, r.scan_engine);
+  st.bind_opt(35, r.file_name);
+  st.bind(36, u64(r.scanned_size));
 }
 
 void read(const sql::Stmt& st, int c, telemetry::AccessRecord& r) {
@@ -94,6 +98,10 @@ void read(const sql::Stmt& st, int c, telemetry::AccessRecord& r) {
   r.icap_client = st.text(c + 29);
   r.icap_mode = st.text(c + 30);
   r.icap_status = static_cast<int>(st.int64(c + 31));
+  r.error = st.text(c + 32);
+  r.scan_engine = st.text(c + 33);
+  r.file_name = st.text(c + 34);
+  r.scanned_size = static_cast<std::uint64_t>(st.int64(c + 35));
 }
 
 }  // namespace pc::store::columns

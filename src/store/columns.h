@@ -15,8 +15,9 @@ inline constexpr std::string_view kNames =
     "time, duration_us, request_id, listener, guest, client, \"user\", \"groups\", method, url, "
     "host_id, status, bytes_in, bytes_out, upstream, via_parent, content_type, result, reason, "
     "decision, rule, category, category_source, reputation, scan, threat, sha256, file_type, "
-    "scan_cached, icap_client, icap_mode, icap_status";
-inline constexpr int kCount = 32;
+    "scan_cached, icap_client, icap_mode, icap_status, error, scan_engine, file_name, "
+    "scanned_size";
+inline constexpr int kCount = 36;
 
 // Microseconds since 1970-01-01 UTC, the unit of the `time` column.
 std::int64_t to_micros(std::chrono::system_clock::time_point t);

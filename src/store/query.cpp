@@ -313,7 +313,7 @@ std::string csv_header() {
   return "time,duration_ms,request_id,listener,guest,client,user,groups,method,url,host,status,"
          "bytes_in,bytes_out,upstream,via_parent,content_type,result,reason,decision,rule,"
          "category,category_source,reputation,scan,threat,sha256,file_type,scan_cached,"
-         "icap_client,icap_mode,icap_status\r\n";
+         "icap_client,icap_mode,icap_status,error,scan_engine,file_name,scanned_size\r\n";
 }
 
 void append_csv(std::string& out, const Row& row) {
@@ -360,7 +360,11 @@ void append_csv(std::string& out, const Row& row) {
   flag(r.scan_cached);
   text(r.icap_client);
   text(r.icap_mode);
-  out += std::to_string(r.icap_status);
+  integer(static_cast<std::uint64_t>(r.icap_status));
+  text(r.error);
+  text(r.scan_engine);
+  text(r.file_name);
+  out += std::to_string(r.scanned_size);
   out += "\r\n";
 }
 

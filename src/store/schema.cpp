@@ -70,7 +70,11 @@ CREATE TABLE access_{n} (
   scan_cached INTEGER NOT NULL DEFAULT 0,
   icap_client TEXT,
   icap_mode TEXT,
-  icap_status INTEGER NOT NULL DEFAULT 0
+  icap_status INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  scan_engine TEXT,
+  file_name TEXT,
+  scanned_size INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX access_{n}_time ON access_{n} (time);
 CREATE INDEX access_{n}_threat ON access_{n} (threat, time) WHERE threat IS NOT NULL;

@@ -68,46 +68,6 @@ UrlParts split_url(std::string_view url, std::string_view method) {
 
 namespace fmtx {
 
-void json_string(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  const char* p = s.data();
-  const char* end = p + s.size();
-  while (p < end) {
-    const char* run = p;
-    while (p < end) {
-      auto c = static_cast<unsigned char>(*p);
-      if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) break;
-      ++p;
-    }
-    out.append(run, static_cast<std::size_t>(p - run));
-    if (p == end) break;
-    auto c = static_cast<unsigned char>(*p++);
-    switch (c) {
-      case '"':
-        out.append("\\\"", 2);
-        break;
-      case '\\':
-        out.append("\\\\", 2);
-        break;
-      case '\n':
-        out.append("\\n", 2);
-        break;
-      case '\r':
-        out.append("\\r", 2);
-        break;
-      case '\t':
-        out.append("\\t", 2);
-        break;
-      default: {
-        char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-        out.append(u, 6);
-      }
-    }
-  }
-  out += '"';
-}
-
 void decimal(std::string& out, std::uint64_t v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, v);

@@ -24,9 +24,6 @@ std::string format_json(const AccessRecord& r, std::string_view gateway = {});
 std::string format_squid(const AccessRecord& r);
 
 namespace fmtx {
-// A JSON string literal (quotes included): ", \ and control characters escaped; other bytes
-// as they are (records carry what the network sent, which may not be UTF-8).
-void json_string(std::string& out, std::string_view s);
 void decimal(std::string& out, std::uint64_t v);
 void decimal_signed(std::string& out, std::int64_t v);
 // "2024-01-02T03:04:05.678Z" or, with micros, "2024-01-02T03:04:05.678901Z". The char*

@@ -398,7 +398,7 @@ class Monitoring(MonitoringCase):
         self.assertIs(body["ready"], True)
         checks = {c["name"]: c for c in body["checks"]}
         self.assertEqual(set(checks), {"policy", "scanning", "listeners", "workers", "log sink access_log",
-                                       "log sink security_log"})
+                                       "log sink security_log", "log sink log_store"})
         for c in checks.values():
             self.assertIs(c["ok"], True, c)
         self.assertIn("ClamAV", checks["scanning"]["detail"])

@@ -77,6 +77,52 @@ class AccessLog(h.PortcullisTestCase):
         self.assertEqual((c["status"], c["result"]), (403, "denied"))
         self.assertIn(str(o.port), str(c["url"]))
 
+    def test_log_store_holds_what_was_logged(self):
+        """Every access record also reaches the local store; `logs query` finds it, with
+        filters, in JSON and CSV, while the gateway keeps writing."""
+        o = self.origin()
+        p = self.proxy({"log_store": {"flush_interval": 0.2}})
+        for i in range(3):
+            self.curl("-x", p.url, o.url("/bytes?n=10&k=%d" % i))
+        loop = self.raw(p.port, b"GET %s HTTP/1.1\r\nHost: %s\r\nVia: 1.1 %s\r\n\r\n"
+                        % (o.url("/echo?loop=1").encode(), o.authority.encode(), h.GATEWAY_NAME.encode()))
+        self.assertEqual(loop.status, 403)
+        logged = p.wait_access_records(4)
+
+        def query(*args):
+            r = subprocess.run([h.portcullis_bin(), "logs", "query", "-c", p.config_path] + list(args),
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout
+
+        def stored(*args):
+            return [json.loads(line) for line in query("--format", "json", *args).splitlines() if line.strip()]
+
+        self.assertTrue(h.wait_until(lambda: len(stored()) >= 4, timeout=20),
+                        "the store did not receive the records: %r" % query("--format", "json"))
+        rows = stored()
+        self.assertEqual(sorted(r["request_id"] for r in rows), sorted(r["request_id"] for r in logged))
+        by_id = {r["request_id"]: r for r in rows}
+        for r in logged:  # the same fields as the access log wrote
+            for key in ("url", "status", "result", "client", "method", "bytes_out", "reason"):
+                self.assertEqual(by_id[r["request_id"]].get(key), r.get(key), key)
+        blocked = stored("--decision", "block")
+        denied = [r for r in rows if r["result"] == "denied"]
+        self.assertEqual([r["request_id"] for r in stored("--url", "loop=1")],
+                         [r["request_id"] for r in denied])
+        self.assertLessEqual(len(blocked), len(denied))
+        self.assertEqual(len(stored("--url", "k=1")), 1)
+        self.assertEqual(stored("--host", "no-such-host.example"), [])
+        csv_text = query("--format", "csv")
+        self.assertTrue(csv_text.startswith("time,"), csv_text[:200])
+        self.assertEqual(len(csv_text.strip().splitlines()), 1 + len(rows))
+        # The store is a sink the monitoring listener reports, healthy.
+        ready = p.monitoring_get("/readyz")
+        self.assertEqual(ready.status, 200, ready.body)
+        self.assertIn(b"log_store", ready.body)
+        metrics = p.monitoring_get("/metrics").body.decode()
+        self.assertIn('sink="log_store"', metrics)
+
     def test_squid_format(self):
         o = self.origin()
         p = self.proxy({"access_log": {"format": "squid"}})

@@ -427,7 +427,7 @@ TEST_F(QueryTest, CsvQuotesWhatNeedsItAndDefusesFormulas) {
   append_csv(out, row);
   std::string header = csv_header();
   EXPECT_TRUE(header.ends_with("\r\n"));
-  EXPECT_EQ(std::count(header.begin(), header.end(), ','), 31);
+  EXPECT_EQ(std::count(header.begin(), header.end(), ','), 35);
   std::string line = out.substr(header.size());
   EXPECT_TRUE(
       line.starts_with("2026-03-01T00:00:01.500Z,1.500,req-1,proxy,false,192.0.2.1,"
@@ -442,7 +442,7 @@ TEST_F(QueryTest, CsvQuotesWhatNeedsItAndDefusesFormulas) {
   plain.record = record(kBase);
   std::string p;
   append_csv(p, plain);
-  EXPECT_EQ(std::count(p.begin(), p.end(), ','), 31);
+  EXPECT_EQ(std::count(p.begin(), p.end(), ','), 35);
 }
 
 TEST_F(QueryTest, JsonIsTheAccessLogFormat) {

@@ -105,6 +105,10 @@ TEST(Store, InsertKeepsEveryField) {
   r.icap_client = "10.1.1.1";
   r.icap_mode = "reqmod";
   r.icap_status = 200;
+  r.error = "upstream reset";
+  r.scan_engine = "ClamAV 1.4.6/27000";
+  r.file_name = "eicar.com";
+  r.scanned_size = 68;
   {
     Store store(options(path));
     ASSERT_TRUE(store.insert({&r, 1}));
@@ -123,6 +127,8 @@ TEST(Store, InsertKeepsEveryField) {
   EXPECT_EQ(g.result, r.result);
   EXPECT_EQ(g.bytes_in, r.bytes_in);
   EXPECT_EQ(g.icap_status, r.icap_status);
+  EXPECT_EQ(g.scanned_size, r.scanned_size);
+  EXPECT_EQ(g.scan_engine, r.scan_engine);
   // format_json covers the remaining fields.
   EXPECT_EQ(telemetry::format_json(g), telemetry::format_json(r));
   EXPECT_EQ(g.user, r.user);
