@@ -103,6 +103,11 @@ std::string_view chars(Bytes d) {
   return {reinterpret_cast<const char*>(d.data()), d.size()};
 }
 
+// Whether `needle` occurs in `hay` (memmem: much faster than a naive search on long text).
+bool contains(std::string_view hay, std::string_view needle) {
+  return ::memmem(hay.data(), hay.size(), needle.data(), needle.size()) != nullptr;
+}
+
 void note_zip_name(std::string_view name, detail::ZipNames& out) {
   out.any = true;
   if (name == "[Content_Types].xml") out.ooxml = true;
@@ -287,9 +292,7 @@ std::optional<Sniffed> executable(Bytes d) {
       return settled("exe", "application/x-dosexec");
     }
   }
-  if (has_bytes(d, 0,
-                "\x7f"
-                "ELF")) {
+  if (has_bytes(d, 0, "\x7f\x45LF"sv)) {
     if (d.size() < 18) return settled("exe", "application/x-elf");
     const unsigned type = byte_at(d, 5) == 2 ? u16be(d, 16) : u16(d, 16);
     switch (type) {
@@ -522,9 +525,7 @@ std::optional<Sniffed> media(Bytes d) {
     return settled("audio", "audio/mpeg");
   if (has_bytes(d, 0, "OggS") && d.size() >= 36) {
     // The first page's first packet names the codec.
-    for (auto codec : {"\x01vorbis"sv, "OpusHead"sv, "Speex   "sv,
-                       "\x7f"
-                       "FLAC"sv})
+    for (auto codec : {"\x01vorbis"sv, "OpusHead"sv, "Speex   "sv, "\x7f\x46LAC"sv})
       if (has_bytes(d, 28, codec)) return settled("audio", "audio/ogg");
     for (auto codec : {"\x80theora"sv, "\x01video\0\0\0"sv, "fishead\0"sv})
       if (has_bytes(d, 28, codec)) return settled("video", "video/ogg");
@@ -685,15 +686,22 @@ bool maybe_script_or_markup(std::string_view t) {
     return true;                                                             // a Netpbm text image
   if (t.size() >= 3 && starts_with(t, "<?") && is_space(t[2])) return true;  // PHP short tag
   if (starts_with(t, "@")) return true;                                      // batch variants
-  if (t.find("\"use strict\"") != npos || t.find("'use strict'") != npos) return true;
+  for (const char* at = t.data(); at < t.data() + t.size();) {  // "use strict" or 'use strict'
+    const auto* hit = static_cast<const char*>(
+        ::memmem(at, static_cast<std::size_t>(t.data() + t.size() - at), "use strict", 10));
+    if (!hit) break;
+    if (hit > t.data() && hit + 10 < t.data() + t.size() && (hit[-1] == '"' || hit[-1] == '\'') &&
+        hit[10] == hit[-1])
+      return true;
+    at = hit + 10;
+  }
   const auto w8 = t.substr(0, 8192), w4 = t.substr(0, 4096), w1 = t.substr(0, 1024);
   for (auto token : {"(function"sv, "(async function"sv, "module.exports"sv, "module["sv,
                      "require("sv, "typeof"sv, "if __name__"sv, "__BUNDLE_START_TIME__"sv})
-    if (w8.find(token) != npos) return true;
-  if (w4.find("try:") != npos && (w8.find("except") != npos || w8.find("finally:") != npos))
-    return true;
+    if (contains(w8, token)) return true;
+  if (contains(w4, "try:") && (contains(w8, "except") || contains(w8, "finally:"))) return true;
   for (auto token : {"eval \"exec"sv, "eval 'exec"sv, "eval '(exit"sv})
-    if (w1.find(token) != npos) return true;
+    if (contains(w1, token)) return true;
   for (auto at = w4.find('<'); at != npos; at = w4.find('<', at + 1)) {
     const auto tag = w4.substr(at + 1);
     if (istarts_with(tag, "!doctype") && istarts_with(skip_space(tag.substr(8)), "html"))
@@ -719,7 +727,8 @@ bool maybe_script_or_markup(std::string_view t) {
       ruby_end = true;
       continue;
     }
-    if (line.size() < 5) continue;
+    // Every construct below starts with one of these letters.
+    if (line.size() < 5 || std::string_view("cdefimr").find(line[0]) == npos) continue;
     const bool python_block = line.back() == ':' || line.find(": pass") != npos;
     auto word = [&line](std::string_view w) {
       return starts_with(line, w) && line.size() > w.size() && is_space(line[w.size()]);
