@@ -60,9 +60,9 @@ void apply_failure(const config::Scan& s, ScanService& svc, ScanOutcome& o, std:
   (block ? svc.failed_closed : svc.failed_open).fetch_add(1, std::memory_order_relaxed);
 }
 
-// The true file type of a spooled body: libmagic on its head, and on its last bytes when
-// there are more (a large OOXML document's zip directory is at its end). Slow (libmagic):
-// offload pool only, never a worker.
+// The true file type of a spooled body from its head, and its last bytes when there are more
+// (a large OOXML document's zip directory is at its end). May call libmagic: offload pool
+// only, never a worker.
 std::string detect_type(const Spool& sp) {
   auto head = std::as_bytes(std::span(sp.head().data(), sp.head().size()));
   std::string scratch;
@@ -101,11 +101,13 @@ inspect::ScanFacts scan_job(const Engines& e, const Spool& sp) {
 }
 
 std::string_view sniff(const Spool& sp) {
-  return inspect::sniff_file_type(std::as_bytes(std::span(sp.head().data(), sp.head().size())));
+  return inspect::sniff_file_type(std::as_bytes(std::span(sp.head().data(), sp.head().size())))
+      .name;
 }
 
 // The true file type of a body that is not scanned, for the failure mode and the record:
-// detected on the offload pool, or sniffed from its first bytes when the pool is full.
+// detected on the offload pool, or by the native detector alone from its first bytes when the
+// pool is full.
 net::asio::awaitable<std::string> type_off_worker(ScanService& svc, const Spool& spool) {
   const Spool* sp = &spool;
   auto job = [sp]() { return detect_type(*sp); };

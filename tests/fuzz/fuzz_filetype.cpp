@@ -1,9 +1,11 @@
-// Fuzzes the true-file-type detection (inspect/filetype.h): the zip entry-name scan and the
-// OLE directory scan are our own parsers of untrusted bytes. Invariants: no crash or
-// out-of-bounds read; a finding in a prefix is also a finding in the whole input (records are
-// only read within bounds, so more bytes never lose one); detect_file_type returns one of the
-// documented names and "office-macro" only with a zip or OLE finding behind it; so does
-// sniff_file_type (magic numbers and the OLE root class ID, read within bounds).
+// Fuzzes the true-file-type detection (inspect/filetype.h): the native detector
+// (sniff_file_type: magic numbers, tar, OLE, zip, ICO, EBML, text and markup checks), the zip
+// entry-name scan and the OLE directory scan are our own parsers of untrusted bytes.
+// Invariants: no crash or out-of-bounds read; a finding in a prefix is also a finding in the
+// whole input (records are only read within bounds, so more bytes never lose one); the
+// native detector returns one of the documented names, "text" or "unknown" when it leaves the
+// decision to libmagic, a MIME type when it decides, and "office-macro" only with a zip or OLE
+// finding behind it; detect_file_type returns a documented name, the native one when settled.
 //
 // Input: byte 0 picks where the head ends (the rest is the tail), the remainder is the body.
 #include <array>
@@ -49,12 +51,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool ole_whole = detail::ole_has_macros(body);
   FUZZ_CHECK(!detail::ole_has_macros(head) || ole_whole);
 
-  FileType ft = detect_file_type(head, tail);
-  FUZZ_CHECK(known(ft.name));
-  FUZZ_CHECK(known(sniff_file_type(body)));
-  if (ft.name == "office-macro" && ft.mime.find("macroEnabled") == std::string::npos) {
+  const Sniffed native = sniff_file_type(head, tail);
+  FUZZ_CHECK(known(native.name));
+  FUZZ_CHECK(native.settled || native.name == "text" || native.name == "unknown");
+  FUZZ_CHECK(!native.settled || !native.mime.empty());
+  if (native.name == "office-macro") {
     auto t = detail::scan_zip_names(tail);
     FUZZ_CHECK(prefix.vba_project || t.vba_project || detail::ole_has_macros(head));
   }
+  FUZZ_CHECK(known(sniff_file_type(body).name));
+
+  FileType ft = detect_file_type(head, tail);
+  FUZZ_CHECK(known(ft.name));
+  FUZZ_CHECK(!native.settled || ft.name == native.name);
+  (void)detail::looks_like_noise(body);
   return 0;
 }
