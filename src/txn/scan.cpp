@@ -100,8 +100,12 @@ inspect::ScanFacts scan_job(const Engines& e, const Spool& sp) {
   return r;
 }
 
+// On the worker (the pool could not take the job): the first 4 KiB only, which every
+// signature the native detector knows fits in, so that an overloaded worker pays microseconds.
 std::string_view sniff(const Spool& sp) {
-  return inspect::sniff_file_type(std::as_bytes(std::span(sp.head().data(), sp.head().size())))
+  const auto head = sp.head();
+  return inspect::sniff_file_type(
+             std::as_bytes(std::span(head.data(), std::min<std::size_t>(head.size(), 4096))))
       .name;
 }
 
