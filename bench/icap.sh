@@ -161,28 +161,7 @@ if [[ " $TARGETS " == *" cicap "* ]] && [[ ! -x "$CICAP" || ! -f "$CICAP_LIB/srv
   CI_MSG="c-icap is not installed ($CICAP, $CICAP_LIB/srv_echo.so; scripts/bootstrap.sh bench)"
 fi
 
-POLICY_STATE=off
-POLICY_MSG="not run (BENCH_POLICY=0, the default in quick mode)"
-if [[ "$POLICY" == 1 && " $TARGETS " == *" portcullis "* ]]; then
-  if [[ "$PC_STATE" != ok ]]; then
-    POLICY_STATE=skipped
-    POLICY_MSG="Portcullis is not measured: $PC_MSG"
-  else
-    log "policy: $POLICY_RULES rules, $POLICY_DOMAINS-domain database in ${POLICY_DIR#"$ROOT/"}" \
-      "(generated once, then reused)"
-    if timeout 1800 "$PY" "$BENCH/gen_policy.py" --out "$POLICY_DIR" --domains "$POLICY_DOMAINS" \
-      --rules "$POLICY_RULES" >"$RUN/policy-gen.log" 2>&1; then
-      POLICY_STATE=ok
-      POLICY_MSG=""
-    else
-      POLICY_STATE=failed
-      POLICY_MSG="bench/gen_policy.py failed (bench/out/icap/policy-gen.log)"
-      log "policy: $POLICY_MSG"
-    fi
-  fi
-elif [[ "$POLICY" == 1 ]]; then
-  POLICY_MSG="not run (portcullis is not in BENCH_ICAP_TARGETS)"
-fi
+prepare_policy "$TARGETS" BENCH_ICAP_TARGETS
 
 g++ -O2 -std=c++20 -Wall -o "$RUN/icap_load" "$BENCH/icap_load.cpp" 2>"$RUN/icap_load-build.log" ||
   die "could not build bench/icap_load.cpp (see $RUN/icap_load-build.log)"
@@ -292,22 +271,7 @@ client_networks = ["127.0.0.0/8"]
 [scan]
 enabled = $([[ "$SCAN" == 1 ]] && echo true || echo false)
 
-[access_log]
-path = "$d/access.log"
-format = "json"
-
-
-# The peers keep no log database: the local log store (a thread of its own, about 7 us of
-# CPU a record) is measured on its own (bench/store_bench); here it would share the one core.
-[log_store]
-enabled = false
-
-# Two gateways may run side by side: neither opens the monitoring listener.
-[monitoring]
-enabled = false
-
-[log]
-level = "info"
+$(gateway_config_tail "$d")
 EOF
   if [[ -n "${PC_POLICY_FILE:-}" ]]; then
     printf '\n[policy]\nfile = "%s"\n' "$PC_POLICY_FILE" >>"$d/portcullis.toml"

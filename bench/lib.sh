@@ -140,3 +140,51 @@ $extra
 EOF
 }
 
+gateway_config_tail() { # dir: the end of every benchmark gateway's configuration
+  cat <<EOF
+[access_log]
+path = "$1/access.log"
+format = "json"
+
+# The peers keep no log database: the local log store (a thread of its own, about 7 us of
+# CPU a record) is measured on its own (bench/store_bench); here it would share the one core.
+[log_store]
+enabled = false
+
+# Two gateways may run side by side: neither opens the monitoring listener.
+[monitoring]
+enabled = false
+
+[log]
+level = "info"
+EOF
+}
+
+# Sets POLICY_STATE (off | skipped | ok | failed) and POLICY_MSG for the with-policy case:
+# generates the policy (bench/gen_policy.py reuses what it made before) when BENCH_POLICY=1
+# and portcullis is among the targets. Reads POLICY, PC_STATE, PC_MSG, POLICY_RULES,
+# POLICY_DOMAINS, POLICY_DIR and RUN.
+prepare_policy() { # targets list-variable-name
+  POLICY_STATE=off
+  POLICY_MSG="not run (BENCH_POLICY=0, the default in quick mode)"
+  if [[ "$POLICY" == 1 && " $1 " == *" portcullis "* ]]; then
+    if [[ "$PC_STATE" != ok ]]; then
+      POLICY_STATE=skipped
+      POLICY_MSG="Portcullis is not measured: $PC_MSG"
+      return
+    fi
+    log "policy: $POLICY_RULES rules, $POLICY_DOMAINS-domain database in ${POLICY_DIR#"$ROOT/"}" \
+      "(generated once, then reused)"
+    if timeout 1800 "$PY" "$BENCH/gen_policy.py" --out "$POLICY_DIR" --domains "$POLICY_DOMAINS" \
+      --rules "$POLICY_RULES" >"$RUN/policy-gen.log" 2>&1; then
+      POLICY_STATE=ok
+      POLICY_MSG=""
+    else
+      POLICY_STATE=failed
+      POLICY_MSG="bench/gen_policy.py failed (${RUN#"$ROOT/"}/policy-gen.log)"
+      log "policy: $POLICY_MSG"
+    fi
+  elif [[ "$POLICY" == 1 ]]; then
+    POLICY_MSG="not run (portcullis is not in $2)"
+  fi
+}

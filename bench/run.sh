@@ -138,28 +138,7 @@ PC_MSG=""
 if [[ " $PROXIES " == *" portcullis "* ]]; then build_portcullis "$RUN/build.log"; fi
 
 # The full policy for the with-policy case: generated once into $POLICY_DIR, then reused.
-POLICY_STATE=off
-POLICY_MSG="not run (BENCH_POLICY=0, the default in quick mode)"
-if [[ "$POLICY" == 1 && " $PROXIES " == *" portcullis "* ]]; then
-  if [[ "$PC_STATE" != ok ]]; then
-    POLICY_STATE=skipped
-    POLICY_MSG="Portcullis is not measured: $PC_MSG"
-  else
-    log "policy: $POLICY_RULES rules, $POLICY_DOMAINS-domain database in ${POLICY_DIR#"$ROOT/"}" \
-      "(generated once, then reused)"
-    if timeout 1800 "$PY" "$BENCH/gen_policy.py" --out "$POLICY_DIR" --domains "$POLICY_DOMAINS" \
-      --rules "$POLICY_RULES" >"$RUN/policy-gen.log" 2>&1; then
-      POLICY_STATE=ok
-      POLICY_MSG=""
-    else
-      POLICY_STATE=failed
-      POLICY_MSG="bench/gen_policy.py failed (bench/out/run/policy-gen.log)"
-      log "policy: $POLICY_MSG"
-    fi
-  fi
-elif [[ "$POLICY" == 1 ]]; then
-  POLICY_MSG="not run (portcullis is not in BENCH_PROXIES)"
-fi
+prepare_policy "$PROXIES" BENCH_PROXIES
 
 g++ -O2 -std=c++20 -Wall -o "$RUN/loadgen" "$BENCH/loadgen.cpp" 2>"$RUN/loadgen-build.log" ||
   die "could not build bench/loadgen.cpp (see $RUN/loadgen-build.log)"
@@ -334,27 +313,12 @@ negative_ttl = 10
 direct_domains = []
 retry_after = 30
 
-[access_log]
-path = "$d/access.log"
-format = "json"
-
-
 # Squid and tinyproxy do not scan: the comparison is of proxying and policy (scanning is
 # measured on its own by bench/scan.sh).
 [scan]
 enabled = false
 
-# The peers keep no log database: the local log store (a thread of its own, about 7 us of
-# CPU a record) is measured on its own (bench/store_bench); here it would share the one core.
-[log_store]
-enabled = false
-
-# Two gateways may run side by side: neither opens the monitoring listener.
-[monitoring]
-enabled = false
-
-[log]
-level = "info"
+$(gateway_config_tail "$d")
 EOF
   if [[ -n "${PC_POLICY_FILE:-}" ]]; then
     printf '\n[policy]\nfile = "%s"\n' "$PC_POLICY_FILE" >>"$d/portcullis.toml"

@@ -253,21 +253,7 @@ client_networks = ["127.0.0.0/8"]
 enabled = $([[ "$4" == on ]] && echo true || echo false)
 clamav_dir = "$CLAMAV_DIR"
 
-[access_log]
-path = "$d/access.log"
-format = "json"
-
-# The peers keep no log database: the local log store (a thread of its own, about 7 us of
-# CPU a record) is measured on its own (bench/store_bench); here it would share the one core.
-[log_store]
-enabled = false
-
-# Two gateways may run side by side: neither opens the monitoring listener.
-[monitoring]
-enabled = false
-
-[log]
-level = "info"
+$(gateway_config_tail "$d")
 EOF
   start_bg "$1" "${ON_SERVER[@]}" "$PORTCULLIS" run -c "$d/portcullis.toml"
   TARGET_PID=$LAST_PID
