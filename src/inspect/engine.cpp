@@ -24,13 +24,19 @@ namespace fs = std::filesystem;
 // Error messages of libclamav while the current thread loads databases (cl_load reports only
 // a code; the reason, with the file and line, goes to the message callback).
 thread_local std::string* tl_load_messages = nullptr;
+// The same while the current thread scans: libclamav reports some failures only there and
+// still answers "clean" (a scratch folder it cannot make: nothing is scanned at all).
+thread_local std::string* tl_scan_errors = nullptr;
 
 void on_clamav_message(enum cl_msg severity, const char* fullmsg, const char* msg, void*) {
   std::string_view text = msg ? msg : (fullmsg ? fullmsg : "");
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-  if (severity == CL_MSG_ERROR && tl_load_messages && tl_load_messages->size() < 4096) {
-    if (!tl_load_messages->empty()) tl_load_messages->append("; ");
-    tl_load_messages->append(text);
+  if (severity == CL_MSG_ERROR) {
+    for (std::string* out : {tl_load_messages, tl_scan_errors}) {
+      if (!out || out->size() >= 4096) continue;
+      if (!out->empty()) out->append("; ");
+      out->append(text);
+    }
   }
   log::debug("clamav: {}", text);
 }
@@ -107,6 +113,20 @@ Verdict map_result(cl_error_t r, const char* virname) {
     default:
       return {Verdict::error, cl_strerror(r)};
   }
+}
+
+// Runs one libclamav scan call; a "clean" answer with an error reported meanwhile is an
+// error, never clean.
+template <class F>
+Verdict checked_scan(F&& scan) {
+  std::string errors;
+  tl_scan_errors = &errors;
+  const char* virname = nullptr;
+  cl_error_t r = scan(&virname);
+  tl_scan_errors = nullptr;
+  Verdict v = map_result(r, virname);
+  if (v.kind == Verdict::clean && !errors.empty()) return {Verdict::error, "libclamav: " + errors};
+  return v;
 }
 
 cl_scan_options scan_options() {
@@ -240,18 +260,26 @@ ClamEngine::~ClamEngine() {
 // name: say it here, in its own words.
 constexpr std::string_view kMaxFileSize = "Heuristics.Limits.Exceeded.MaxFileSize";
 
+template <class F>
+Verdict ClamEngine::scan_restoring_scratch(F&& scan) const {
+  Verdict v = checked_scan(scan);
+  const auto& dir = limits_.tmpdir;
+  if (v.kind != Verdict::error || dir.empty() || ::mkdir(dir.c_str(), 0700) != 0) return v;
+  log::warn("clamav: the scratch folder {} was removed; made it again", dir.string());
+  return checked_scan(scan);
+}
+
 Verdict ClamEngine::scan_fd(int fd) const {
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
       static_cast<std::uint64_t>(st.st_size) > limits_.max_file_size)
     return {Verdict::unscannable, std::string(kMaxFileSize)};
-  if (::lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE)
-    return {Verdict::error, fmt::format("lseek: {}", std::strerror(errno))};
   cl_scan_options o = scan_options();
-  const char* virname = nullptr;
-  unsigned long scanned = 0;
-  cl_error_t r = cl_scandesc_callback(fd, nullptr, &virname, &scanned, engine_, &o, nullptr);
-  return map_result(r, virname);
+  return scan_restoring_scratch([&](const char** virname) {
+    unsigned long scanned = 0;
+    if (::lseek(fd, 0, SEEK_SET) < 0 && errno != ESPIPE) return CL_ESEEK;
+    return cl_scandesc_callback(fd, nullptr, virname, &scanned, engine_, &o, nullptr);
+  });
 }
 
 Verdict ClamEngine::scan_buffer(const void* data, std::size_t size) const {
@@ -260,10 +288,10 @@ Verdict ClamEngine::scan_buffer(const void* data, std::size_t size) const {
   cl_fmap_t* map = cl_fmap_open_memory(data, size);
   if (!map) return {Verdict::error, "cl_fmap_open_memory failed"};
   cl_scan_options o = scan_options();
-  const char* virname = nullptr;
-  unsigned long scanned = 0;
-  cl_error_t r = cl_scanmap_callback(map, nullptr, &virname, &scanned, engine_, &o, nullptr);
-  Verdict v = map_result(r, virname);
+  Verdict v = scan_restoring_scratch([&](const char** virname) {
+    unsigned long scanned = 0;
+    return cl_scanmap_callback(map, nullptr, virname, &scanned, engine_, &o, nullptr);
+  });
   cl_fmap_close(map);
   return v;
 }

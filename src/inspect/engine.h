@@ -85,6 +85,11 @@ class ClamEngine {
   static std::string fingerprint(const std::vector<std::filesystem::path>& dirs);
 
  private:
+  // One scan call through checked_scan; when it fails because the scratch folder was removed
+  // under the gateway (a cleanup of /dev/shm or /tmp), the folder is made again (0700) and
+  // the scan runs once more.
+  template <class F>
+  Verdict scan_restoring_scratch(F&& scan) const;
   ClamEngine() = default;
 
   cl_engine* engine_ = nullptr;

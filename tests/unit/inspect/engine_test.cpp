@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -219,6 +220,35 @@ TEST(ClamEngine, MalformedDatabaseIsAnErrorNamingTheDirectory) {
   auto engine = ClamEngine::load({kShipped, admin.path}, Limits{}, error);
   EXPECT_FALSE(engine);
   EXPECT_NE(error.find(admin.path.string()), std::string::npos) << error;
+}
+
+// libclamav answers "clean" for anything, EICAR included, when it cannot make its per-scan
+// folder (it reports the failure only to the message callback): that must be an error. A
+// scratch folder removed under the gateway is made again.
+TEST(ClamEngineScratch, AScratchFolderItCannotUseIsAnErrorNeverClean) {
+  const auto dir = fs::temp_directory_path() / ("pc-engine-scratch-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  Limits limits;
+  limits.tmpdir = dir;
+  std::string error;
+  auto engine = ClamEngine::load({kShipped}, limits, error);
+  ASSERT_TRUE(engine) << error;
+  const std::string zip = ZipWriter::single("eicar.com", kEicar);
+  EXPECT_EQ(engine->scan_buffer(kEicar.data(), kEicar.size()).kind, Verdict::infected);
+
+  fs::remove_all(dir);  // removed: made again, the scan completes
+  EXPECT_EQ(engine->scan_buffer(zip.data(), zip.size()).kind, Verdict::infected);
+  EXPECT_TRUE(fs::is_directory(dir));
+
+  fs::remove_all(dir);  // a file in its place: it cannot be made again
+  std::ofstream(dir) << "not a folder";
+  for (const std::string* body : {&kEicar, &zip}) {
+    Verdict v = engine->scan_buffer(body->data(), body->size());
+    EXPECT_EQ(v.kind, Verdict::error) << v.name;
+    EXPECT_NE(v.name.find("temporary directory"), std::string::npos) << v.name;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
