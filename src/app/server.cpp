@@ -129,8 +129,12 @@ Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cf
     for (const auto& e : errors) all += "\n  " + e;
     throw std::runtime_error("invalid configuration:" + all);
   }
+  const std::filesystem::path scratch_base =
+      cfg_->scan.scratch_dir.empty() ? txn::default_scratch_base() : cfg_->scan.scratch_dir;
   scan_ = std::make_unique<txn::ScanService>(cfg_->scan.threads, cfg_->scan.queue,
-                                             cfg_->scan.cache_entries);
+                                             cfg_->scan.cache_entries, scratch_base);
+  if (!scan_->scratch.error().empty())
+    log::warn("{}; libclamav writes its scratch files to $TMPDIR", scan_->scratch.error());
   shared_->scan = scan_.get();
   snap = txn::with_engines(*snap, load_engines_logged(cfg_->scan), generation_);
   current_ = snap;
@@ -228,7 +232,7 @@ Server::~Server() {
 }
 
 std::shared_ptr<const txn::Engines> Server::load_engines_logged(const config::Scan& scan) {
-  auto e = txn::load_engines(scan);
+  auto e = txn::load_engines(scan, scan_->scratch.path());
   if (!scan.enabled)
     log::info("scanning is off (scan.enabled = false)");
   else if (!e->error.empty())

@@ -654,16 +654,17 @@ void read(Reader& r, const toml::table& root, Config& c) {
   c.scan.threads = std::max(1u, std::thread::hardware_concurrency());
   if (auto* t = r.table(root, "scan")) {
     auto& sc = c.scan;
-    r.check_keys(
-        *t,
-        {"enabled", "shipped_signatures", "clamav_dir", "yara_dir", "max_scan_size", "too_large",
-         "unscannable", "on_failure", "memory_buffer", "spool_limit", "threads", "queue",
-         "cache_entries", "max_recursion", "max_files", "max_expanded", "trickle_after"},
-        "scan");
+    r.check_keys(*t,
+                 {"enabled", "shipped_signatures", "clamav_dir", "yara_dir", "max_scan_size",
+                  "too_large", "unscannable", "on_failure", "memory_buffer", "spool_limit",
+                  "threads", "queue", "cache_entries", "max_recursion", "max_files", "max_expanded",
+                  "trickle_after", "scratch_dir"},
+                 "scan");
     r.get(*t, "enabled", sc.enabled);
     for (auto [key, path] :
          {std::pair{"shipped_signatures", &sc.shipped_signatures},
-          std::pair{"clamav_dir", &sc.clamav_dir}, std::pair{"yara_dir", &sc.yara_dir}}) {
+          std::pair{"clamav_dir", &sc.clamav_dir}, std::pair{"yara_dir", &sc.yara_dir},
+          std::pair{"scratch_dir", &sc.scratch_dir}}) {
       std::string v;
       if (!t->get(key)) continue;
       r.get(*t, key, v);

@@ -100,7 +100,9 @@ struct Scan {
   std::uint32_t max_recursion = 10;
   std::uint32_t max_files = 50000;
   std::uint64_t max_expanded = 200ull << 20;
-  Seconds trickle_after{5000};  // proxy: a body still arriving after this is trickled
+  Seconds trickle_after{5000};
+  std::filesystem::path scratch_dir;  // libclamav's scratch files; empty: /dev/shm or $TMPDIR  //
+                                      // proxy: a body still arriving after this is trickled
 };
 
 // [monitoring]: the health and metrics listener (docs/monitoring.md). Loopback only unless

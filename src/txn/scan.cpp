@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <span>
@@ -274,12 +276,15 @@ std::string url_file_name(std::string_view url) {
 
 // ---- engines ----
 
-std::shared_ptr<const Engines> load_engines(const config::Scan& s) {
+std::shared_ptr<const Engines> load_engines(const config::Scan& s,
+                                            const std::filesystem::path& scratch) {
   auto e = std::make_shared<Engines>();
   e->generation = ++g_generation;
   if (!s.enabled) return e;
   std::string err;
-  e->clam = inspect::ClamEngine::load(clam_dirs(s), clam_limits(s), err);
+  auto limits = clam_limits(s);
+  limits.tmpdir = scratch;
+  e->clam = inspect::ClamEngine::load(clam_dirs(s), limits, err);
   if (!e->clam) e->error = "ClamAV: " + err;
   if (!s.yara_dir.empty()) {
     std::string yerr;
@@ -309,6 +314,66 @@ bool engines_stale(const Engines& e, const config::Scan& s) {
     return true;
   if ((e.yara != nullptr) != !s.yara_dir.empty()) return true;
   return e.clam->stale();
+}
+
+// ---- scratch folder ----
+
+namespace {
+
+constexpr std::string_view kScratchPrefix = "portcullis-scan-";
+
+// Removes base/portcullis-scan-<pid>-* folders whose process no longer runs.
+void remove_orphans(const std::filesystem::path& base) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(kScratchPrefix)) continue;
+    const std::string rest = name.substr(kScratchPrefix.size());
+    const auto dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0) continue;
+    const std::string pid = rest.substr(0, dash);
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code e2;
+    if (fs::exists(fs::path("/proc") / pid, e2) || e2) continue;
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())
+      continue;
+    fs::remove_all(it->path(), e2);
+    if (!e2)
+      log::info("removed the scratch folder {} of a gateway that no longer runs",
+                it->path().string());
+  }
+}
+
+}  // namespace
+
+ScratchDir::ScratchDir(const std::filesystem::path& base) {
+  if (base.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(base, ec);
+  remove_orphans(base);
+  std::string tmpl =
+      (base / (std::string(kScratchPrefix) + std::to_string(::getpid()) + "-XXXXXX")).string();
+  if (::mkdtemp(tmpl.data()) == nullptr) {  // mode 0700
+    error_ = "cannot make a scratch folder in " + base.string() + ": " + std::strerror(errno);
+    return;
+  }
+  path_ = tmpl;
+}
+
+ScratchDir::~ScratchDir() {
+  if (path_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::filesystem::path default_scratch_base() {
+  std::error_code ec;
+  if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK | X_OK) == 0)
+    return "/dev/shm";
+  auto tmp = std::filesystem::temp_directory_path(ec);
+  return ec ? std::filesystem::path("/tmp") : tmp;
 }
 
 // ---- spool ----

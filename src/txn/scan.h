@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,19 +37,46 @@ struct Engines {
 };
 
 // Loads the engines for `scan` (the shipped set, then clamav_dir when it exists; yara_dir
-// when set). Slow: the control thread calls it, never a worker.
-std::shared_ptr<const Engines> load_engines(const config::Scan& scan);
+// when set), libclamav writing its scratch files under `scratch` (empty: $TMPDIR). Slow: the
+// control thread calls it, never a worker.
+std::shared_ptr<const Engines> load_engines(const config::Scan& scan,
+                                            const std::filesystem::path& scratch = {});
 // True when `e` was not loaded for these settings, or its signature or rule files changed.
 // Reads directories: control thread.
 bool engines_stale(const Engines& e, const config::Scan& scan);
 
+// The process's private folder for libclamav's scratch files (every scan makes and removes a
+// folder there; archive members are extracted into it): "portcullis-scan-<pid>-XXXXXX", mode
+// 0700, under `base`, removed with the object. Folders of the same pattern whose process is
+// gone (a crash) are removed when a new one is made. Empty base: none (path() is empty).
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::filesystem::path& base);
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  const std::string& error() const { return error_; }  // why path() is empty
+
+ private:
+  std::filesystem::path path_;
+  std::string error_;
+};
+
+// Where the scratch folder goes when scan.scratch_dir is not set: /dev/shm (memory: making
+// and removing a folder there costs a few microseconds, on a disk file system tens) when it
+// is a writable folder, else the system's temporary folder.
+std::filesystem::path default_scratch_base();
+
 // Process-wide scanning state shared by every worker.
 class ScanService {
  public:
-  ScanService(unsigned threads, std::size_t queue, std::size_t cache_entries)
-      : offload(threads, queue), cache(cache_entries) {}
+  ScanService(unsigned threads, std::size_t queue, std::size_t cache_entries,
+              const std::filesystem::path& scratch_base = {})
+      : offload(threads, queue), cache(cache_entries), scratch(scratch_base) {}
   inspect::Offload offload;
   inspect::VerdictCache cache;
+  ScratchDir scratch;
   std::atomic<std::uint64_t> spooled{0};  // bytes held by live spools
   std::atomic<std::uint64_t> scans{0}, infected{0}, unscannable{0}, failed_open{0},
       failed_closed{0}, too_large{0};

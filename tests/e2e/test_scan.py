@@ -4,13 +4,15 @@ download, chunked, in a zip and a zip in a zip, in a POST body and a multipart u
 reaching the origin); the files of Debian's clamav-testfiles; clean downloads and uploads
 byte-exact; the verdict cache; scan.max_scan_size with too_large = pass and block; trickled
 slow downloads (bytes before the end; an infected body cut off, never complete); endless
-streams; a full scan queue with on_failure = closed and open; an engine reload under load.
+streams; a full scan queue with on_failure = closed and open; an engine reload under load;
+the engine's private scratch folder.
 
 The shipped signatures (signatures/clamav) are found through the compiled-in path."""
 
 import io
 import json
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -318,6 +320,29 @@ class DefaultScanTest(ScanCase):
         self.o.files["eicar-head.com"] = EICAR
         status, _, hdrs = self.get(self.p, self.o.url("/file/eicar-head.com"), "-I")
         self.assertEqual(status, 200)
+
+
+class ScratchFolderTest(ScanCase):
+    """scan.scratch_dir: a private folder for the engine's scratch files, made at start,
+    made again when removed under the gateway, removed at exit."""
+
+    def test_private_folder_made_again_and_removed(self):
+        o = self.scan_origin()
+        base = os.path.join(self.workdir, "scratch-%d" % os.getpid())
+        os.makedirs(base, exist_ok=True)
+        p = self.proxy({"scan": {"scratch_dir": base}})
+        mine = [n for n in os.listdir(base) if n.startswith("portcullis-scan-%d-" % p.proc.pid)]
+        self.assertEqual(len(mine), 1, os.listdir(base))
+        folder = os.path.join(base, mine[0])
+        self.assertEqual(os.stat(folder).st_mode & 0o777, 0o700)
+        # Binary bodies make libclamav use the folder for every scan.
+        self.assertThreatBlocked(p, o, "a.zip", zipped("eicar.com", EICAR))
+        shutil.rmtree(folder)
+        self.assertThreatBlocked(p, o, "b.zip", zipped("eicar.com", EICAR + b" "))
+        self.assertTrue(os.path.isdir(folder))
+        p.stop()
+        p.expect_exit = True  # stopped here: the cleanup's stop finds it gone
+        self.assertEqual(os.listdir(base), [])
 
 
 class TooLargeTest(ScanCase):

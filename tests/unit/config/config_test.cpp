@@ -786,6 +786,7 @@ unscannable = "pass"
 on_failure = "closed"
 threads = 3
 trickle_after = 0.5
+scratch_dir = "scratch"
 )");
   ASSERT_NE(c, nullptr);
   EXPECT_FALSE(c->scan.enabled);
@@ -798,6 +799,7 @@ trickle_after = 0.5
   EXPECT_EQ(c->scan.on_failure, FailMode::closed);
   EXPECT_EQ(c->scan.threads, 3u);
   EXPECT_EQ(c->scan.trickle_after, milliseconds(500));
+  EXPECT_EQ(c->scan.scratch_dir, fs::path("/etc/portcullis/scratch"));
   for (auto [text, message] :
        {std::pair{"[scan]\ntoo_large = \"maybe\"\n", "'too_large' must be pass or block"},
         std::pair{"[scan]\non_failure = \"sometimes\"\n",

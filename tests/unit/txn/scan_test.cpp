@@ -5,10 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iterator>
@@ -314,6 +319,87 @@ TEST(ApplyScan, OneCoherentScanPerRecord) {
     EXPECT_TRUE(apply_scan(ex, outcome("clean", "down")));
     EXPECT_FALSE(ex.rec.scan_cached);
   }
+}
+
+// ---- the scratch folder ----
+
+std::filesystem::path temp_base(const char* name) {
+  auto base = std::filesystem::temp_directory_path() /
+              (std::string(name) + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(base);
+  std::filesystem::create_directories(base);
+  return base;
+}
+
+TEST(ScratchDir, PrivateFolderRemovedWithTheObject) {
+  const auto base = temp_base("pc-scratch-private");
+  std::filesystem::path made;
+  {
+    ScratchDir d(base);
+    ASSERT_TRUE(d.error().empty()) << d.error();
+    made = d.path();
+    EXPECT_EQ(made.parent_path(), base);
+    EXPECT_TRUE(made.filename().string().starts_with("portcullis-scan-" +
+                                                     std::to_string(::getpid()) + "-"));
+    struct stat st {};
+    ASSERT_EQ(::stat(made.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+    std::ofstream(made / "left-over") << "x";  // what a scan may leave
+  }
+  EXPECT_FALSE(std::filesystem::exists(made));
+  std::filesystem::remove_all(base);
+}
+
+TEST(ScratchDir, RemovesOnlyTheFoldersOfGoneProcesses) {
+  const auto base = temp_base("pc-scratch-orphans");
+  long pid_max = 4194304;
+  std::ifstream("/proc/sys/kernel/pid_max") >> pid_max;
+  const auto gone = base / ("portcullis-scan-" + std::to_string(pid_max + 1) + "-abc123");
+  const auto running = base / ("portcullis-scan-" + std::to_string(::getppid()) + "-abc123");
+  const auto other = base / "portcullis-scan-notapid-abc123";
+  for (const auto& d : {gone, running, other}) std::filesystem::create_directories(d / "sub");
+  {
+    ScratchDir d(base);
+    ASSERT_TRUE(d.error().empty()) << d.error();
+    EXPECT_FALSE(std::filesystem::exists(gone));
+    EXPECT_TRUE(std::filesystem::exists(running));
+    EXPECT_TRUE(std::filesystem::exists(other));
+  }
+  std::filesystem::remove_all(base);
+}
+
+TEST(ScratchDir, UnusableBaseSaysWhy) {
+  ScratchDir d("/proc/portcullis-no-such-place");
+  EXPECT_TRUE(d.path().empty());
+  EXPECT_NE(d.error().find("/proc/portcullis-no-such-place"), std::string::npos) << d.error();
+}
+
+TEST(ScratchDir, LibclamavWritesItsScratchFilesThere) {
+  const auto base = temp_base("pc-scratch-engine");
+  ScratchDir dir(base);
+  ASSERT_FALSE(dir.path().empty()) << dir.error();
+  auto snap = snapshot();
+  snap->engines = load_engines(snap->config->scan, dir.path());
+  ASSERT_TRUE(snap->engines->clam) << snap->engines->error;
+  EXPECT_EQ(snap->engines->clam->limits().tmpdir, dir.path());
+  ScanService svc(1, 4, 0);
+  std::string body(1024, '\0');  // binary data: libclamav makes a folder for its scan
+  for (std::size_t i = 0; i < body.size(); ++i)
+    body[i] = static_cast<char>((i * 131 + 7) ^ (i >> 3));
+  // libclamav makes (and removes) a folder for the scan inside ours.
+  const int in = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  ASSERT_GE(in, 0);
+  ASSERT_GE(::inotify_add_watch(in, dir.path().c_str(), IN_CREATE), 0);
+  EXPECT_EQ(scan(*snap, svc, body).verdict, "clean");
+  alignas(inotify_event) char buf[4096];
+  const ssize_t n = ::read(in, buf, sizeof buf);
+  ::close(in);
+  ASSERT_GT(n, 0) << "nothing was made in the scratch folder";
+  const auto* ev = reinterpret_cast<const inotify_event*>(buf);
+  EXPECT_TRUE(ev->mask & IN_ISDIR);
+  EXPECT_NE(std::string_view(ev->name).find("scantemp"), std::string_view::npos) << ev->name;
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace
