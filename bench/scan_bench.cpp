@@ -5,7 +5,8 @@
 // to a download with the time the scan itself takes.
 //
 // Signatures: the shipped set (signatures/clamav), then PC_CLAMAV_DIR (default
-// /var/lib/clamav) when it holds database files, as the gateway loads them.
+// /var/lib/clamav) when it holds database files, as the gateway loads them; libclamav's
+// scratch folder where the gateway puts it by default.
 // Bodies: pseudo-random bytes whose first 8 bytes change at every iteration, so that
 // libclamav's own cache of clean content never answers (every scan is a real one).
 //
@@ -26,6 +27,7 @@
 #include "inspect/engine.h"
 #include "inspect/filetype.h"
 #include "inspect/verdict_cache.h"
+#include "txn/scan.h"
 
 namespace {
 
@@ -47,10 +49,16 @@ std::vector<fs::path> signature_dirs() {
   return dirs;
 }
 
+// libclamav's scratch folder where the gateway puts it by default (txn::ScratchDir):
+// scan_bench's own private folder in /dev/shm when it is writable, else $TMPDIR.
 const ClamEngine& engine() {
+  static std::unique_ptr<pc::txn::ScratchDir> scratch =
+      std::make_unique<pc::txn::ScratchDir>(pc::txn::default_scratch_base());
   static std::shared_ptr<const ClamEngine> e = [] {
     std::string err;
-    auto loaded = ClamEngine::load(signature_dirs(), Limits{}, err);
+    Limits limits;
+    limits.tmpdir = scratch->path();
+    auto loaded = ClamEngine::load(signature_dirs(), limits, err);
     if (!loaded) {
       std::fprintf(stderr, "scan_bench: cannot load the signatures: %s\n", err.c_str());
       std::exit(1);
