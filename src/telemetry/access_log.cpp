@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "telemetry/disk_queue.h"
 
 namespace pc::telemetry {
 
@@ -62,9 +63,23 @@ SinkStats FileSink::stats() const {
 }
 
 void FileSink::write(const Batch& batch) {
+  // Formatted and written in pieces of about kFlushBytes, so that a large batch (the backlog
+  // of a stall) never makes the buffer, which is kept for the next batch, as large as itself.
   buf_.clear();
   const Format f = format_.load();
-  std::uint64_t n = 0;
+  std::uint64_t pending = 0;  // records in buf_
+  bool failed = false;
+  auto flush = [&] {
+    if (pending == 0) return;
+    if (fd_ < 0 || failed || !write_all(fd_, buf_)) {  // lost, and counted
+      failed = true;
+      dropped_.fetch_add(pending, std::memory_order_relaxed);
+    } else {
+      written_.fetch_add(pending, std::memory_order_relaxed);
+    }
+    buf_.clear();
+    pending = 0;
+  };
   for (const auto& r : *batch) {
     if (filter_ == Filter::security && security_event(r) == Event::none) continue;
     if (f == Format::json)
@@ -72,26 +87,10 @@ void FileSink::write(const Batch& batch) {
     else
       append_squid(buf_, r);
     buf_ += '\n';
-    ++n;
+    ++pending;
+    if (buf_.size() >= kFlushBytes) flush();
   }
-  if (n == 0) return;
-  if (fd_ < 0) {  // the file could not be opened: these records are lost, and counted
-    dropped_.fetch_add(n, std::memory_order_relaxed);
-    return;
-  }
-  const char* p = buf_.data();
-  std::size_t left = buf_.size();
-  while (left > 0) {
-    ssize_t w = ::write(fd_, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      dropped_.fetch_add(n, std::memory_order_relaxed);
-      return;
-    }
-    p += w;
-    left -= static_cast<std::size_t>(w);
-  }
-  written_.fetch_add(n, std::memory_order_relaxed);
+  flush();
 }
 
 // ---- AccessLog ----

@@ -45,13 +45,14 @@ class FileSink : public LogSink {
   std::string gateway_;
   int fd_ = -1;
   std::atomic<bool> open_{false};
-  std::string buf_;  // reused for every batch
+  static constexpr std::size_t kFlushBytes = 256 << 10;
+  std::string buf_;  // reused for every batch; written whenever it holds kFlushBytes
   std::atomic<std::uint64_t> written_{0}, dropped_{0};
 };
 
 class AccessLog {
  public:
-  static constexpr std::size_t kQueueLimit = 65536;
+  static constexpr std::size_t kQueueLimit = 16384;  // records, about 1.6 KiB each
   // No sinks: the log is off (submit does nothing, no thread).
   explicit AccessLog(std::vector<std::unique_ptr<LogSink>> sinks,
                      std::size_t queue_limit = kQueueLimit);

@@ -52,7 +52,11 @@ bool read_file(const fs::path& p, std::string& out) {
   }
 }
 
-bool write_all(int fd, const char* p, std::size_t n) {
+}  // namespace
+
+bool write_all(int fd, std::string_view data) {
+  const char* p = data.data();
+  std::size_t n = data.size();
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
@@ -64,8 +68,6 @@ bool write_all(int fd, const char* p, std::size_t n) {
   }
   return true;
 }
-
-}  // namespace
 
 DiskQueue::DiskQueue(fs::path dir, std::uint64_t limit, std::size_t max_frame)
     : dir_(std::move(dir)),
@@ -208,7 +210,7 @@ std::size_t DiskQueue::append(std::string_view frames, std::string* error) {
     if (!open_writer(error)) return 0;
   }
   auto& seg = segments_.back();
-  if (!write_all(write_fd_, frames.data(), bytes)) {
+  if (!write_all(write_fd_, std::string_view(frames.data(), bytes))) {
     if (error) *error = "cannot write " + segment_path(seg.id).string() + ": " + errno_text();
     // Take back a partial write so the segment stays a sequence of whole frames.
     if (::ftruncate(write_fd_, static_cast<off_t>(seg.size)) != 0) {

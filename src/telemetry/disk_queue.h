@@ -18,6 +18,9 @@
 
 namespace pc::telemetry {
 
+// Writes all of `data` to fd (short writes and EINTR retried); false on an error (errno).
+bool write_all(int fd, std::string_view data);
+
 class DiskQueue {
  public:
   // Opens the queue in `dir` (created when missing) and recovers what an earlier process

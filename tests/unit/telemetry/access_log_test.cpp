@@ -356,6 +356,29 @@ TEST_F(AccessLogFile, ManyBatchesFromManyThreadsKeepEveryRecord) {
   for (int n : next) EXPECT_EQ(n, kEach);
 }
 
+TEST_F(AccessLogFile, ALargeBatchIsWrittenWholeAndInOrder) {
+  // The backlog of a stall: many times the size the sink writes at once.
+  auto path = dir_ / "access.log";
+  FileSink sink("access_log", path, Format::json, FileSink::Filter::all, "gw");
+  auto records = std::make_shared<Records>();
+  constexpr int kRecords = 5000;  // about 3 MB formatted
+  for (int i = 0; i < kRecords; ++i) {
+    auto r = sample();
+    r.request_id = "big-" + std::to_string(i);
+    r.url = "http://example.com/" + std::string(300, 'p');
+    records->push_back(std::move(r));
+  }
+  sink.write(records);
+  EXPECT_EQ(sink.stats().written, static_cast<std::uint64_t>(kRecords));
+  EXPECT_EQ(sink.stats().dropped, 0u);
+  auto ls = read_lines(path);
+  ASSERT_EQ(ls.size(), static_cast<std::size_t>(kRecords));
+  for (int i = 0; i < kRecords; ++i)
+    ASSERT_NE(
+        ls[static_cast<std::size_t>(i)].find("\"request_id\":\"big-" + std::to_string(i) + "\""),
+        std::string::npos);
+}
+
 TEST_F(AccessLogFile, AppendsToAnExistingFile) {
   auto path = dir_ / "access.log";
   {
