@@ -5,8 +5,11 @@
 #include "net/resolver.h"
 
 #include <ares.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +17,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
 #include <climits>
 #include <cstring>
 #include <list>
@@ -124,6 +128,46 @@ std::vector<asio::ip::address> interleave(const std::vector<asio::ip::address>& 
 
 }  // namespace
 
+HostsTable parse_hosts(std::string_view text) {
+  struct Families {
+    std::vector<asio::ip::address> v6, v4;
+  };
+  std::unordered_map<std::string, Families> found;
+  std::vector<std::string> order;  // names in first-seen order (deterministic output)
+  while (!text.empty()) {
+    const std::size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+    line = line.substr(0, line.find('#'));
+    std::vector<std::string_view> fields;
+    for (std::size_t at = 0; at < line.size();) {
+      const std::size_t start = line.find_first_not_of(" \t\r\f\v", at);
+      if (start == std::string_view::npos) break;
+      const std::size_t end = std::min(line.find_first_of(" \t\r\f\v", start), line.size());
+      fields.push_back(line.substr(start, end - start));
+      at = end;
+    }
+    if (fields.size() < 2) continue;
+    boost::system::error_code ec;
+    const asio::ip::address a = asio::ip::make_address(std::string(fields[0]), ec);
+    if (ec || (a.is_v6() && a.to_v6().is_v4_mapped())) continue;
+    for (std::size_t f = 1; f < fields.size(); ++f) {
+      std::optional<std::string> name = normalize_name(fields[f]);
+      if (!name) continue;
+      auto [it, fresh] = found.try_emplace(*name);
+      if (fresh) order.push_back(*name);
+      auto& list = a.is_v6() ? it->second.v6 : it->second.v4;
+      if (std::find(list.begin(), list.end(), a) == list.end()) list.push_back(a);
+    }
+  }
+  HostsTable out;
+  for (const std::string& name : order) {
+    const Families& fam = found[name];
+    out.emplace(name, interleave(fam.v6, fam.v4));
+  }
+  return out;
+}
+
 struct Resolver::Impl {
   // One name being looked up; shared by every resolve() waiting for it.
   struct Lookup {
@@ -177,7 +221,7 @@ struct Resolver::Impl {
     opts.timeout = static_cast<int>(
         std::clamp<std::chrono::milliseconds::rep>(cfg.timeout.count(), 1, INT_MAX));
     opts.tries = std::max(1, cfg.tries);
-    lookups = cfg.use_hosts_file ? "fb" : "b";
+    lookups = "b";  // DNS only: the hosts file is Impl::hosts (read here, not by c-ares)
     opts.lookups = lookups.data();
     opts.sock_state_cb = &Impl::on_sock_state_cb;
     opts.sock_state_cb_data = this;
@@ -364,11 +408,12 @@ struct Resolver::Impl {
 
   // ---- lookups --------------------------------------------------------------------------
 
-  // /etc/hosts (c-ares reads the file, as for its "f" lookup). Empty if not listed.
-  // "localhost" and names under it are loopback even when the file does not list them
-  // (RFC 6761 section 6.3).
+  // The hosts file, then the rule that "localhost" and names under it are loopback even
+  // when the file does not list them (RFC 6761 section 6.3). Empty if neither.
   std::vector<asio::ip::address> hosts_lookup(const std::string& name) {
-    std::vector<asio::ip::address> listed = hosts_file_lookup(name);
+    refresh_hosts();
+    std::vector<asio::ip::address> listed;
+    if (auto it = hosts.find(name); it != hosts.end()) listed = it->second;
     constexpr std::string_view kLocal = "localhost";
     constexpr std::string_view kUnderLocal = ".localhost";
     const bool local = name == kLocal || (name.size() > kUnderLocal.size() &&
@@ -380,36 +425,47 @@ struct Resolver::Impl {
     return listed;
   }
 
-  std::vector<asio::ip::address> hosts_file_lookup(const std::string& name) {
-    std::vector<asio::ip::address> v4;
-    std::vector<asio::ip::address> v6;
-    hostent* h = nullptr;
-    if (ares_gethostbyname_file(channel, name.c_str(), AF_INET, &h) == ARES_SUCCESS &&
-        h != nullptr) {
-      if (h->h_addrtype == AF_INET && h->h_length == 4) {
-        for (char** p = h->h_addr_list; *p != nullptr; ++p) {
-          asio::ip::address_v4::bytes_type b;
-          std::memcpy(b.data(), *p, b.size());
-          v4.emplace_back(asio::ip::address_v4(b));
-        }
-      }
-      ares_free_hostent(h);
+  // The hosts file is read once and again only when it changed, which is looked at (one
+  // stat) at most every cfg.hosts_check: a worker does not read a file for every name it
+  // resolves. A file that cannot be read lists nothing.
+  static constexpr std::size_t kMaxHostsBytes = 4 << 20;
+  void refresh_hosts() {
+    const Clock::time_point now = Clock::now();
+    if (hosts_checked && now - *hosts_checked < cfg.hosts_check) return;
+    hosts_checked = now;
+    struct stat st {};
+    if (::stat(cfg.hosts_file.c_str(), &st) != 0) {
+      hosts.clear();
+      hosts_version = {};
+      return;
     }
-    h = nullptr;
-    if (ares_gethostbyname_file(channel, name.c_str(), AF_INET6, &h) == ARES_SUCCESS &&
-        h != nullptr) {
-      if (h->h_addrtype == AF_INET6 && h->h_length == 16) {
-        for (char** p = h->h_addr_list; *p != nullptr; ++p) {
-          asio::ip::address_v6::bytes_type b;
-          std::memcpy(b.data(), *p, b.size());
-          const asio::ip::address_v6 a(b);
-          if (a.is_v4_mapped()) continue;  // already listed as IPv4
-          v6.emplace_back(a);
-        }
+    const HostsVersion v{
+        static_cast<std::int64_t>(st.st_mtim.tv_sec), static_cast<std::int64_t>(st.st_mtim.tv_nsec),
+        static_cast<std::int64_t>(st.st_size), static_cast<std::uint64_t>(st.st_ino)};
+    if (v == hosts_version) return;
+    std::string text;
+    if (!read_small_file(cfg.hosts_file, kMaxHostsBytes, text)) return;  // next check retries
+    hosts = parse_hosts(text);
+    hosts_version = v;
+  }
+
+  static bool read_small_file(const std::string& path, std::size_t limit, std::string& out) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[16384];
+    bool ok = true;
+    for (;;) {
+      const ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        ok = n == 0;
+        break;
       }
-      ares_free_hostent(h);
+      out.append(buf, static_cast<std::size_t>(n));
+      if (out.size() > limit) break;  // larger than any hosts file: its start only
     }
-    return interleave(v6, v4);
+    ::close(fd);
+    return ok;
   }
 
   std::shared_ptr<Lookup> start(const std::string& key) {
@@ -594,6 +650,14 @@ struct Resolver::Impl {
   std::unordered_map<std::string, std::shared_ptr<Lookup>> inflight;
   std::unordered_map<std::string, CacheEntry> cache;
   std::list<std::string> lru;  // most recently used first
+  struct HostsVersion {
+    std::int64_t sec = -1, nsec = 0, size = 0;
+    std::uint64_t inode = 0;
+    bool operator==(const HostsVersion&) const = default;
+  };
+  HostsTable hosts;
+  HostsVersion hosts_version;
+  std::optional<Clock::time_point> hosts_checked;
   // Handlers hold a weak reference: once the Impl is gone they do nothing.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace pc::net {
@@ -21,8 +22,10 @@ struct ResolverConfig {
   std::vector<std::string> servers;
   std::chrono::milliseconds timeout{2000};  // per try
   int tries = 2;
-  bool use_hosts_file = true;         // consult /etc/hosts before DNS
-  std::size_t cache_entries = 10000;  // 0 disables the cache
+  bool use_hosts_file = true;  // consult the hosts file before DNS
+  std::string hosts_file = "/etc/hosts";
+  std::chrono::milliseconds hosts_check{5000};  // how often a change of the file is looked for
+  std::size_t cache_entries = 10000;            // 0 disables the cache
   std::chrono::seconds min_ttl{5};
   std::chrono::seconds max_ttl{3600};
   std::chrono::seconds negative_ttl{10};  // NXDOMAIN / no data
@@ -37,6 +40,13 @@ enum class DnsStatus : std::uint8_t {
 };
 
 std::string_view describe(DnsStatus s);
+
+// A hosts file (hosts(5)) as the resolver uses it: each name (lower-cased, without a final
+// dot; canonical names and aliases alike) with its addresses, IPv6 and IPv4 interleaved as
+// resolve() returns them (file order within a family). Comments, lines without a valid
+// address or name, and IPv4-mapped IPv6 addresses are skipped.
+using HostsTable = std::unordered_map<std::string, std::vector<asio::ip::address>>;
+HostsTable parse_hosts(std::string_view text);
 
 struct ResolveResult {
   DnsStatus status = DnsStatus::error;

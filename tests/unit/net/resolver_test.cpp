@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -569,6 +570,69 @@ TEST_F(ResolverTest, HostsFileCanBeSkipped) {
   // The fake server does not know localhost.
   EXPECT_EQ(resolve(r, "localhost").status, DnsStatus::not_found);
   EXPECT_EQ(dns.count("localhost", kTypeA), 1);
+}
+
+TEST(ParseHostsTest, NamesAliasesFamiliesAndJunk) {
+  const HostsTable t = parse_hosts(
+      "# comment line\n"
+      "127.0.0.1\tlocalhost\n"
+      "10.1.2.3   Intranet.Example.   intra  # trailing comment\n"
+      "fd00::5 intranet.example\r\n"
+      "10.1.2.4 intranet.example\n"
+      "10.1.2.3 intranet.example\n"       // the same address again
+      "::ffff:10.9.9.9 mapped.example\n"  // IPv4-mapped: skipped
+      "not-an-address broken.example\n"
+      "10.7.7.7\n"  // no name
+      "   \n"
+      "10.8.8.8 bad\\name good.example\n"
+      "10.9.9.9 odd..\n");  // one final dot goes, as from a name resolve() is asked for
+  auto get = [&](const std::string& name) {
+    auto it = t.find(name);
+    return it == t.end() ? std::vector<std::string>{} : strings(it->second);
+  };
+  EXPECT_EQ(get("localhost"), std::vector<std::string>{"127.0.0.1"});
+  EXPECT_EQ(get("intranet.example"), (std::vector<std::string>{"fd00::5", "10.1.2.3", "10.1.2.4"}));
+  EXPECT_EQ(get("intra"), std::vector<std::string>{"10.1.2.3"});
+  EXPECT_EQ(get("good.example"), std::vector<std::string>{"10.8.8.8"});
+  EXPECT_EQ(t.count("mapped.example"), 0u);
+  EXPECT_EQ(t.count("broken.example"), 0u);
+  EXPECT_EQ(t.count("bad\\name"), 0u);
+  EXPECT_EQ(get("odd."), std::vector<std::string>{"10.9.9.9"});
+  EXPECT_EQ(t.size(), 5u);
+}
+
+// A hosts file of the test's own: names it lists never reach DNS; a change is seen.
+TEST_F(ResolverTest, HostsFileListsNamesAndChangesAreSeen) {
+  char tmpl[] = "/tmp/pc-hosts-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  const std::string path = tmpl;
+  auto write = [&](const std::string& text) { std::ofstream(path, std::ios::trunc) << text; };
+  write("10.1.2.3 intranet.example intra\nfd00::5 intranet.example\n");
+  ResolverConfig cfg = config();
+  cfg.hosts_file = path;
+  cfg.hosts_check = 0ms;
+  cfg.cache_entries = 0;
+  Resolver r(io, cfg);
+  ResolveResult res = resolve(r, "INTRA.");
+  ASSERT_EQ(res.status, DnsStatus::ok);
+  EXPECT_EQ(strings(res.addresses), std::vector<std::string>{"10.1.2.3"});
+  res = resolve(r, "intranet.example");
+  EXPECT_EQ(strings(res.addresses), (std::vector<std::string>{"fd00::5", "10.1.2.3"}));
+  EXPECT_EQ(dns.total(), 0);
+
+  write("10.4.4.4 later.example\n");  // a new file of another size
+  res = resolve(r, "later.example");
+  ASSERT_EQ(res.status, DnsStatus::ok);
+  EXPECT_EQ(strings(res.addresses), std::vector<std::string>{"10.4.4.4"});
+  EXPECT_EQ(resolve(r, "intra").status, DnsStatus::not_found);  // gone: asked of DNS
+  EXPECT_EQ(dns.count("intra", kTypeA), 1);
+
+  ::unlink(path.c_str());  // no file: nothing listed, localhost still loopback
+  EXPECT_EQ(resolve(r, "later.example").status, DnsStatus::not_found);
+  res = resolve(r, "localhost");
+  EXPECT_EQ(strings(res.addresses), (std::vector<std::string>{"::1", "127.0.0.1"}));
 }
 
 TEST_F(ResolverTest, CacheIsBounded) {
