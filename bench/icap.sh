@@ -325,6 +325,12 @@ watch_stop() { stop_pid "$WATCH_PID" 5; }
 run_case() { # tag target port pid method mode size conns [warm-up only: 1]
   local tag=$1 t=$2 port=$3 pid=$4 m=$5 mode=$6 size=$7 c=$8 warm=${9:-0} dur=$DURATION
   [[ "$warm" == 1 ]] && dur=1
+  # The access logs start each case empty: millions of records a case would otherwise grow
+  # them by gigabytes, and the kernel's writeback of those (on the server's CPU too) would
+  # be measured in the later cases; a gateway in service rotates its logs.
+  for f in "$RUN"/cicap/access.log "$RUN"/portcullis*/access.log; do
+    [[ -f "$f" ]] && : >"$f"
+  done
   "$PY" "$BENCH/procmon.py" rss "$pid" >"$RUN/raw/$tag.before" 2>/dev/null || echo 0 >"$RUN/raw/$tag.before"
   [[ "$warm" == 1 ]] || watch_start "$pid" "$tag"
   timeout --foreground -k 5 $((dur + 60)) "${ON_LOAD[@]}" "$LOAD" --port "$port" \
