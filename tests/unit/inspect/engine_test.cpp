@@ -16,8 +16,8 @@ namespace pc::inspect {
 namespace {
 
 namespace fs = std::filesystem;
+using pc::testing::TempDir;
 using testing::kEicar;
-using testing::TempDir;
 using testing::ZipWriter;
 
 const fs::path kShipped = PC_SHIPPED_SIGNATURES_DIR;
@@ -226,8 +226,8 @@ TEST(ClamEngine, MalformedDatabaseIsAnErrorNamingTheDirectory) {
 // folder (it reports the failure only to the message callback): that must be an error. A
 // scratch folder removed under the gateway is made again.
 TEST(ClamEngineScratch, AScratchFolderItCannotUseIsAnErrorNeverClean) {
-  const auto dir = fs::temp_directory_path() / ("pc-engine-scratch-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const TempDir tmp;
+  const fs::path dir = tmp.path / "scratch";
   fs::create_directories(dir);
   Limits limits;
   limits.tmpdir = dir;
@@ -248,7 +248,6 @@ TEST(ClamEngineScratch, AScratchFolderItCannotUseIsAnErrorNeverClean) {
     EXPECT_EQ(v.kind, Verdict::error) << v.name;
     EXPECT_NE(v.name.find("temporary directory"), std::string::npos) << v.name;
   }
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 namespace pc::inspect {
 namespace {
 
-using testing::TempDir;
+using pc::testing::TempDir;
 
 TEST(YaraRules, MatchingRuleIsNamedWithItsNamespace) {
   TempDir dir;

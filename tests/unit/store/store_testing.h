@@ -1,30 +1,18 @@
-// Helpers for the log store tests: a scratch directory and sample records.
+// Helpers for the log store tests: the scratch directory and sample records.
 #pragma once
 
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
 #include <string>
 
 #include "telemetry/access_log.h"
+#include "temp_dir.h"
 
 namespace pc::store::testing {
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "pc-store-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using pc::testing::TempDir;
 
 // 2026-03-01T00:00:00Z
 inline const std::chrono::system_clock::time_point kBase{std::chrono::seconds(1772323200)};

@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 
+#include "temp_dir.h"
 #include "txn/flow.h"
 #include "txn/snapshot.h"
 
@@ -323,16 +324,9 @@ TEST(ApplyScan, OneCoherentScanPerRecord) {
 
 // ---- the scratch folder ----
 
-std::filesystem::path temp_base(const char* name) {
-  auto base = std::filesystem::temp_directory_path() /
-              (std::string(name) + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(base);
-  std::filesystem::create_directories(base);
-  return base;
-}
-
 TEST(ScratchDir, PrivateFolderRemovedWithTheObject) {
-  const auto base = temp_base("pc-scratch-private");
+  const pc::testing::TempDir tmp;
+  const auto& base = tmp.path;
   std::filesystem::path made;
   {
     ScratchDir d(base);
@@ -348,11 +342,11 @@ TEST(ScratchDir, PrivateFolderRemovedWithTheObject) {
     std::ofstream(made / "left-over") << "x";  // what a scan may leave
   }
   EXPECT_FALSE(std::filesystem::exists(made));
-  std::filesystem::remove_all(base);
 }
 
 TEST(ScratchDir, RemovesOnlyTheFoldersOfGoneProcesses) {
-  const auto base = temp_base("pc-scratch-orphans");
+  const pc::testing::TempDir tmp;
+  const auto& base = tmp.path;
   long pid_max = 4194304;
   std::ifstream("/proc/sys/kernel/pid_max") >> pid_max;
   const auto gone = base / ("portcullis-scan-" + std::to_string(pid_max + 1) + "-abc123");
@@ -366,7 +360,6 @@ TEST(ScratchDir, RemovesOnlyTheFoldersOfGoneProcesses) {
     EXPECT_TRUE(std::filesystem::exists(running));
     EXPECT_TRUE(std::filesystem::exists(other));
   }
-  std::filesystem::remove_all(base);
 }
 
 TEST(ScratchDir, UnusableBaseSaysWhy) {
@@ -376,7 +369,8 @@ TEST(ScratchDir, UnusableBaseSaysWhy) {
 }
 
 TEST(ScratchDir, LibclamavWritesItsScratchFilesThere) {
-  const auto base = temp_base("pc-scratch-engine");
+  const pc::testing::TempDir tmp;
+  const auto& base = tmp.path;
   ScratchDir dir(base);
   ASSERT_FALSE(dir.path().empty()) << dir.error();
   auto snap = snapshot();
@@ -399,7 +393,6 @@ TEST(ScratchDir, LibclamavWritesItsScratchFilesThere) {
   const auto* ev = reinterpret_cast<const inotify_event*>(buf);
   EXPECT_TRUE(ev->mask & IN_ISDIR);
   EXPECT_NE(std::string_view(ev->name).find("scantemp"), std::string_view::npos) << ev->name;
-  std::filesystem::remove_all(base);
 }
 
 }  // namespace

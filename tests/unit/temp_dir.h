@@ -1,4 +1,5 @@
-// A scratch directory for the tests, removed at the end.
+// A scratch directory for the unit tests (mkdtemp under the system's temporary folder, mode
+// 0700), removed with everything in it at the end.
 #pragma once
 
 #include <stdlib.h>
@@ -7,12 +8,12 @@
 #include <fstream>
 #include <string>
 
-namespace pc::inspect::testing {
+namespace pc::testing {
 
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "pc-inspect-XXXXXX").string();
+    std::string t = (std::filesystem::temp_directory_path() / "pc-test-XXXXXX").string();
     path = ::mkdtemp(t.data());
   }
   ~TempDir() {
@@ -26,4 +27,4 @@ struct TempDir {
   }
 };
 
-}  // namespace pc::inspect::testing
+}  // namespace pc::testing
