@@ -10,34 +10,18 @@
 #include <thread>
 #include <vector>
 
+#include "sample_record.h"
+
 namespace pc::telemetry {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-AccessRecord sample() {
-  AccessRecord r;
-  // 2024-01-02T03:04:05.678901Z
-  r.time = std::chrono::system_clock::time_point(1704164645s + 678901us);
-  r.duration = 12345us;
-  r.request_id = "abcd1234-1";
-  r.listener = "proxy";
-  r.guest = false;
-  r.client = "192.0.2.9";
-  r.method = "GET";
-  r.url = "http://example.com/a?b=c";
-  r.status = 200;
-  r.bytes_in = 120;
-  r.bytes_out = 4567;
-  r.upstream = "93.184.216.34:80";
-  r.content_type = "text/html";
-  r.result = Result::allowed;
-  return r;
-}
+using testing::sample_record;
 
 TEST(FormatJson, AllFields) {
-  EXPECT_EQ(format_json(sample(), "gw1"),
+  EXPECT_EQ(format_json(sample_record(), "gw1"),
             "{\"time\":\"2024-01-02T03:04:05.678Z\",\"duration_ms\":12.345,"
             "\"request_id\":\"abcd1234-1\",\"gateway\":\"gw1\",\"listener\":\"proxy\","
             "\"guest\":false,\"client\":\"192.0.2.9\",\"method\":\"GET\","
@@ -49,7 +33,7 @@ TEST(FormatJson, AllFields) {
 }
 
 TEST(FormatJson, PolicyFields) {
-  auto r = sample();
+  auto r = sample_record();
   r.decision = "block";
   r.rule = "No \"gambling\"";
   r.category = "gambling";
@@ -64,7 +48,7 @@ TEST(FormatJson, PolicyFields) {
 }
 
 TEST(FormatJson, GuestAndResult) {
-  auto r = sample();
+  auto r = sample_record();
   r.guest = true;
   r.result = Result::denied;
   r.reason = "client address not allowed";
@@ -78,7 +62,7 @@ TEST(FormatJson, GuestAndResult) {
 }
 
 TEST(FormatJson, Escaping) {
-  auto r = sample();
+  auto r = sample_record();
   r.url = std::string("http://x/\"q\"\\b\n\r\t\x01\x1f\x7f") + std::string(1, '\0') + "end";
   auto j = format_json(r);
   EXPECT_NE(j.find("\"url\":\"http://x/\\\"q\\\"\\\\b\\n\\r\\t\\u0001\\u001f\\u007f\\u0000end\""),
@@ -90,7 +74,7 @@ TEST(FormatJson, Escaping) {
 }
 
 TEST(FormatJson, NonAsciiKept) {
-  auto r = sample();
+  auto r = sample_record();
   r.url = "http://example.com/caf\xc3\xa9/\xe2\x82\xac";
   r.reason = "\xff\xfe";  // not UTF-8: passed through byte for byte
   auto j = format_json(r);
@@ -108,13 +92,13 @@ TEST(FormatJson, EmptyStrings) {
 }
 
 TEST(FormatSquid, Fields) {
-  EXPECT_EQ(format_squid(sample()),
+  EXPECT_EQ(format_squid(sample_record()),
             "1704164645.678     12 192.0.2.9 TCP_MISS/200 4567 GET http://example.com/a?b=c - "
             "HIER_DIRECT/93.184.216.34:80 text/html\n");
 }
 
 TEST(FormatSquid, CodesAndEmptyFields) {
-  auto r = sample();
+  auto r = sample_record();
   r.method = "CONNECT";
   r.url = "example.com:443";
   r.content_type.clear();
@@ -122,7 +106,7 @@ TEST(FormatSquid, CodesAndEmptyFields) {
   EXPECT_NE(s.find(" TCP_TUNNEL/200 "), std::string::npos) << s;
   EXPECT_TRUE(s.ends_with(" -\n")) << s;
 
-  r = sample();
+  r = sample_record();
   r.result = Result::denied;
   r.status = 403;
   r.upstream.clear();
@@ -136,7 +120,7 @@ TEST(FormatSquid, CodesAndEmptyFields) {
 }
 
 TEST(FormatSquid, WhiteSpaceInFieldsIsEncoded) {
-  auto r = sample();
+  auto r = sample_record();
   r.url = "http://x/a b\tc\nd";
   r.content_type = "text/html; charset=utf-8";
   auto s = format_squid(r);
@@ -150,7 +134,7 @@ TEST(FormatSquid, WhiteSpaceInFieldsIsEncoded) {
 }
 
 TEST(FormatSquid, LongDurationsAndMillisecondPadding) {
-  auto r = sample();
+  auto r = sample_record();
   r.time = std::chrono::system_clock::time_point(1704164645s + 5ms);
   r.duration = 1234567890us;
   auto s = format_squid(r);
@@ -158,7 +142,7 @@ TEST(FormatSquid, LongDurationsAndMillisecondPadding) {
 }
 
 TEST(FormatJson, ScanAndSecurityFields) {
-  auto r = sample();
+  auto r = sample_record();
   r.result = Result::denied;
   r.status = 403;
   r.scan = "infected";
@@ -176,7 +160,7 @@ TEST(FormatJson, ScanAndSecurityFields) {
              "\"scanned_size\":68,\"scan_cached\":false"),
       std::string::npos)
       << j;
-  r = sample();
+  r = sample_record();
   r.error = "DNS lookup failed";
   r.result = Result::error;
   j = format_json(r);
@@ -187,7 +171,7 @@ TEST(FormatJson, ScanAndSecurityFields) {
 }
 
 TEST(FormatJson, IcapFields) {
-  auto r = sample();
+  auto r = sample_record();
   r.icap_client = "192.0.2.1";
   r.icap_mode = "respmod";
   r.icap_status = 204;
@@ -204,7 +188,7 @@ TEST(FormatJson, IcapFields) {
 }
 
 TEST(FormatJson, TimeAndDurationEdges) {
-  auto r = sample();
+  auto r = sample_record();
   r.time = std::chrono::system_clock::time_point(1704164645s + 999999us);
   r.duration = 7us;
   auto j = format_json(r);
@@ -249,16 +233,16 @@ TEST(SplitUrl, Forms) {
 }
 
 TEST(SecurityEvent, Classification) {
-  auto r = sample();
+  auto r = sample_record();
   EXPECT_EQ(security_event(r), Event::none);
   r.result = Result::denied;
   EXPECT_EQ(security_event(r), Event::block);
   r.threat = "Eicar";
   EXPECT_EQ(security_event(r), Event::threat);
-  r = sample();
+  r = sample_record();
   r.scan = "error";
   EXPECT_EQ(security_event(r), Event::policy_error);
-  r = sample();
+  r = sample_record();
   r.result = Result::error;
   EXPECT_EQ(security_event(r), Event::none);
   EXPECT_EQ(to_string(Event::policy_error), "policy_error");
@@ -302,7 +286,7 @@ TEST_F(AccessLogFile, WritesRecordsAndFlushes) {
   auto path = dir_ / "sub" / "dir" / "access.log";  // folders are created
   auto log = make(path, Format::json);
   for (int i = 0; i < 100; ++i) {
-    auto r = sample();
+    auto r = sample_record();
     r.request_id = "id-" + std::to_string(i);
     log->submit(std::move(r));
   }
@@ -335,7 +319,7 @@ TEST_F(AccessLogFile, ManyBatchesFromManyThreadsKeepEveryRecord) {
   for (int t = 0; t < kThreads; ++t)
     ts.emplace_back([&, t] {
       for (int i = 0; i < kEach; ++i) {
-        auto r = sample();
+        auto r = sample_record();
         r.request_id = std::to_string(t) + "-" + std::to_string(i);
         log->submit(std::move(r));
       }
@@ -363,7 +347,7 @@ TEST_F(AccessLogFile, ALargeBatchIsWrittenWholeAndInOrder) {
   auto records = std::make_shared<Records>();
   constexpr int kRecords = 5000;  // about 3 MB formatted
   for (int i = 0; i < kRecords; ++i) {
-    auto r = sample();
+    auto r = sample_record();
     r.request_id = "big-" + std::to_string(i);
     r.url = "http://example.com/" + std::string(300, 'p');
     records->push_back(std::move(r));
@@ -387,7 +371,7 @@ TEST_F(AccessLogFile, AppendsToAnExistingFile) {
   }
   {
     auto log = make(path, Format::squid);
-    log->submit(sample());
+    log->submit(sample_record());
     log->flush();
   }
   auto ls = read_lines(path);
@@ -400,7 +384,7 @@ TEST_F(AccessLogFile, DestructorWritesWhatIsQueued) {
   auto path = dir_ / "access.log";
   {
     auto log = make(path, Format::json);
-    for (int i = 0; i < 50; ++i) log->submit(sample());
+    for (int i = 0; i < 50; ++i) log->submit(sample_record());
   }
   EXPECT_EQ(read_lines(path).size(), 50u);
 }
@@ -408,10 +392,10 @@ TEST_F(AccessLogFile, DestructorWritesWhatIsQueued) {
 TEST_F(AccessLogFile, SetFormatSwitchesFormat) {
   auto path = dir_ / "access.log";
   auto log = make(path, Format::json);
-  log->submit(sample());
+  log->submit(sample_record());
   log->flush();
   file_->set_format(Format::squid);
-  log->submit(sample());
+  log->submit(sample_record());
   log->flush();
   auto ls = read_lines(path);
   ASSERT_EQ(ls.size(), 2u);
@@ -423,15 +407,15 @@ TEST_F(AccessLogFile, ReopenAfterRename) {
   auto path = dir_ / "access.log";
   auto rotated = dir_ / "access.log.1";
   auto log = make(path, Format::json);
-  log->submit(sample());
+  log->submit(sample_record());
   log->flush();
   fs::rename(path, rotated);
   // Until reopen the old (renamed) file keeps receiving records.
-  log->submit(sample());
+  log->submit(sample_record());
   log->flush();
   EXPECT_FALSE(fs::exists(path));
   log->reopen();
-  auto r = sample();
+  auto r = sample_record();
   r.request_id = "after-reopen";
   log->submit(std::move(r));
   log->flush();
@@ -458,7 +442,7 @@ TEST_F(AccessLogFile, ReopenWithoutRecordsCreatesTheFile) {
 TEST_F(AccessLogFile, UnopenableFileCountsDrops) {
   fs::create_directories(dir_ / "a-directory");
   auto log = make(dir_ / "a-directory", Format::json);  // open(2) of a directory for writing fails
-  for (int i = 0; i < 3; ++i) log->submit(sample());
+  for (int i = 0; i < 3; ++i) log->submit(sample_record());
   log->flush();
   auto st = log->sink_stats().at(0);
   EXPECT_FALSE(st.connected);
@@ -470,7 +454,7 @@ TEST_F(AccessLogFile, QueueLimitDropsAndCounts) {
   // A limit of 0: every submit is a drop.
   auto path = dir_ / "access.log";
   auto log = make(path, Format::json, 0);
-  for (int i = 0; i < 10; ++i) log->submit(sample());
+  for (int i = 0; i < 10; ++i) log->submit(sample_record());
   log->flush();
   EXPECT_EQ(log->dropped(), 10u);
   EXPECT_EQ(written(*log), 0u);
@@ -485,12 +469,12 @@ TEST_F(AccessLogFile, QueueLimitWhileTheWriterIsBusy) {
   std::thread reader;
   {
     auto log = make(path, Format::json, 8);
-    auto big = sample();
+    auto big = sample_record();
     big.url.assign(200000, 'a');  // larger than the pipe buffer: the write blocks
     log->submit(std::move(big));
     // Give the writer time to take the big record and get stuck in write().
     std::this_thread::sleep_for(300ms);
-    for (int i = 0; i < 20; ++i) log->submit(sample());
+    for (int i = 0; i < 20; ++i) log->submit(sample_record());
     EXPECT_EQ(log->dropped(), 12u);
     EXPECT_EQ(written(*log), 0u);
     reader = std::thread([fd = fds[0]] {
@@ -514,16 +498,16 @@ TEST_F(AccessLogFile, SecurityFileGetsOnlySecurityEvents) {
   sinks.push_back(std::make_unique<FileSink>("security_log", dir_ / "security.log", Format::json,
                                              FileSink::Filter::security, "gw"));
   AccessLog log(std::move(sinks));
-  auto ok = sample();
-  auto blocked = sample();
+  auto ok = sample_record();
+  auto blocked = sample_record();
   blocked.request_id = "blocked";
   blocked.result = Result::denied;
   blocked.status = 403;
-  auto threat = sample();
+  auto threat = sample_record();
   threat.request_id = "threat";
   threat.threat = "Eicar";
   threat.scan = "infected";
-  auto failed = sample();
+  auto failed = sample_record();
   failed.request_id = "scan-error";
   failed.scan = "error";
   for (auto* r : {&ok, &blocked, &threat, &failed, &ok}) log.submit(AccessRecord(*r));
@@ -558,7 +542,7 @@ TEST(AccessLogSinks, BatchesAreSharedNotCopied) {
   AccessLog log(std::move(sinks));
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < 5; ++i) {
-      auto r = sample();
+      auto r = sample_record();
       r.request_id = std::to_string(round) + "-" + std::to_string(i);
       log.submit(std::move(r));
     }
@@ -575,7 +559,7 @@ TEST(AccessLogSinks, BatchesAreSharedNotCopied) {
 
 TEST(AccessLogOff, NoSinksDisablesTheLog) {
   AccessLog log({});
-  log.submit(sample());
+  log.submit(sample_record());
   log.flush();  // returns at once
   log.reopen();
   EXPECT_TRUE(log.sink_stats().empty());

@@ -6,25 +6,15 @@
 #include <map>
 #include <vector>
 
+#include "sample_record.h"
+
 namespace pc::telemetry {
 namespace {
 
 using namespace std::chrono_literals;
 
 AccessRecord sample() {
-  AccessRecord r;
-  r.time = std::chrono::system_clock::time_point(1704164645s + 678901us);  // 2024-01-02T03:04:05
-  r.duration = 12345us;
-  r.request_id = "abcd1234-1";
-  r.listener = "proxy";
-  r.client = "192.0.2.9";
-  r.method = "GET";
-  r.url = "http://example.com/a?b=c";
-  r.status = 200;
-  r.bytes_in = 120;
-  r.bytes_out = 4567;
-  r.upstream = "93.184.216.34:80";
-  r.content_type = "text/html";
+  AccessRecord r = testing::sample_record();
   r.decision = "allow";
   r.rule = "default";
   r.reputation = "untested";
