@@ -486,27 +486,25 @@ awaitable<bool> Session::send_allow(Txn& t) {
     }
     no_content = true;
   } else if (t.head.allow_204) {
-    // Read the body while it fits the buffer; a client that keeps a copy sends it all. A
-    // larger body is echoed as it arrives (a client that cannot keep a copy waits for the
-    // reply before sending more, so waiting for the end here would deadlock).
-    wire::IcapChunkedDecoder probe(cfg.limits);
-    std::size_t off = 0;
+    // The client keeps a copy of what it sent: nothing is kept here. The 204 waits for the end
+    // of a body that fits the buffer; a larger one gets it as soon as the buffer's worth has
+    // arrived (never waiting for an end a client may hold back until the reply starts), and
+    // the rest is read and discarded.
+    auto& dec = *t.body;
     std::uint64_t seen = 0;
     for (;;) {
-      auto step = probe.next(buf_.data().substr(off));
-      off += step.consumed;
+      auto step = dec.next(buf_.data());
+      buf_.consume(step.consumed);
       seen += step.data.size();
       if (step.status == wire::Status::complete) {
-        buf_.consume(off);
         t.body.reset();
-        no_content = true;
         break;
       }
       if (step.status == wire::Status::error) {
         t.rec.reason = "malformed ICAP body: " + std::string(wire::describe(step.error));
         co_return co_await send_error(t, 400, true);
       }
-      if (seen > cfg.icap.buffer_for_204) break;  // echo from the start of the buffer
+      if (seen > cfg.icap.buffer_for_204) break;  // 204 now, the rest drained after it
       if (step.consumed != 0 || !step.data.empty()) continue;
       watchdog_.arm(cfg.timeouts.body_idle);
       if (!(co_await fill(t))) {
@@ -516,12 +514,24 @@ awaitable<bool> Session::send_allow(Txn& t) {
         co_return false;
       }
     }
+    no_content = true;
   }
   if (no_content) {
     std::string out;
     wire::append_icap_no_content(out, t.tag);
     t.rec.icap_status = 204;
     bool ok = co_await send(t, out);
+    if (ok && t.body) {
+      // Sent before the end of a large body. A client may close instead of sending the rest
+      // (c-icap-client does): the answer was delivered, so that is no error.
+      const auto result = t.rec.result;
+      auto end = co_await drain_body(t);
+      ok = end == BodyEnd::ok;
+      if (end == BodyEnd::closed) {
+        t.rec.result = result;
+        t.rec.reason = "client closed the body after the 204";
+      }
+    }
     finish(t);
     co_return ok&& t.keep;
   }
