@@ -19,6 +19,7 @@ import html
 import io
 import json
 import os
+import random
 import re
 import socket
 import ssl
@@ -578,6 +579,48 @@ class RawProtocol(IcapCase):
         resp = self._send("reqmod", [], head, None, None, None)
         self.assertEqual(resp.status, 200, resp)
         self.assertEqual(h.parse_head(resp.heads["req-hdr"]), h.parse_head(head))
+
+    def test_echo_of_large_chunks_arriving_in_pieces(self):
+        """The echo of large chunks is byte-exact whatever the chunk sizes, extensions and how
+        the bytes are cut on the wire, and never takes the next message's bytes, sent right
+        behind the body, for body."""
+        sizes = [100000, 16384, 16383, 16385, 70000, 5, 300000, 1, 65536, 40000]
+        body = h.payload(sum(sizes))
+        wire, at = b"", 0
+        for i, n in enumerate(sizes):
+            ext = b"; x=y" if i % 3 == 1 else b""
+            wire += b"%x%s\r\n" % (n, ext) + body[at:at + n] + b"\r\n"
+            at += n
+        url = "http://allowed.example/echo-pieces"
+        head = h.http_request_head("POST", url, [("Content-Length", str(len(body)))])
+        msg = h.icap_head("REQMOD", self.uri(), [], req_hdr=head, body_kind="req-body") + wire + h.icap_last_chunk()
+        nxt = h.icap_head("OPTIONS", self.uri())
+        s, r = self.open_icap(timeout=20)
+        rng = random.Random(7)
+
+        def send():
+            data, i = msg + msg + nxt, 0
+            while i < len(data):
+                k = rng.choice((1, 2, 7, 300, 5000, 65536, 200000))
+                s.sendall(data[i:i + k])
+                i += k
+                if rng.random() < 0.05:
+                    time.sleep(0.002)
+        t = threading.Thread(target=send, daemon=True)
+        t.start()
+        for _ in range(2):
+            resp = h.read_icap_response(r)
+            self.assertEqual(resp.status, 200, resp)
+            self.assertEqual(h.parse_head(resp.heads["req-hdr"]), h.parse_head(head))
+            self.assertEqual(len(resp.body), len(body))
+            self.assertEqual(h.sha256(resp.body), h.sha256(body))
+        self.assertEqual(h.read_icap_response(r).status, 200)  # the OPTIONS behind them
+        t.join(20)
+        recs = self.records(lambda rec: rec.get("url") == url, n=2)
+        for rec in recs[-2:]:
+            self.assertEqual((rec.get("result"), rec.get("icap_status")), ("allowed", 200), rec)
+            self.assertGreater(rec.get("bytes_in", 0), len(body))
+            self.assertGreater(rec.get("bytes_out", 0), len(body))
 
     def test_allow_204_small_body_outside_preview_gets_204(self):
         for n in (1, 20000, 65536):
