@@ -58,7 +58,7 @@ awaitable<Session::Collect> Session::collect(Txn& t, txn::Spool& spool, std::uin
       auto first = co_await (std::move(wait) || std::move(tick));
       if (first.index() == 1) co_return Collect::stalled;
     }
-    if (!(co_await fill(t))) {
+    if (!(co_await fill())) {
       t.rec.result = Result::error;
       t.rec.reason = "client closed in the ICAP body";
       co_return Collect::closed;

@@ -148,12 +148,12 @@ awaitable<void> Session::run(std::shared_ptr<Session> self) {
 
 // ---- reading ----
 
-awaitable<bool> Session::fill(Txn& t) {
+awaitable<bool> Session::fill() {
   auto span = buf_.prepare(kReadChunk);
   auto [ec, n] = co_await stream_.read_some(span);
   if (ec) co_return false;
   buf_.commit(n);
-  t.rec.bytes_in += n;
+  read_total_ += n;
   co_return true;
 }
 
@@ -179,6 +179,7 @@ awaitable<bool> Session::read_head(Txn& t, bool& clean_eof) {
   first_ = false;
   t.start = net::Clock::now();
   t.rec.time = std::chrono::system_clock::now();
+  t.in_start = consumed();
   const auto lim = icap_limits(cfg);
   for (;;) {
     if (!buf_.empty()) {
@@ -197,7 +198,7 @@ awaitable<bool> Session::read_head(Txn& t, bool& clean_eof) {
         co_return false;
       }
     }
-    if (!(co_await fill(t))) {
+    if (!(co_await fill())) {
       if (buf_.empty()) {
         clean_eof = true;
       } else {
@@ -205,6 +206,7 @@ awaitable<bool> Session::read_head(Txn& t, bool& clean_eof) {
         t.rec.icap_mode = "-";
         t.rec.result = Result::error;
         t.rec.reason = watchdog_.expired() ? "timeout reading ICAP head" : "client closed mid-head";
+        t.keep = false;
         finish(t);
       }
       co_return false;
@@ -271,7 +273,7 @@ awaitable<bool> Session::modify(Txn& t, Service svc) {
   const auto& enc = t.head.encapsulated;
   watchdog_.arm(cfg.timeouts.body_idle);
   while (buf_.size() < enc.body_offset) {
-    if (!(co_await fill(t))) {
+    if (!(co_await fill())) {
       t.rec.result = Result::error;
       t.rec.reason = "client closed in the encapsulated heads";
       finish(t);
@@ -394,7 +396,10 @@ awaitable<bool> Session::send_error(Txn& t, int status, bool close) {
   if (t.tag.empty()) t.tag = istag(*t.snap);
   std::array<wire::Field, 1> conn{{{"Connection", "close"}}};
   wire::IcapParts parts;
-  if (close) parts.fields = conn;
+  if (close) {
+    parts.fields = conn;
+    t.keep = false;
+  }
   std::string out;
   wire::append_icap_response(out, status, t.tag, IcapMethod::options, parts);
   t.rec.icap_status = status;
@@ -507,7 +512,7 @@ awaitable<bool> Session::send_allow(Txn& t) {
       if (seen > cfg.icap.buffer_for_204) break;  // 204 now, the rest drained after it
       if (step.consumed != 0 || !step.data.empty()) continue;
       watchdog_.arm(cfg.timeouts.body_idle);
-      if (!(co_await fill(t))) {
+      if (!(co_await fill())) {
         t.rec.result = Result::error;
         t.rec.reason = "client closed in the ICAP body";
         finish(t);
@@ -598,7 +603,7 @@ awaitable<bool> Session::echo_body(Txn& t) {
       co_return true;
     }
     watchdog_.arm(t.cfg().timeouts.body_idle);
-    if (!(co_await fill(t))) {
+    if (!(co_await fill())) {
       t.rec.result = Result::error;
       t.rec.reason = "client closed in the ICAP body";
       co_return false;
@@ -624,7 +629,7 @@ awaitable<Session::BodyEnd> Session::drain_body(Txn& t) {
       if (step.consumed == 0 && step.data.empty()) break;
     }
     watchdog_.arm(t.cfg().timeouts.body_idle);
-    if (!(co_await fill(t))) {
+    if (!(co_await fill())) {
       t.rec.result = Result::error;
       t.rec.reason = "client closed in the ICAP body";
       co_return BodyEnd::closed;
@@ -633,6 +638,9 @@ awaitable<Session::BodyEnd> Session::drain_body(Txn& t) {
 }
 
 void Session::finish(Txn& t) {
+  // The bytes of this message: read and taken from the buffer since it began (a pipelined
+  // next message read along with it is not counted; all of it when the connection closes).
+  t.rec.bytes_in = (t.keep ? consumed() : read_total_) - t.in_start;
   txn::finish(t, w_);
 }
 

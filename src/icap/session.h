@@ -52,7 +52,7 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
 
   net::asio::awaitable<bool> message();  // one ICAP transaction; false: close the connection
   net::asio::awaitable<bool> read_head(Txn& t, bool& clean_eof);
-  net::asio::awaitable<bool> fill(Txn& t);  // reads more into buf_; false on EOF or error
+  net::asio::awaitable<bool> fill();  // reads more into buf_; false on EOF or error
   net::asio::awaitable<bool> send(Txn& t, const std::string& bytes);
   // An ICAP error reply (400, 404, ...) for the reason in t.rec.reason; logs the transaction.
   // Returns whether the connection may carry another message.
@@ -93,7 +93,11 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   bool counted_ = false;
   bool idle_ = false;
   bool first_ = true;
+  // Bytes read from the connection and taken from buf_ so far.
+  std::uint64_t consumed() const { return read_total_ - buf_.size(); }
+
   base::Buffer buf_;
+  std::uint64_t read_total_ = 0;  // bytes read from the connection
   net::Watchdog watchdog_;
   net::asio::steady_timer stall_timer_;
 };

@@ -18,6 +18,7 @@ struct Session::Txn : txn::Exchange {
   std::optional<wire::IcapChunkedDecoder> body;  // the encapsulated body (or preview) to read
   IsTag tag;                                     // ISTag of the pinned snapshot
   bool keep = true;                              // the connection may carry another message
+  std::uint64_t in_start = 0;                    // Session::consumed() when the message began
 };
 
 }  // namespace pc::icap
