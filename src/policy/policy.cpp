@@ -55,7 +55,7 @@ Hit eval(const Policy::Impl& p, const Rule& r, Cond c, Ctx& ctx) {
       return {};
     case Cond::domain:
       for (const auto* set : r.domains)
-        if (auto e = set->match(ctx.host); !e.empty()) return yes(e);
+        if (auto e = set->match(ctx); !e.empty()) return yes(e);
       return {};
     case Cond::url:
       for (const auto* set : r.urls)
@@ -343,7 +343,7 @@ bool lets_through(Action a) {
 }
 
 std::string_view list_match(const detail::DomainSet& d, const detail::UrlSet& u, Ctx& ctx) {
-  if (auto e = d.match(ctx.host); !e.empty()) return e;
+  if (auto e = d.match(ctx); !e.empty()) return e;
   return u.match(ctx.facts, ctx);
 }
 
@@ -382,7 +382,7 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands) {
 
 Decision decide_impl(const Policy::Impl& p, const Facts& facts, Phase phase,
                      std::uint32_t* response_rule, Outcome* request, bool naive = false) {
-  Ctx ctx(facts);
+  Ctx ctx(facts, &p.hosts);
   Finder cands;
   cands.naive = naive;
   Outcome out = request_phase(p, ctx, cands);
@@ -560,7 +560,7 @@ Decision Policy::decide_unindexed(const Facts& facts, Phase phase) const {
 std::string Policy::explain(const Facts& f, Phase phase) const {
   const Impl& p = *impl_;
   std::ostringstream o;
-  Ctx ctx(f);
+  Ctx ctx(f, &p.hosts);
   std::uint32_t response_rule = kNone;
   Outcome req;
   Decision final_decision = decide_impl(p, f, phase, &response_rule, &req);
@@ -645,6 +645,8 @@ void Policy::Impl::build_indexes() {
     h.prepare();
   }
   detail::build_prefilter(*this);
+  hosts.build(*this);
+  prefilter.by_domain = {};      // in the host table's records now
   if (prefilter.usable) return;  // the phase indexes serve policies too large for it
   for (const Rule& r : rules) {
     if (!r.enabled) continue;

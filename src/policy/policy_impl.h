@@ -116,6 +116,13 @@ class HostKeys {
   explicit HostKeys(std::string_view host);
   std::string_view host() const { return host_; }
   std::uint64_t own_hash() const { return own_; }
+  // The names stored (all of them when complete()), least specific first: name(i), hash(i).
+  bool complete() const { return complete_; }
+  std::size_t size() const { return n_; }
+  std::string_view name(std::size_t i) const { return host_.substr(pos_[i]); }
+  std::uint64_t hash(std::size_t i) const { return hash_[i]; }
+  bool own(std::size_t i) const { return pos_[i] == 0; }
+  static constexpr std::size_t kMax = 128;
   // Calls f(name, hash, own) for each name, most specific first, until f returns true; returns
   // whether one did.
   template <class F>
@@ -136,7 +143,6 @@ class HostKeys {
   }
 
  private:
-  static constexpr std::size_t kMax = 128;
   std::string_view host_;
   std::uint64_t own_ = 0;
   bool complete_ = true;
@@ -236,6 +242,9 @@ class FlatMap {
   unsigned shift_ = 64;
 };
 
+struct Ctx;
+class HostTable;
+
 // Domain entries: "example.com" (it and its subdomains), ".example.com" (subdomains only),
 // "=host.example.com" (that host only). Lookup walks the host's suffixes: a handful of hash
 // probes, no allocation.
@@ -252,16 +261,18 @@ class DomainSet {
   // The entry (as written) that matches host, most specific first; empty when none.
   std::string_view match(std::string_view host) const;
   std::string_view match(const HostKeys& host) const;
+  // The same through the decision's host records (HostTable), once the set is in the table.
+  std::string_view match(Ctx& ctx) const;
   bool empty() const { return entries_.empty(); }
   std::size_t size() const { return entries_.size(); }
   const std::vector<Map::Item>& slots() const { return map_.items(); }
+  const std::vector<std::string_view>& entries() const { return entries_; }
+  std::uint32_t id = kNone;  // in the policy's HostTable; kNone: not in it
 
  private:
   Map map_;
   std::vector<std::string_view> entries_;  // as written
 };
-
-struct Ctx;
 
 // URL patterns:
 //   [scheme://]host[:port][/path]  prefix: same host (exactly), path starts with /path
@@ -293,12 +304,14 @@ class UrlSet {
   // only match hosts in hosts().
   bool host_bound() const { return scan_.empty(); }
   const std::vector<Hosts::Item>& hosts() const { return by_host_.items(); }
+  std::uint32_t id = kNone;  // in the policy's HostTable; kNone: not in it
   // Numbers the keywords and expressions by text (ids shared by every set of the policy), so
   // that a decision checks each text once (Ctx::url_memo).
   void number_patterns(std::unordered_map<std::string, std::uint32_t>& ids);
 
  private:
-  std::string_view match(const Facts& f, std::uint64_t host_hash, Ctx* ctx) const;
+  // at: the patterns on the facts' host (by_host_), or null.
+  std::string_view match(const Facts& f, const std::vector<std::uint32_t>* at, Ctx* ctx) const;
   std::deque<Pattern> patterns_;
   Hosts by_host_;
   std::vector<std::uint32_t> scan_;  // keywords and regexes, in order
@@ -394,12 +407,22 @@ struct Rule {
 // Per-decision scratch: what is derived from the facts once (the host's names and their
 // hashes, local time, the lower-cased URL).
 struct Ctx {
-  explicit Ctx(const Facts& f) : facts(f), host(f.host) {}
+  explicit Ctx(const Facts& f, const HostTable* t = nullptr) : facts(f), host(f.host), table(t) {}
   Ctx(const Ctx&) = delete;
   Ctx& operator=(const Ctx&) = delete;
 
   const Facts& facts;
   HostKeys host;
+  const HostTable* table;  // may be null
+  // The HostTable record of each of the host's names (as HostKeys numbers them; null: none),
+  // looked up on first use, all names at once.
+  const unsigned char* const* records();
+  // The record of the host itself, or null.
+  const unsigned char* own_record();
+  // Calls f(record, own) for each of the host's names with a record, most specific first,
+  // until f returns true; returns whether one did.
+  template <class F>
+  bool each_record(F&& f);
   bool have_time = false;
   int weekday = 0;
   int minute = 0;
@@ -447,6 +470,8 @@ struct Ctx {
   static unsigned pair_slot(char a, char b) {
     return ((static_cast<unsigned char>(a) * 37U) ^ static_cast<unsigned char>(b)) & 1023U;
   }
+  bool records_ready_ = false;
+  const unsigned char* records_[HostKeys::kMax];
   int url_state_ = 0;  // 0: not made yet, 1: made, 2: too long
   std::uint64_t url_pairs_[16];
   std::size_t url_len_ = 0;
@@ -569,7 +594,8 @@ struct Prefilter {
   std::vector<Pair> pairs;
   Posting unanchored;
 
-  FlatMap<std::string_view, DomainPost> by_domain;  // domain (suffix_hash) -> rules
+  FlatMap<std::string_view, DomainPost> by_domain;  // domain (suffix_hash) -> rules; moved
+                                                    // into HostTable records once built
   std::vector<Post> by_category;                    // category id -> rules
   FlatMap<std::string_view, Post> by_user;          // lower-case, nocase_hash
   FlatMap<std::string_view, Post> by_group;         // lower-case, nocase_hash
@@ -595,6 +621,115 @@ struct Prefilter {
   std::vector<std::vector<const UrlSet*>> url_lists;
   std::vector<std::vector<const HeaderFilter*>> header_lists;
 };
+
+// Every name a host is looked up under, policy-wide, with one record per name holding what
+// each host-keyed structure has for it: the entries of the domain sets (the organisation's
+// lists, the domain lists, the rules' literal domains), the URL sets' patterns on that host,
+// and the prefilter's domain and URL-host postings. A decision looks each of the host's names
+// up once (Ctx::records()), every lookup at once so that their memory is fetched together,
+// and every list, condition and posting is then answered from the records.
+//
+// A record is a run of bytes in one array, its parts side by side: Head, the name, the
+// prefilter's postings (kPostings of them, rules in place: Prefilter::Entry items for the
+// anchored ones, rule numbers for the others; a bitset posting as an offset into
+// Prefilter::bits), the DomainRef items, the UrlRef items. Slots (open addressing, at most
+// half full) hold 32 bits of the name's suffix_hash and the record; a blocked Bloom filter in
+// front of them answers most names listed nowhere from one word.
+class HostTable {
+ public:
+  static constexpr int kPostings = 8;  // per Prefilter::DomainPost: anchored of[0..2], url,
+                                       // then all of[0..2], url
+  struct Head {
+    std::uint32_t key_len;
+    std::uint32_t domain_refs, url_refs;  // ascending by set
+    std::uint16_t n[kPostings];           // rules; | kDense: a bitset (one u32: offset into bits)
+  };
+  static constexpr std::uint16_t kDense = 0x8000;
+  struct DomainRef {
+    std::uint32_t set;       // DomainSet::id
+    std::uint32_t entry[3];  // per DomainSet::Kind: index in texts(), or kNone
+  };
+  struct UrlRef {
+    std::uint32_t set;   // UrlSet::id
+    std::uint32_t item;  // in the set's hosts()
+  };
+  // A record read in place.
+  class Record {
+   public:
+    explicit Record(const unsigned char* p) : p_(p) { std::memcpy(&head_, p, sizeof head_); }
+    std::string_view key() const {
+      return {reinterpret_cast<const char*>(p_ + sizeof(Head)), head_.key_len};
+    }
+    std::uint16_t count(int k) const { return head_.n[k]; }
+    // The data of posting k (rules or the bitset offset).
+    const unsigned char* posting(int k) const {
+      std::size_t at = data_start();
+      for (int j = 0; j < k; ++j) at += posting_bytes(j);
+      return p_ + at;
+    }
+    // Whether the name is in the domain set `set`, with its entries in out.
+    bool domain(std::uint32_t set, DomainRef& out) const;
+    std::uint32_t url_item(std::uint32_t set) const;  // kNone: no pattern of set on the name
+
+   private:
+    std::size_t data_start() const { return (sizeof(Head) + head_.key_len + 3) & ~std::size_t{3}; }
+    std::size_t posting_bytes(int k) const;
+    std::size_t refs_start() const {
+      std::size_t at = data_start();
+      for (int j = 0; j < kPostings; ++j) at += posting_bytes(j);
+      return at;
+    }
+    const unsigned char* p_;
+    Head head_;
+  };
+
+  // Building (HostTable::build in policy_hosts.cpp).
+  void build(Policy::Impl& p);
+  // The record of name (hash suffix_hash(name)), or null.
+  const unsigned char* find(std::uint64_t h, std::string_view name) const;
+  // The records of every name of host, out[i] for host.name(i) (host.complete()).
+  void find_all(const HostKeys& host, const unsigned char** out) const;
+  bool empty() const { return slots_.empty(); }
+  const std::vector<std::string_view>& texts() const { return texts_; }
+
+ private:
+  struct Slot {
+    std::uint32_t tag = 0;  // low 32 bits of the hash
+    std::uint32_t rec = 0;  // 1 + offset of the record in arena_ (8-byte words); 0: empty
+  };
+  static std::uint64_t filter_bits(std::uint64_t h) {
+    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
+  }
+  bool may_hold(std::uint64_t h) const {
+    if (filter_.empty()) return true;
+    const std::uint64_t bits = filter_bits(h);
+    return (filter_[h & (filter_.size() - 1)] & bits) == bits;
+  }
+  const unsigned char* at(std::uint32_t rec) const {
+    return reinterpret_cast<const unsigned char*>(arena_.data() + (rec - 1));
+  }
+  bool is(std::uint32_t rec, std::string_view name) const { return Record(at(rec)).key() == name; }
+  std::vector<Slot> slots_;  // power of two
+  std::vector<std::uint64_t> filter_;
+  unsigned shift_ = 64;
+  std::vector<std::uint64_t> arena_;     // the records
+  std::vector<std::string_view> texts_;  // domain entries as written, of every set
+};
+
+template <class F>
+bool Ctx::each_record(F&& f) {
+  if (!table || table->empty()) return false;
+  if (host.complete()) {
+    const unsigned char* const* r = records();
+    for (std::size_t i = host.size(); i-- > 0;)
+      if (r[i] && f(r[i], host.own(i))) return true;
+    return false;
+  }
+  return host.each([&](std::string_view name, std::uint64_t h, bool own) {
+    const unsigned char* rec = table->find(h, name);
+    return rec && f(rec, own);
+  });
+}
 
 // The candidates of one decision (both phases), in rule order: usually a list of rules with
 // their Info (`listed`); else (a bitset posting hit, or more than kMaxList rules) a bitset
@@ -640,6 +775,7 @@ struct Policy::Impl {
   Action default_action = Action::allow;
   detail::PhaseIndex request_index, response_index;
   detail::Prefilter prefilter;
+  detail::HostTable hosts;  // built after the prefilter (it takes the domain postings)
 
   std::shared_ptr<const CategoryDb> categories;   // databases + custom categories; may be null
   std::vector<std::string_view> category_source;  // category id -> "name version"

@@ -216,6 +216,29 @@ std::string_view DomainSet::match(const HostKeys& host) const {
   return out;
 }
 
+std::string_view DomainSet::match(Ctx& ctx) const {
+  if (entries_.empty() || ctx.host.host().empty()) return {};
+  if (id == kNone || !ctx.table || ctx.table->empty()) return match(ctx.host);
+  const std::vector<std::string_view>& texts = ctx.table->texts();
+  std::string_view out;
+  ctx.each_record([&](const unsigned char* rec, bool own) {
+    HostTable::DomainRef r;
+    if (!HostTable::Record(rec).domain(id, r)) return false;
+    const Kind first = own ? Kind::exact : Kind::subtree;
+    const Kind second = own ? Kind::subtree : Kind::subonly;
+    if (r.entry[static_cast<int>(first)] != kNone) {
+      out = texts[r.entry[static_cast<int>(first)]];
+      return true;
+    }
+    if (r.entry[static_cast<int>(second)] != kNone) {
+      out = texts[r.entry[static_cast<int>(second)]];
+      return true;
+    }
+    return false;
+  });
+  return out;
+}
+
 HostKeys::HostKeys(std::string_view host) : host_(host) {
   if (host.size() > 0xffffffffU) {
     complete_ = false;
@@ -339,23 +362,32 @@ bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
 
 std::string_view UrlSet::match(const Facts& f) const {
   if (by_host_.empty() && scan_.empty()) return {};
-  return match(f, by_host_.empty() ? 0 : suffix_hash(f.host), nullptr);
+  return match(f, by_host_.empty() ? nullptr : by_host_.find(suffix_hash(f.host), f.host), nullptr);
 }
 
 std::string_view UrlSet::match(const Facts& f, Ctx& ctx) const {
-  return match(f, ctx.host.own_hash(), &ctx);
+  const std::vector<std::uint32_t>* at = nullptr;
+  if (!by_host_.empty()) {
+    if (id != kNone && ctx.table && !ctx.table->empty() && &f == &ctx.facts) {
+      if (const unsigned char* rec = ctx.own_record())
+        if (const std::uint32_t item = HostTable::Record(rec).url_item(id); item != kNone)
+          at = &by_host_.items()[item].value;
+    } else {
+      at = by_host_.find(&f == &ctx.facts ? ctx.host.own_hash() : suffix_hash(f.host), f.host);
+    }
+  }
+  return match(f, at, &ctx);
 }
 
-std::string_view UrlSet::match(const Facts& f, std::uint64_t host_hash, Ctx* ctx) const {
-  if (!by_host_.empty()) {
-    if (const auto* at = by_host_.find(host_hash, f.host)) {
-      for (std::uint32_t i : *at) {
-        const Pattern& p = patterns_[i];
-        if (!p.scheme.empty() && p.scheme != f.scheme) continue;
-        if (p.port != 0 && p.port != f.port) continue;
-        if (p.kind == Pattern::Kind::exact ? f.path == p.path : f.path.starts_with(p.path))
-          return p.text;
-      }
+std::string_view UrlSet::match(const Facts& f, const std::vector<std::uint32_t>* at,
+                               Ctx* ctx) const {
+  if (at) {
+    for (std::uint32_t i : *at) {
+      const Pattern& p = patterns_[i];
+      if (!p.scheme.empty() && p.scheme != f.scheme) continue;
+      if (p.port != 0 && p.port != f.port) continue;
+      if (p.kind == Pattern::Kind::exact ? f.path == p.path : f.path.starts_with(p.path))
+        return p.text;
     }
   }
   for (std::uint32_t i : scan_) {

@@ -573,51 +573,88 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   std::uint64_t* const cand = out.bits;
   std::uint16_t* const nz = out.word;
 
-  // The postings the facts hit, looked up kind by kind when first needed.
-  const Post* hits[Prefilter::kMaxHits];
+  // The postings the facts hit, looked up kind by kind when first needed: a Post, or posting
+  // k of a HostTable record (the domain and URL-host postings).
+  struct Hit {
+    const Post* post;
+    const unsigned char* rec;
+    int k;
+  };
+  // A posting's rules in place: Prefilter::Entry items (anchored), rule numbers (all), or a
+  // bitset (dense).
+  struct Rules {
+    const unsigned char* data;
+    std::uint32_t n;
+    bool dense;
+  };
+  auto rules = [&](const Posting& v, bool anchored) -> Rules {
+    if (v.dense()) return {reinterpret_cast<const unsigned char*>(f.bits.data() + v.off), 0, true};
+    if (anchored)
+      return {reinterpret_cast<const unsigned char*>(f.entries.data() + v.off), v.n, false};
+    return {reinterpret_cast<const unsigned char*>(f.ids.data() + v.off), v.n, false};
+  };
+  auto record_rules = [&](const unsigned char* rec, int k) -> Rules {
+    const HostTable::Record r(rec);
+    const std::uint16_t n = r.count(k);
+    const unsigned char* at = r.posting(k);
+    if (!(n & HostTable::kDense)) return {at, n, false};
+    std::uint32_t off;
+    std::memcpy(&off, at, sizeof off);
+    return {reinterpret_cast<const unsigned char*>(f.bits.data() + off), 0, true};
+  };
+  auto all_of = [&](const Hit& h) {
+    return h.post ? rules(h.post->all, false) : record_rules(h.rec, HostTable::kPostings / 2 + h.k);
+  };
+  auto anchored_of = [&](const Hit& h) {
+    return h.post ? rules(h.post->anchored, true) : record_rules(h.rec, h.k);
+  };
+  Hit hits[Prefilter::kMaxHits];
   constexpr int kKinds = static_cast<int>(Cond::count);
   std::uint16_t begin[kKinds], end[kKinds];
   std::size_t n = 0;
   std::uint32_t gathered = 0;
   std::uint32_t unknown = 0;  // kinds with more postings hit than kMaxHits
-  const Prefilter::DomainPost* own = nullptr;
+  const unsigned char* own = nullptr;
   bool own_looked_up = false;
   auto gather = [&](Cond c) {
     const int k = kind(c);
     gathered |= bit(c);
     begin[k] = static_cast<std::uint16_t>(n);
-    auto push = [&](const Post* post) {
-      if (!post || post->all.empty()) return;
+    auto add = [&](const Hit& h) {
       if (n == Prefilter::kMaxHits) {
         unknown |= bit(c);
         return;
       }
-      hits[n++] = post;
+      hits[n++] = h;
+    };
+    auto push = [&](const Post* post) {
+      if (post && !post->all.empty()) add({post, nullptr, 0});
+    };
+    auto push_record = [&](const unsigned char* rec, int slot) {
+      if (HostTable::Record(rec).count(HostTable::kPostings / 2 + slot) != 0)
+        add({nullptr, rec, slot});
     };
     switch (c) {
       case Cond::domain:
-        if (!f.by_domain.empty() && !facts.host.empty())
-          ctx.host.each([&](std::string_view name, std::uint64_t h, bool self) {
-            if (const auto* d = f.by_domain.find(h, name)) {
-              using K = DomainSet::Kind;
-              if (self) {
-                own = d;
-                push(&d->of[static_cast<int>(K::exact)]);
-                push(&d->of[static_cast<int>(K::subtree)]);
-              } else {
-                push(&d->of[static_cast<int>(K::subtree)]);
-                push(&d->of[static_cast<int>(K::subonly)]);
-              }
+        if (!facts.host.empty())
+          ctx.each_record([&](const unsigned char* rec, bool self) {
+            using K = DomainSet::Kind;
+            if (self) {
+              own = rec;
+              push_record(rec, static_cast<int>(K::exact));
+              push_record(rec, static_cast<int>(K::subtree));
+            } else {
+              push_record(rec, static_cast<int>(K::subtree));
+              push_record(rec, static_cast<int>(K::subonly));
             }
             return false;
           });
         own_looked_up = true;
         break;
       case Cond::url:
-        if (!own_looked_up && !f.by_domain.empty() && !facts.host.empty())
-          own = f.by_domain.find(ctx.host.own_hash(), facts.host);
+        if (!own_looked_up && !facts.host.empty()) own = ctx.own_record();
         own_looked_up = true;
-        if (own) push(&own->url);
+        if (own) push_record(own, 3);  // Prefilter::DomainPost::url
         break;
       case Cond::user:
         if (!facts.user.empty())
@@ -696,17 +733,20 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     }
     dense = true;
   };
-  auto take = [&](const Posting& v) {
-    if (v.dense()) {
-      or_bits(f.bits.data() + v.off);
+  auto take = [&](const Rules& v) {
+    if (v.dense) {
+      or_bits(reinterpret_cast<const std::uint64_t*>(v.data));
       return;
     }
-    for (const Entry *e = f.entries.data() + v.off, *stop = e + v.n; e != stop; ++e) {
-      std::uint64_t& word = cand[e->rule >> 6];
-      const std::uint64_t m = std::uint64_t{1} << (e->rule & 63);
+    for (const unsigned char *at = v.data, *stop = at + v.n * sizeof(Entry); at != stop;
+         at += sizeof(Entry)) {
+      std::uint32_t rule;
+      std::memcpy(&rule, at, sizeof rule);
+      std::uint64_t& word = cand[rule >> 6];
+      const std::uint64_t m = std::uint64_t{1} << (rule & 63);
       if (word & m) continue;
       word |= m;
-      if (taken < kMaxList) cl[taken] = *e;
+      if (taken < kMaxList) std::memcpy(&cl[taken], at, sizeof(Entry));
       ++taken;
     }
   };
@@ -716,8 +756,9 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     if (unknown & bit(c))
       or_bits(f.anchored[kind(c)].data());
     else
-      for (std::size_t j = begin[kind(c)]; j < end[kind(c)]; ++j) take(hits[j]->anchored);
+      for (std::size_t j = begin[kind(c)]; j < end[kind(c)]; ++j) take(anchored_of(hits[j]));
   }
+  auto id_of = [](const Hit& h) { return h.post ? h.post->id : 0; };
   for (const auto& pair : f.pairs) {
     if (!(gathered & bit(pair.a))) gather(pair.a);
     if (!(gathered & bit(pair.b))) gather(pair.b);
@@ -729,11 +770,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     }
     for (std::size_t ja = begin[kind(pair.a)]; ja < end[kind(pair.a)]; ++ja)
       for (std::size_t jb = begin[kind(pair.b)]; jb < end[kind(pair.b)]; ++jb) {
-        const std::uint64_t key = (std::uint64_t{hits[ja]->id} << 32) | hits[jb]->id;
-        if (const Posting* v = pair.anchored.find(pair_hash(key), key)) take(*v);
+        const std::uint64_t key = (std::uint64_t{id_of(hits[ja])} << 32) | id_of(hits[jb]);
+        if (const Posting* v = pair.anchored.find(pair_hash(key), key)) take(rules(*v, true));
       }
   }
-  take(f.unanchored);
+  take(rules(f.unanchored, true));
   out.unverified = unknown;
 
   // 2. Context kinds, per rule, against the lists of methods, listeners and schedules the
@@ -784,17 +825,20 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
         continue;
       }
       for (std::size_t j = begin[k]; j < end[k]; ++j) {
-        const Posting& v = hits[j]->all;
-        if (v.dense()) {
-          const std::uint64_t* bits = f.bits.data() + v.off;
+        const Rules v = all_of(hits[j]);
+        if (v.dense) {
+          const auto* bits = reinterpret_cast<const std::uint64_t*>(v.data);
           for (std::size_t x = 0; x < in_list; ++x)
             if ((want[x] & b) && ((bits[list[x] >> 6] >> (list[x] & 63)) & 1)) got[x] |= b;
           continue;
         }
-        for (const std::uint32_t *at = f.ids.data() + v.off, *stop = at + v.n; at != stop; ++at) {
-          if (*at < lo || *at >= hi) continue;
-          const std::size_t w = *at >> 6;
-          const std::uint64_t m = std::uint64_t{1} << (*at & 63);
+        for (const unsigned char *at = v.data, *stop = at + v.n * sizeof(std::uint32_t); at != stop;
+             at += sizeof(std::uint32_t)) {
+          std::uint32_t rule;
+          std::memcpy(&rule, at, sizeof rule);
+          if (rule < lo || rule >= hi) continue;
+          const std::size_t w = rule >> 6;
+          const std::uint64_t m = std::uint64_t{1} << (rule & 63);
           if ((cand[w] & m) && (keyed[w] & m))  // a non-zero word in [lo, hi) is listed
             got[base[w] + static_cast<unsigned>(std::popcount(keyed[w] & (m - 1)))] |= b;
         }

@@ -1,0 +1,220 @@
+// The policy's table of host names (detail::HostTable): built once per policy, read by every
+// decision. See policy_impl.h for the layout.
+#include <unordered_map>
+
+#include "policy/policy_impl.h"
+
+namespace pc::policy::detail {
+
+std::size_t HostTable::Record::posting_bytes(int k) const {
+  const std::uint16_t n = head_.n[k];
+  if (n & kDense) return sizeof(std::uint32_t);
+  return std::size_t{n} * (k < kPostings / 2 ? sizeof(Prefilter::Entry) : sizeof(std::uint32_t));
+}
+
+bool HostTable::Record::domain(std::uint32_t set, DomainRef& out) const {
+  const unsigned char* at = p_ + refs_start();
+  for (std::uint32_t i = 0; i < head_.domain_refs; ++i, at += sizeof(DomainRef)) {
+    std::uint32_t id;
+    std::memcpy(&id, at, sizeof id);
+    if (id == set) {
+      std::memcpy(&out, at, sizeof out);
+      return true;
+    }
+    if (id > set) break;  // ascending
+  }
+  return false;
+}
+
+std::uint32_t HostTable::Record::url_item(std::uint32_t set) const {
+  const unsigned char* at = p_ + refs_start() + std::size_t{head_.domain_refs} * sizeof(DomainRef);
+  for (std::uint32_t i = 0; i < head_.url_refs; ++i, at += sizeof(UrlRef)) {
+    UrlRef r;
+    std::memcpy(&r, at, sizeof r);
+    if (r.set == set) return r.item;
+    if (r.set > set) break;  // ascending
+  }
+  return kNone;
+}
+
+const unsigned char* HostTable::find(std::uint64_t h, std::string_view name) const {
+  if (slots_.empty() || !may_hold(h)) return nullptr;
+  const std::size_t mask = slots_.size() - 1;
+  const auto tag = static_cast<std::uint32_t>(h);
+  for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
+    const Slot s = slots_[i];
+    if (s.rec == 0) return nullptr;
+    if (s.tag == tag && is(s.rec, name)) return at(s.rec);
+  }
+}
+
+void HostTable::find_all(const HostKeys& host, const unsigned char** out) const {
+  const std::size_t n = host.size();
+  if (slots_.empty()) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = nullptr;
+    return;
+  }
+  // Three passes, so that the memory of every name is asked for before any is waited on:
+  // the filter and the first slot, the slot whose tag matches and its record, the name.
+  constexpr std::size_t kSkip = ~std::size_t{0};
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t slot[HostKeys::kMax];
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = nullptr;
+    const std::uint64_t h = host.hash(i);
+    slot[i] = may_hold(h) ? h >> shift_ : kSkip;
+    if (slot[i] != kSkip) __builtin_prefetch(&slots_[slot[i]]);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (slot[i] == kSkip) continue;
+    const auto tag = static_cast<std::uint32_t>(host.hash(i));
+    for (std::size_t j = slot[i];; j = (j + 1) & mask) {
+      const Slot s = slots_[j];
+      if (s.rec == 0) {
+        slot[i] = kSkip;
+        break;
+      }
+      if (s.tag == tag) {
+        slot[i] = j;
+        __builtin_prefetch(at(s.rec));
+        break;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (slot[i] == kSkip) continue;
+    const std::string_view name = host.name(i);
+    const auto tag = static_cast<std::uint32_t>(host.hash(i));
+    for (std::size_t j = slot[i];; j = (j + 1) & mask) {
+      const Slot s = slots_[j];
+      if (s.rec == 0) break;
+      if (s.tag == tag && is(s.rec, name)) {
+        out[i] = at(s.rec);
+        break;
+      }
+    }
+  }
+}
+
+void HostTable::build(Policy::Impl& p) {
+  struct Build {
+    std::string_view key;
+    std::vector<DomainRef> domains;
+    std::vector<UrlRef> urls;
+    const Prefilter::DomainPost* post = nullptr;
+  };
+  std::vector<Build> recs;
+  std::unordered_map<std::string_view, std::size_t> index;
+  auto rec = [&](std::string_view key) -> Build& {
+    auto [it, fresh] = index.emplace(key, recs.size());
+    if (fresh) recs.push_back(Build{key, {}, {}, nullptr});
+    return recs[it->second];
+  };
+  std::uint32_t next = 0;
+  auto add_domains = [&](DomainSet& set) {
+    set.id = next++;
+    const auto base = static_cast<std::uint32_t>(texts_.size());
+    texts_.insert(texts_.end(), set.entries().begin(), set.entries().end());
+    for (const auto& item : set.slots()) {
+      DomainRef r{set.id, {kNone, kNone, kNone}};
+      for (int k = 0; k < 3; ++k)
+        if (item.value.of[k] != kNone) r.entry[k] = base + item.value.of[k];
+      rec(item.key).domains.push_back(r);
+    }
+  };
+  for (auto& set : p.domain_sets) add_domains(set);
+  add_domains(p.approved_domains);
+  add_domains(p.blocked_domains);
+  next = 0;
+  auto add_urls = [&](UrlSet& set) {
+    set.id = next++;
+    const auto& hosts = set.hosts();
+    for (std::size_t j = 0; j < hosts.size(); ++j)
+      rec(hosts[j].key).urls.push_back({set.id, static_cast<std::uint32_t>(j)});
+  };
+  for (auto& set : p.url_sets) add_urls(set);
+  add_urls(p.approved_urls);
+  add_urls(p.blocked_urls);
+  for (const auto& item : p.prefilter.by_domain.items()) rec(item.key).post = &item.value;
+  if (recs.empty()) return;
+
+  // The records, one after the other, each from an 8-byte boundary.
+  std::vector<unsigned char> bytes;
+  std::vector<std::uint32_t> offset;  // per record, in 8-byte words
+  const Prefilter& f = p.prefilter;
+  for (const Build& b : recs) {
+    offset.push_back(static_cast<std::uint32_t>(bytes.size() / 8));
+    const std::size_t start = bytes.size();
+    auto put = [&](const void* data, std::size_t n) {
+      const auto* c = static_cast<const unsigned char*>(data);
+      bytes.insert(bytes.end(), c, c + n);
+    };
+    Head head{};
+    head.key_len = static_cast<std::uint32_t>(b.key.size());
+    head.domain_refs = static_cast<std::uint32_t>(b.domains.size());
+    head.url_refs = static_cast<std::uint32_t>(b.urls.size());
+    const Prefilter::Posting* postings[kPostings] = {};
+    if (b.post) {
+      for (int k = 0; k < 4; ++k) {
+        const Prefilter::Post& post = k < 3 ? b.post->of[k] : b.post->url;
+        postings[k] = &post.anchored;
+        postings[4 + k] = &post.all;
+      }
+      for (int k = 0; k < kPostings; ++k)
+        head.n[k] = postings[k]->dense() ? kDense : static_cast<std::uint16_t>(postings[k]->n);
+    }
+    put(&head, sizeof head);
+    put(b.key.data(), b.key.size());
+    while ((bytes.size() - start) % 4) bytes.push_back(0);
+    for (int k = 0; k < kPostings; ++k) {
+      if (!postings[k] || postings[k]->empty()) continue;
+      const Prefilter::Posting& v = *postings[k];
+      if (v.dense())
+        put(&v.off, sizeof v.off);
+      else if (k < 4)
+        put(f.entries.data() + v.off, v.n * sizeof(Prefilter::Entry));
+      else
+        put(f.ids.data() + v.off, v.n * sizeof(std::uint32_t));
+    }
+    for (const DomainRef& r : b.domains) put(&r, sizeof r);
+    for (const UrlRef& r : b.urls) put(&r, sizeof r);
+    while (bytes.size() % 8) bytes.push_back(0);
+  }
+  arena_.assign(bytes.size() / 8, 0);
+  std::memcpy(arena_.data(), bytes.data(), bytes.size());
+
+  std::size_t cap = 8;
+  while (cap < recs.size() * 2) cap *= 2;
+  unsigned bits = 0;
+  while ((std::size_t{1} << bits) < cap) ++bits;
+  shift_ = 64 - bits;
+  slots_.assign(cap, Slot{});
+  if (cap >= 2048) filter_.assign(cap * 8 / 64, 0);  // 16 bits per name at most
+  const std::size_t mask = cap - 1;
+  for (std::size_t r = 0; r < recs.size(); ++r) {
+    const std::uint64_t h = suffix_hash(recs[r].key);
+    std::size_t i = h >> shift_;
+    while (slots_[i].rec != 0) i = (i + 1) & mask;
+    slots_[i] = {static_cast<std::uint32_t>(h), offset[r] + 1};
+    if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+  }
+}
+
+const unsigned char* const* Ctx::records() {
+  if (!records_ready_) {
+    records_ready_ = true;
+    if (table && host.complete()) table->find_all(host, records_);
+  }
+  return records_;
+}
+
+const unsigned char* Ctx::own_record() {
+  if (!table || table->empty() || host.host().empty()) return nullptr;
+  if (!host.complete()) return table->find(host.own_hash(), host.host());
+  const unsigned char* const* r = records();
+  for (std::size_t i = host.size(); i-- > 0;)
+    if (host.own(i)) return r[i];
+  return nullptr;
+}
+
+}  // namespace pc::policy::detail
