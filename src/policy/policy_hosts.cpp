@@ -1,5 +1,6 @@
 // The policy's table of host names (detail::HostTable): built once per policy, read by every
 // decision. See policy_impl.h for the layout.
+#include <bit>
 #include <unordered_map>
 
 #include "policy/policy_impl.h"
@@ -12,29 +13,50 @@ std::size_t HostTable::Record::posting_bytes(int k) const {
   return std::size_t{n} * (k < kPostings / 2 ? sizeof(Prefilter::Entry) : sizeof(std::uint32_t));
 }
 
-bool HostTable::Record::domain(std::uint32_t set, DomainRef& out) const {
+bool HostTable::Record::domain(std::uint32_t set, int first, int second,
+                               std::string_view& out) const {
   const unsigned char* at = p_ + refs_start();
-  for (std::uint32_t i = 0; i < head_.domain_refs; ++i, at += sizeof(DomainRef)) {
-    std::uint32_t id;
-    std::memcpy(&id, at, sizeof id);
-    if (id == set) {
-      std::memcpy(&out, at, sizeof out);
-      return true;
+  for (std::uint32_t i = 0; i < head_.domain_refs; ++i) {
+    DomainRef r;
+    std::memcpy(&r, at, sizeof r);
+    at += sizeof r;
+    if (r.set > set) break;  // ascending
+    if (r.set == set) {
+      for (int k : {first, second}) {
+        if (!(r.kinds & (1U << k))) continue;
+        // Entries follow in Kind order.
+        const auto before = static_cast<unsigned>(std::popcount(r.kinds & ((1U << k) - 1)));
+        std::memcpy(&out, at + before * sizeof(std::string_view), sizeof out);
+        return true;
+      }
+      return false;
     }
-    if (id > set) break;  // ascending
+    at += static_cast<unsigned>(std::popcount(r.kinds)) * sizeof(std::string_view);
   }
   return false;
 }
 
-std::uint32_t HostTable::Record::url_item(std::uint32_t set) const {
-  const unsigned char* at = p_ + refs_start() + std::size_t{head_.domain_refs} * sizeof(DomainRef);
-  for (std::uint32_t i = 0; i < head_.url_refs; ++i, at += sizeof(UrlRef)) {
-    UrlRef r;
-    std::memcpy(&r, at, sizeof r);
-    if (r.set == set) return r.item;
-    if (r.set > set) break;  // ascending
+bool HostTable::Record::url_patterns(std::uint32_t set, const unsigned char*& at,
+                                     std::uint32_t& n) const {
+  const unsigned char* p = p_ + refs_start();
+  for (std::uint32_t i = 0; i < head_.domain_refs; ++i) {
+    DomainRef r;
+    std::memcpy(&r, p, sizeof r);
+    p += sizeof r + static_cast<unsigned>(std::popcount(r.kinds)) * sizeof(std::string_view);
   }
-  return kNone;
+  for (std::uint32_t i = 0; i < head_.url_refs; ++i) {
+    UrlRef r;
+    std::memcpy(&r, p, sizeof r);
+    p += sizeof r;
+    if (r.set > set) break;  // ascending
+    if (r.set == set) {
+      at = p;
+      n = r.patterns;
+      return true;
+    }
+    p += std::size_t{r.patterns} * sizeof(UrlPattern);
+  }
+  return false;
 }
 
 const unsigned char* HostTable::find(std::uint64_t h, std::string_view name) const {
@@ -97,10 +119,18 @@ void HostTable::find_all(const HostKeys& host, const unsigned char** out) const 
 }
 
 void HostTable::build(Policy::Impl& p) {
+  struct Domains {
+    std::uint32_t set;
+    std::string_view entry[3];  // per DomainSet::Kind; empty: none
+  };
+  struct Urls {
+    std::uint32_t set;
+    std::vector<UrlPattern> patterns;
+  };
   struct Build {
     std::string_view key;
-    std::vector<DomainRef> domains;
-    std::vector<UrlRef> urls;
+    std::vector<Domains> domains;
+    std::vector<Urls> urls;
     const Prefilter::DomainPost* post = nullptr;
   };
   std::vector<Build> recs;
@@ -113,13 +143,11 @@ void HostTable::build(Policy::Impl& p) {
   std::uint32_t next = 0;
   auto add_domains = [&](DomainSet& set) {
     set.id = next++;
-    const auto base = static_cast<std::uint32_t>(texts_.size());
-    texts_.insert(texts_.end(), set.entries().begin(), set.entries().end());
     for (const auto& item : set.slots()) {
-      DomainRef r{set.id, {kNone, kNone, kNone}};
+      Domains d{set.id, {}};
       for (int k = 0; k < 3; ++k)
-        if (item.value.of[k] != kNone) r.entry[k] = base + item.value.of[k];
-      rec(item.key).domains.push_back(r);
+        if (item.value.of[k] != kNone) d.entry[k] = set.entries()[item.value.of[k]];
+      rec(item.key).domains.push_back(d);
     }
   };
   for (auto& set : p.domain_sets) add_domains(set);
@@ -128,9 +156,18 @@ void HostTable::build(Policy::Impl& p) {
   next = 0;
   auto add_urls = [&](UrlSet& set) {
     set.id = next++;
-    const auto& hosts = set.hosts();
-    for (std::size_t j = 0; j < hosts.size(); ++j)
-      rec(hosts[j].key).urls.push_back({set.id, static_cast<std::uint32_t>(j)});
+    for (const auto& item : set.hosts()) {
+      Urls u{set.id, {}};
+      for (std::uint32_t i : item.value) {
+        const UrlSet::Pattern& pat = set.pattern(i);
+        u.patterns.push_back({pat.path, pat.text, pat.port,
+                              static_cast<std::uint8_t>(pat.kind == UrlSet::Pattern::Kind::exact),
+                              static_cast<std::uint8_t>(pat.scheme.empty()     ? 0
+                                                        : pat.scheme == "http" ? 1
+                                                                               : 2)});
+      }
+      rec(item.key).urls.push_back(std::move(u));
+    }
   };
   for (auto& set : p.url_sets) add_urls(set);
   add_urls(p.approved_urls);
@@ -166,6 +203,22 @@ void HostTable::build(Policy::Impl& p) {
     put(&head, sizeof head);
     put(b.key.data(), b.key.size());
     while ((bytes.size() - start) % 4) bytes.push_back(0);
+    const std::size_t refs = bytes.size();
+    for (const Domains& d : b.domains) {
+      DomainRef r{d.set, 0};
+      for (int k = 0; k < 3; ++k)
+        if (!d.entry[k].empty()) r.kinds |= 1U << k;
+      put(&r, sizeof r);
+      for (int k = 0; k < 3; ++k)
+        if (!d.entry[k].empty()) put(&d.entry[k], sizeof d.entry[k]);
+    }
+    for (const Urls& u : b.urls) {
+      UrlRef r{u.set, static_cast<std::uint32_t>(u.patterns.size())};
+      put(&r, sizeof r);
+      for (const UrlPattern& pat : u.patterns) put(&pat, sizeof pat);
+    }
+    head.refs_bytes = static_cast<std::uint32_t>(bytes.size() - refs);
+    std::memcpy(bytes.data() + start, &head, sizeof head);
     for (int k = 0; k < kPostings; ++k) {
       if (!postings[k] || postings[k]->empty()) continue;
       const Prefilter::Posting& v = *postings[k];
@@ -176,8 +229,6 @@ void HostTable::build(Policy::Impl& p) {
       else
         put(f.ids.data() + v.off, v.n * sizeof(std::uint32_t));
     }
-    for (const DomainRef& r : b.domains) put(&r, sizeof r);
-    for (const UrlRef& r : b.urls) put(&r, sizeof r);
     while (bytes.size() % 8) bytes.push_back(0);
   }
   arena_.assign(bytes.size() / 8, 0);

@@ -304,6 +304,7 @@ class UrlSet {
   // only match hosts in hosts().
   bool host_bound() const { return scan_.empty(); }
   const std::vector<Hosts::Item>& hosts() const { return by_host_.items(); }
+  const Pattern& pattern(std::uint32_t i) const { return patterns_[i]; }
   std::uint32_t id = kNone;  // in the policy's HostTable; kNone: not in it
   // Numbers the keywords and expressions by text (ids shared by every set of the policy), so
   // that a decision checks each text once (Ctx::url_memo).
@@ -629,12 +630,14 @@ struct Prefilter {
 // up once (Ctx::records()), every lookup at once so that their memory is fetched together,
 // and every list, condition and posting is then answered from the records.
 //
-// A record is a run of bytes in one array, its parts side by side: Head, the name, the
+// A record is a run of bytes in one array, its parts side by side: Head, the name, the domain
+// sets holding the name (each: DomainRef, then the entry as written of each kind it has), the
+// URL sets with patterns on that host (each: UrlRef, then its UrlPattern items in order), the
 // prefilter's postings (kPostings of them, rules in place: Prefilter::Entry items for the
 // anchored ones, rule numbers for the others; a bitset posting as an offset into
-// Prefilter::bits), the DomainRef items, the UrlRef items. Slots (open addressing, at most
-// half full) hold 32 bits of the name's suffix_hash and the record; a blocked Bloom filter in
-// front of them answers most names listed nowhere from one word.
+// Prefilter::bits). Slots (open addressing, at most half full) hold 32 bits of the name's
+// suffix_hash and the record; a blocked Bloom filter in front of them answers most names
+// listed nowhere from one word.
 class HostTable {
  public:
   static constexpr int kPostings = 8;  // per Prefilter::DomainPost: anchored of[0..2], url,
@@ -642,16 +645,23 @@ class HostTable {
   struct Head {
     std::uint32_t key_len;
     std::uint32_t domain_refs, url_refs;  // ascending by set
+    std::uint32_t refs_bytes;             // DomainRef and UrlRef parts together
     std::uint16_t n[kPostings];           // rules; | kDense: a bitset (one u32: offset into bits)
   };
   static constexpr std::uint16_t kDense = 0x8000;
   struct DomainRef {
-    std::uint32_t set;       // DomainSet::id
-    std::uint32_t entry[3];  // per DomainSet::Kind: index in texts(), or kNone
+    std::uint32_t set;    // DomainSet::id
+    std::uint32_t kinds;  // bit per DomainSet::Kind; a std::string_view follows for each
   };
   struct UrlRef {
-    std::uint32_t set;   // UrlSet::id
-    std::uint32_t item;  // in the set's hosts()
+    std::uint32_t set;       // UrlSet::id
+    std::uint32_t patterns;  // UrlPattern items that follow
+  };
+  struct UrlPattern {  // a prefix or exact pattern of UrlSet
+    std::string_view path, text;
+    std::uint16_t port;   // 0: any
+    std::uint8_t exact;   // 1: exact, 0: prefix
+    std::uint8_t scheme;  // 0: any, 1: http, 2: https
   };
   // A record read in place.
   class Record {
@@ -663,22 +673,20 @@ class HostTable {
     std::uint16_t count(int k) const { return head_.n[k]; }
     // The data of posting k (rules or the bitset offset).
     const unsigned char* posting(int k) const {
-      std::size_t at = data_start();
+      std::size_t at = refs_start() + head_.refs_bytes;
       for (int j = 0; j < k; ++j) at += posting_bytes(j);
       return p_ + at;
     }
-    // Whether the name is in the domain set `set`, with its entries in out.
-    bool domain(std::uint32_t set, DomainRef& out) const;
-    std::uint32_t url_item(std::uint32_t set) const;  // kNone: no pattern of set on the name
+    // The entry of the domain set `set` under this name, of kind first, else of kind second;
+    // false when it has neither.
+    bool domain(std::uint32_t set, int first, int second, std::string_view& out) const;
+    // The patterns of the URL set `set` on this host: n UrlPattern items from at; false when
+    // it has none.
+    bool url_patterns(std::uint32_t set, const unsigned char*& at, std::uint32_t& n) const;
 
    private:
-    std::size_t data_start() const { return (sizeof(Head) + head_.key_len + 3) & ~std::size_t{3}; }
+    std::size_t refs_start() const { return (sizeof(Head) + head_.key_len + 3) & ~std::size_t{3}; }
     std::size_t posting_bytes(int k) const;
-    std::size_t refs_start() const {
-      std::size_t at = data_start();
-      for (int j = 0; j < kPostings; ++j) at += posting_bytes(j);
-      return at;
-    }
     const unsigned char* p_;
     Head head_;
   };
@@ -690,7 +698,6 @@ class HostTable {
   // The records of every name of host, out[i] for host.name(i) (host.complete()).
   void find_all(const HostKeys& host, const unsigned char** out) const;
   bool empty() const { return slots_.empty(); }
-  const std::vector<std::string_view>& texts() const { return texts_; }
 
  private:
   struct Slot {

@@ -219,22 +219,12 @@ std::string_view DomainSet::match(const HostKeys& host) const {
 std::string_view DomainSet::match(Ctx& ctx) const {
   if (entries_.empty() || ctx.host.host().empty()) return {};
   if (id == kNone || !ctx.table || ctx.table->empty()) return match(ctx.host);
-  const std::vector<std::string_view>& texts = ctx.table->texts();
   std::string_view out;
   ctx.each_record([&](const unsigned char* rec, bool own) {
-    HostTable::DomainRef r;
-    if (!HostTable::Record(rec).domain(id, r)) return false;
     const Kind first = own ? Kind::exact : Kind::subtree;
     const Kind second = own ? Kind::subtree : Kind::subonly;
-    if (r.entry[static_cast<int>(first)] != kNone) {
-      out = texts[r.entry[static_cast<int>(first)]];
-      return true;
-    }
-    if (r.entry[static_cast<int>(second)] != kNone) {
-      out = texts[r.entry[static_cast<int>(second)]];
-      return true;
-    }
-    return false;
+    return HostTable::Record(rec).domain(id, static_cast<int>(first), static_cast<int>(second),
+                                         out);
   });
   return out;
 }
@@ -369,9 +359,18 @@ std::string_view UrlSet::match(const Facts& f, Ctx& ctx) const {
   const std::vector<std::uint32_t>* at = nullptr;
   if (!by_host_.empty()) {
     if (id != kNone && ctx.table && !ctx.table->empty() && &f == &ctx.facts) {
+      // The patterns on the host, in order, from its record.
+      const unsigned char* pat = nullptr;
+      std::uint32_t n = 0;
       if (const unsigned char* rec = ctx.own_record())
-        if (const std::uint32_t item = HostTable::Record(rec).url_item(id); item != kNone)
-          at = &by_host_.items()[item].value;
+        if (HostTable::Record(rec).url_patterns(id, pat, n))
+          for (std::uint32_t i = 0; i < n; ++i, pat += sizeof(HostTable::UrlPattern)) {
+            HostTable::UrlPattern p;
+            std::memcpy(&p, pat, sizeof p);
+            if (p.scheme != 0 && f.scheme != (p.scheme == 1 ? "http" : "https")) continue;
+            if (p.port != 0 && p.port != f.port) continue;
+            if (p.exact ? f.path == p.path : f.path.starts_with(p.path)) return p.text;
+          }
     } else {
       at = by_host_.find(&f == &ctx.facts ? ctx.host.own_hash() : suffix_hash(f.host), f.host);
     }
