@@ -54,10 +54,18 @@ Hit eval(const Policy::Impl& p, const Rule& r, Cond c, Ctx& ctx) {
         if (!f.file_type.empty() && base::iequals(t, f.file_type)) return yes(t);
       return {};
     case Cond::domain:
+      if (r.domain_set != kNone && ctx.table) {
+        if (auto e = detail::DomainSet::match_in(ctx, r.domain_set); !e.empty()) return yes(e);
+        return {};
+      }
       for (const auto* set : r.domains)
         if (auto e = set->match(ctx); !e.empty()) return yes(e);
       return {};
     case Cond::url:
+      if (r.url_set != kNone && ctx.table) {
+        if (auto e = detail::UrlSet::match_hosts_in(ctx, r.url_set); !e.empty()) return yes(e);
+        return {};
+      }
       for (const auto* set : r.urls)
         if (auto e = set->match(f, ctx); !e.empty()) return yes(e);
       return {};

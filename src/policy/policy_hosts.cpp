@@ -173,6 +173,10 @@ void HostTable::build(Policy::Impl& p) {
   add_urls(p.approved_urls);
   add_urls(p.blocked_urls);
   for (const auto& item : p.prefilter.by_domain.items()) rec(item.key).post = &item.value;
+  for (Rule& r : p.rules) {
+    if (r.domains.size() == 1) r.domain_set = r.domains[0]->id;
+    if (r.urls.size() == 1 && r.urls[0]->host_bound()) r.url_set = r.urls[0]->id;
+  }
   if (recs.empty()) return;
 
   // The records, one after the other, each from an 8-byte boundary.

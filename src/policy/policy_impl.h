@@ -263,6 +263,8 @@ class DomainSet {
   std::string_view match(const HostKeys& host) const;
   // The same through the decision's host records (HostTable), once the set is in the table.
   std::string_view match(Ctx& ctx) const;
+  // The match of the set numbered id in the decision's HostTable (ctx.table set).
+  static std::string_view match_in(Ctx& ctx, std::uint32_t id);
   bool empty() const { return entries_.empty(); }
   std::size_t size() const { return entries_.size(); }
   const std::vector<Map::Item>& slots() const { return map_.items(); }
@@ -299,6 +301,9 @@ class UrlSet {
   std::string_view match(const Facts& f) const;
   // The same, with the host's hash and the lower-cased URL of the decision.
   std::string_view match(const Facts& f, Ctx& ctx) const;
+  // The match among the host-bound patterns of the set numbered id in the decision's
+  // HostTable (ctx.table set), on the decision's facts.
+  static std::string_view match_hosts_in(Ctx& ctx, std::uint32_t id);
   bool empty() const { return patterns_.empty(); }
   // True when every pattern names its host (no keywords or expressions): then the set can
   // only match hosts in hosts().
@@ -389,6 +394,11 @@ struct Rule {
   Action action = Action::allow;
   int line = 0;
   std::uint32_t conds = 0;  // bit(Cond) per condition present
+  // The HostTable id of the rule's domain set when it has one only (DomainSet::id), of its
+  // URL set when it has one only and that one is host-bound (UrlSet::id); else kNone. Read
+  // with the fields above, so that checking or explaining those conditions goes straight to
+  // the host's records.
+  std::uint32_t domain_set = kNone, url_set = kNone;
 
   std::vector<const DomainSet*> domains;
   std::vector<const UrlSet*> urls;

@@ -219,6 +219,11 @@ std::string_view DomainSet::match(const HostKeys& host) const {
 std::string_view DomainSet::match(Ctx& ctx) const {
   if (entries_.empty() || ctx.host.host().empty()) return {};
   if (id == kNone || !ctx.table || ctx.table->empty()) return match(ctx.host);
+  return match_in(ctx, id);
+}
+
+std::string_view DomainSet::match_in(Ctx& ctx, std::uint32_t id) {
+  if (ctx.host.host().empty()) return {};
   std::string_view out;
   ctx.each_record([&](const unsigned char* rec, bool own) {
     const Kind first = own ? Kind::exact : Kind::subtree;
@@ -355,22 +360,28 @@ std::string_view UrlSet::match(const Facts& f) const {
   return match(f, by_host_.empty() ? nullptr : by_host_.find(suffix_hash(f.host), f.host), nullptr);
 }
 
+std::string_view UrlSet::match_hosts_in(Ctx& ctx, std::uint32_t id) {
+  // The patterns on the host, in order, from its record.
+  const Facts& f = ctx.facts;
+  const unsigned char* pat = nullptr;
+  std::uint32_t n = 0;
+  if (const unsigned char* rec = ctx.own_record())
+    if (HostTable::Record(rec).url_patterns(id, pat, n))
+      for (std::uint32_t i = 0; i < n; ++i, pat += sizeof(HostTable::UrlPattern)) {
+        HostTable::UrlPattern p;
+        std::memcpy(&p, pat, sizeof p);
+        if (p.scheme != 0 && f.scheme != (p.scheme == 1 ? "http" : "https")) continue;
+        if (p.port != 0 && p.port != f.port) continue;
+        if (p.exact ? f.path == p.path : f.path.starts_with(p.path)) return p.text;
+      }
+  return {};
+}
+
 std::string_view UrlSet::match(const Facts& f, Ctx& ctx) const {
   const std::vector<std::uint32_t>* at = nullptr;
   if (!by_host_.empty()) {
     if (id != kNone && ctx.table && !ctx.table->empty() && &f == &ctx.facts) {
-      // The patterns on the host, in order, from its record.
-      const unsigned char* pat = nullptr;
-      std::uint32_t n = 0;
-      if (const unsigned char* rec = ctx.own_record())
-        if (HostTable::Record(rec).url_patterns(id, pat, n))
-          for (std::uint32_t i = 0; i < n; ++i, pat += sizeof(HostTable::UrlPattern)) {
-            HostTable::UrlPattern p;
-            std::memcpy(&p, pat, sizeof p);
-            if (p.scheme != 0 && f.scheme != (p.scheme == 1 ? "http" : "https")) continue;
-            if (p.port != 0 && p.port != f.port) continue;
-            if (p.exact ? f.path == p.path : f.path.starts_with(p.path)) return p.text;
-          }
+      if (auto e = match_hosts_in(ctx, id); !e.empty()) return e;
     } else {
       at = by_host_.find(&f == &ctx.facts ? ctx.host.own_hash() : suffix_hash(f.host), f.host);
     }
