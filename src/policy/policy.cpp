@@ -54,8 +54,9 @@ Hit eval(const Policy::Impl& p, const Rule& r, Cond c, Ctx& ctx) {
         if (!f.file_type.empty() && base::iequals(t, f.file_type)) return yes(t);
       return {};
     case Cond::domain:
-      if (r.domain_set != kNone && ctx.table) {
-        if (auto e = detail::DomainSet::match_in(ctx, r.domain_set); !e.empty()) return yes(e);
+      if (r.domain_sets && ctx.table) {
+        for (std::uint8_t i = 0; i < r.domain_sets; ++i)
+          if (auto e = detail::DomainSet::match_in(ctx, r.domain_set[i]); !e.empty()) return yes(e);
         return {};
       }
       for (const auto* set : r.domains)

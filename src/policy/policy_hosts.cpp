@@ -174,17 +174,20 @@ void HostTable::build(Policy::Impl& p) {
   add_urls(p.blocked_urls);
   for (const auto& item : p.prefilter.by_domain.items()) rec(item.key).post = &item.value;
   for (Rule& r : p.rules) {
-    if (r.domains.size() == 1) r.domain_set = r.domains[0]->id;
+    if (r.domains.size() <= Rule::kInlineSets) {
+      r.domain_sets = static_cast<std::uint8_t>(r.domains.size());
+      for (std::size_t i = 0; i < r.domains.size(); ++i) r.domain_set[i] = r.domains[i]->id;
+    }
     if (r.urls.size() == 1 && r.urls[0]->host_bound()) r.url_set = r.urls[0]->id;
   }
   if (recs.empty()) return;
 
   // The records, one after the other, each from an 8-byte boundary.
   std::vector<unsigned char> bytes;
-  std::vector<std::uint32_t> offset;  // per record, in 8-byte words
+  std::vector<std::uint32_t> offset;  // per record, in lines
   const Prefilter& f = p.prefilter;
   for (const Build& b : recs) {
-    offset.push_back(static_cast<std::uint32_t>(bytes.size() / 8));
+    offset.push_back(static_cast<std::uint32_t>(bytes.size() / sizeof(Line)));
     const std::size_t start = bytes.size();
     auto put = [&](const void* data, std::size_t n) {
       const auto* c = static_cast<const unsigned char*>(data);
@@ -233,9 +236,9 @@ void HostTable::build(Policy::Impl& p) {
       else
         put(f.ids.data() + v.off, v.n * sizeof(std::uint32_t));
     }
-    while (bytes.size() % 8) bytes.push_back(0);
+    while (bytes.size() % sizeof(Line)) bytes.push_back(0);
   }
-  arena_.assign(bytes.size() / 8, 0);
+  arena_.assign(bytes.size() / sizeof(Line), Line{});
   std::memcpy(arena_.data(), bytes.data(), bytes.size());
 
   std::size_t cap = 8;

@@ -386,19 +386,24 @@ struct PortRange {
   std::string_view text;
 };
 
-struct Rule {
+// What a decision reads of every rule it checks or reports (index to url_set) comes first,
+// in the rule's first cache line.
+struct alignas(64) Rule {
   std::uint32_t index = 0;  // position in the document (0-based)
-  std::string_view name;
-  std::string_view note;
-  bool enabled = true;
-  Action action = Action::allow;
-  int line = 0;
   std::uint32_t conds = 0;  // bit(Cond) per condition present
-  // The HostTable id of the rule's domain set when it has one only (DomainSet::id), of its
-  // URL set when it has one only and that one is host-bound (UrlSet::id); else kNone. Read
-  // with the fields above, so that checking or explaining those conditions goes straight to
-  // the host's records.
-  std::uint32_t domain_set = kNone, url_set = kNone;
+  std::string_view name;
+  Action action = Action::allow;
+  bool enabled = true;
+  // The HostTable ids (DomainSet::id) of the rule's domain sets, in order, when it has at
+  // most kInlineSets of them (domain_sets of them; 0: look in domains); the id of its URL set
+  // when it has one only and that one is host-bound (UrlSet::id; else kNone). Checking or
+  // explaining those conditions then goes straight to the host's records.
+  static constexpr std::size_t kInlineSets = 3;
+  std::uint8_t domain_sets = 0;
+  std::uint32_t domain_set[kInlineSets] = {kNone, kNone, kNone};
+  std::uint32_t url_set = kNone;
+  int line = 0;
+  std::string_view note;
 
   std::vector<const DomainSet*> domains;
   std::vector<const UrlSet*> urls;
@@ -645,7 +650,8 @@ struct Prefilter {
 // URL sets with patterns on that host (each: UrlRef, then its UrlPattern items in order), the
 // prefilter's postings (kPostings of them, rules in place: Prefilter::Entry items for the
 // anchored ones, rule numbers for the others; a bitset posting as an offset into
-// Prefilter::bits). Slots (open addressing, at most half full) hold 32 bits of the name's
+// Prefilter::bits). A record starts a cache line, so that Head and a name of up to 32 bytes
+// are read together. Slots (open addressing, at most half full) hold 32 bits of the name's
 // suffix_hash and the record; a blocked Bloom filter in front of them answers most names
 // listed nowhere from one word.
 class HostTable {
@@ -712,7 +718,10 @@ class HostTable {
  private:
   struct Slot {
     std::uint32_t tag = 0;  // low 32 bits of the hash
-    std::uint32_t rec = 0;  // 1 + offset of the record in arena_ (8-byte words); 0: empty
+    std::uint32_t rec = 0;  // 1 + the record's first line in arena_; 0: empty
+  };
+  struct alignas(64) Line {
+    unsigned char bytes[64];
   };
   static std::uint64_t filter_bits(std::uint64_t h) {
     return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
@@ -722,14 +731,12 @@ class HostTable {
     const std::uint64_t bits = filter_bits(h);
     return (filter_[h & (filter_.size() - 1)] & bits) == bits;
   }
-  const unsigned char* at(std::uint32_t rec) const {
-    return reinterpret_cast<const unsigned char*>(arena_.data() + (rec - 1));
-  }
+  const unsigned char* at(std::uint32_t rec) const { return arena_[rec - 1].bytes; }
   bool is(std::uint32_t rec, std::string_view name) const { return Record(at(rec)).key() == name; }
   std::vector<Slot> slots_;  // power of two
   std::vector<std::uint64_t> filter_;
   unsigned shift_ = 64;
-  std::vector<std::uint64_t> arena_;     // the records
+  std::vector<Line> arena_;              // the records, each from the start of a cache line
   std::vector<std::string_view> texts_;  // domain entries as written, of every set
 };
 
