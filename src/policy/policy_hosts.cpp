@@ -10,51 +10,41 @@ namespace pc::policy::detail {
 std::size_t HostTable::Record::posting_bytes(int k) const {
   const std::uint16_t n = head_.n[k];
   if (n & kDense) return sizeof(std::uint32_t);
-  return std::size_t{n} * (k < kPostings / 2 ? sizeof(Prefilter::Entry) : sizeof(std::uint32_t));
+  return std::size_t{n} * (k < kPostings / 2 ? sizeof(Prefilter::Entry) : sizeof(std::uint16_t));
 }
 
 bool HostTable::Record::domain(std::uint32_t set, int first, int second,
                                std::string_view& out) const {
   const unsigned char* at = p_ + refs_start();
-  for (std::uint32_t i = 0; i < head_.domain_refs; ++i) {
+  for (std::uint32_t i = 0; i < head_.domain_refs; ++i, at += sizeof(DomainRef)) {
     DomainRef r;
     std::memcpy(&r, at, sizeof r);
-    at += sizeof r;
     if (r.set > set) break;  // ascending
-    if (r.set == set) {
-      for (int k : {first, second}) {
-        if (!(r.kinds & (1U << k))) continue;
-        // Entries follow in Kind order.
-        const auto before = static_cast<unsigned>(std::popcount(r.kinds & ((1U << k) - 1)));
-        std::memcpy(&out, at + before * sizeof(std::string_view), sizeof out);
-        return true;
-      }
-      return false;
+    if (r.set != set) continue;
+    for (int k : {first, second}) {
+      if (!(r.kinds & (1U << k))) continue;
+      // The entries of a set follow one another in Kind order.
+      const std::size_t entry =
+          (r.kinds >> 3) + static_cast<unsigned>(std::popcount(r.kinds & ((1U << k) - 1)));
+      std::memcpy(&out, p_ + head_.tail + entry * sizeof(std::string_view), sizeof out);
+      return true;
     }
-    at += static_cast<unsigned>(std::popcount(r.kinds)) * sizeof(std::string_view);
+    return false;
   }
   return false;
 }
 
 bool HostTable::Record::url_patterns(std::uint32_t set, const unsigned char*& at,
                                      std::uint32_t& n) const {
-  const unsigned char* p = p_ + refs_start();
-  for (std::uint32_t i = 0; i < head_.domain_refs; ++i) {
-    DomainRef r;
-    std::memcpy(&r, p, sizeof r);
-    p += sizeof r + static_cast<unsigned>(std::popcount(r.kinds)) * sizeof(std::string_view);
-  }
-  for (std::uint32_t i = 0; i < head_.url_refs; ++i) {
+  const unsigned char* p = p_ + refs_start() + std::size_t{head_.domain_refs} * sizeof(DomainRef);
+  for (std::uint32_t i = 0; i < head_.url_refs; ++i, p += sizeof(UrlRef)) {
     UrlRef r;
     std::memcpy(&r, p, sizeof r);
-    p += sizeof r;
     if (r.set > set) break;  // ascending
-    if (r.set == set) {
-      at = p;
-      n = r.patterns;
-      return true;
-    }
-    p += std::size_t{r.patterns} * sizeof(UrlPattern);
+    if (r.set != set) continue;
+    at = p_ + url_start() + std::size_t{r.first} * sizeof(UrlPattern);
+    n = r.patterns;
+    return true;
   }
   return false;
 }
@@ -150,9 +140,10 @@ void HostTable::build(Policy::Impl& p) {
       rec(item.key).domains.push_back(d);
     }
   };
-  for (auto& set : p.domain_sets) add_domains(set);
+  // The organisation's lists first: every decision looks for them in the records.
   add_domains(p.approved_domains);
   add_domains(p.blocked_domains);
+  for (auto& set : p.domain_sets) add_domains(set);
   next = 0;
   auto add_urls = [&](UrlSet& set) {
     set.id = next++;
@@ -169,9 +160,9 @@ void HostTable::build(Policy::Impl& p) {
       rec(item.key).urls.push_back(std::move(u));
     }
   };
-  for (auto& set : p.url_sets) add_urls(set);
   add_urls(p.approved_urls);
   add_urls(p.blocked_urls);
+  for (auto& set : p.url_sets) add_urls(set);
   for (const auto& item : p.prefilter.by_domain.items()) rec(item.key).post = &item.value;
   for (Rule& r : p.rules) {
     if (r.domains.size() <= Rule::kInlineSets) {
@@ -210,22 +201,22 @@ void HostTable::build(Policy::Impl& p) {
     put(&head, sizeof head);
     put(b.key.data(), b.key.size());
     while ((bytes.size() - start) % 4) bytes.push_back(0);
-    const std::size_t refs = bytes.size();
+    std::uint32_t texts = 0;
     for (const Domains& d : b.domains) {
-      DomainRef r{d.set, 0};
+      DomainRef r{d.set, texts << 3};
       for (int k = 0; k < 3; ++k)
-        if (!d.entry[k].empty()) r.kinds |= 1U << k;
+        if (!d.entry[k].empty()) {
+          r.kinds |= 1U << k;
+          ++texts;
+        }
       put(&r, sizeof r);
-      for (int k = 0; k < 3; ++k)
-        if (!d.entry[k].empty()) put(&d.entry[k], sizeof d.entry[k]);
     }
+    std::uint32_t patterns = 0;
     for (const Urls& u : b.urls) {
-      UrlRef r{u.set, static_cast<std::uint32_t>(u.patterns.size())};
+      UrlRef r{u.set, static_cast<std::uint32_t>(u.patterns.size()), patterns};
+      patterns += r.patterns;
       put(&r, sizeof r);
-      for (const UrlPattern& pat : u.patterns) put(&pat, sizeof pat);
     }
-    head.refs_bytes = static_cast<std::uint32_t>(bytes.size() - refs);
-    std::memcpy(bytes.data() + start, &head, sizeof head);
     for (int k = 0; k < kPostings; ++k) {
       if (!postings[k] || postings[k]->empty()) continue;
       const Prefilter::Posting& v = *postings[k];
@@ -234,8 +225,17 @@ void HostTable::build(Policy::Impl& p) {
       else if (k < 4)
         put(f.entries.data() + v.off, v.n * sizeof(Prefilter::Entry));
       else
-        put(f.ids.data() + v.off, v.n * sizeof(std::uint32_t));
+        put(f.ids.data() + v.off, v.n * sizeof(std::uint16_t));
     }
+    while ((bytes.size() - start) % 8) bytes.push_back(0);
+    head.tail = static_cast<std::uint32_t>(bytes.size() - start);
+    for (const Domains& d : b.domains)
+      for (int k = 0; k < 3; ++k)
+        if (!d.entry[k].empty()) put(&d.entry[k], sizeof d.entry[k]);
+    head.patterns_at = static_cast<std::uint32_t>(bytes.size() - start);
+    std::memcpy(bytes.data() + start, &head, sizeof head);
+    for (const Urls& u : b.urls)
+      for (const UrlPattern& pat : u.patterns) put(&pat, sizeof pat);
     while (bytes.size() % sizeof(Line)) bytes.push_back(0);
   }
   arena_.assign(bytes.size() / sizeof(Line), Line{});

@@ -590,9 +590,15 @@ struct Prefilter {
     std::uint8_t method, listener, schedule;  // 0: not checked here; else 1 + set
   };
 
-  // A rule of a sparse anchored posting, with its Info: candidates come with what remains to
-  // check, read in sequence rather than from `info` at random.
+  // A rule of a sparse anchored posting, with its Info as an index into `infos` (the distinct
+  // Info values of the policy: few, and read by every decision): candidates come with what
+  // remains to check, read in sequence rather than from `info` at random.
   struct Entry {
+    std::uint16_t rule;  // below 16,384 (kMaxWords)
+    std::uint16_t info;
+  };
+  // A candidate of a decision with its Info (Candidates).
+  struct Candidate {
     std::uint32_t rule;
     Info info;
   };
@@ -603,7 +609,8 @@ struct Prefilter {
   std::uint32_t active = 0;        // bit(Cond) per kind with at least one indexed rule
   std::uint32_t anchors = 0;       // bit(Cond) per kind at least one rule is anchored on
   std::vector<Info> info;          // per rule
-  std::vector<std::uint32_t> ids;  // posting pools: rules of `all` postings,
+  std::vector<Info> infos;         // distinct values of `info`
+  std::vector<std::uint16_t> ids;  // posting pools: rules of `all` postings,
   std::vector<Entry> entries;      // of anchored postings,
   Bits bits;                       // bitsets of either
   Bits anchored[static_cast<int>(Cond::count)];  // every rule anchored on a kind
@@ -645,33 +652,36 @@ struct Prefilter {
 // up once (Ctx::records()), every lookup at once so that their memory is fetched together,
 // and every list, condition and posting is then answered from the records.
 //
-// A record is a run of bytes in one array, its parts side by side: Head, the name, the domain
-// sets holding the name (each: DomainRef, then the entry as written of each kind it has), the
-// URL sets with patterns on that host (each: UrlRef, then its UrlPattern items in order), the
-// prefilter's postings (kPostings of them, rules in place: Prefilter::Entry items for the
-// anchored ones, rule numbers for the others; a bitset posting as an offset into
-// Prefilter::bits). A record starts a cache line, so that Head and a name of up to 32 bytes
-// are read together. Slots (open addressing, at most half full) hold 32 bits of the name's
-// suffix_hash and the record; a blocked Bloom filter in front of them answers most names
-// listed nowhere from one word.
+// A record is a run of bytes in one array, its parts side by side, what every decision on
+// the name reads first: Head, the name, a DomainRef per domain set holding the name, a UrlRef
+// per URL set with patterns on that host (both ascending by set: the organisation's lists
+// first), the prefilter's postings (kPostings of them, rules in place: Prefilter::Entry items
+// for the anchored ones, rule numbers (16 bits) for the others; a bitset posting as an offset into
+// Prefilter::bits); then what only a match reads: the domain entries as written
+// (std::string_view) and the URL patterns (UrlPattern). A record starts a cache line, so
+// that Head and a name of up to 32 bytes are read together. Slots (open addressing, at most
+// half full) hold 32 bits of the name's suffix_hash and the record; a blocked Bloom filter in
+// front of them answers most names listed nowhere from one word.
 class HostTable {
  public:
   static constexpr int kPostings = 8;  // per Prefilter::DomainPost: anchored of[0..2], url,
                                        // then all of[0..2], url
   struct Head {
     std::uint32_t key_len;
-    std::uint32_t domain_refs, url_refs;  // ascending by set
-    std::uint32_t refs_bytes;             // DomainRef and UrlRef parts together
-    std::uint16_t n[kPostings];           // rules; | kDense: a bitset (one u32: offset into bits)
+    std::uint32_t domain_refs, url_refs;
+    std::uint32_t tail;          // where the entries start (from the record)
+    std::uint32_t patterns_at;   // where the URL patterns start (from the record)
+    std::uint16_t n[kPostings];  // rules; | kDense: a bitset (one u32: offset into bits)
   };
   static constexpr std::uint16_t kDense = 0x8000;
   struct DomainRef {
     std::uint32_t set;    // DomainSet::id
-    std::uint32_t kinds;  // bit per DomainSet::Kind; a std::string_view follows for each
+    std::uint32_t kinds;  // bit per DomainSet::Kind present | (its first entry in the tail) << 3
   };
   struct UrlRef {
     std::uint32_t set;       // UrlSet::id
-    std::uint32_t patterns;  // UrlPattern items that follow
+    std::uint32_t patterns;  // how many
+    std::uint32_t first;     // its first UrlPattern in the tail
   };
   struct UrlPattern {  // a prefix or exact pattern of UrlSet
     std::string_view path, text;
@@ -689,7 +699,8 @@ class HostTable {
     std::uint16_t count(int k) const { return head_.n[k]; }
     // The data of posting k (rules or the bitset offset).
     const unsigned char* posting(int k) const {
-      std::size_t at = refs_start() + head_.refs_bytes;
+      std::size_t at = refs_start() + std::size_t{head_.domain_refs} * sizeof(DomainRef) +
+                       std::size_t{head_.url_refs} * sizeof(UrlRef);
       for (int j = 0; j < k; ++j) at += posting_bytes(j);
       return p_ + at;
     }
@@ -702,6 +713,7 @@ class HostTable {
 
    private:
     std::size_t refs_start() const { return (sizeof(Head) + head_.key_len + 3) & ~std::size_t{3}; }
+    std::size_t url_start() const { return head_.patterns_at; }
     std::size_t posting_bytes(int k) const;
     const unsigned char* p_;
     Head head_;
@@ -763,7 +775,7 @@ struct Candidates {
   std::uint32_t unverified = 0;  // kinds not filtered: checked in full for every candidate
   bool listed = false;
   std::size_t count = 0;  // entries in entry[] (listed)
-  Prefilter::Entry entry[kMaxList];
+  Prefilter::Candidate entry[kMaxList];
   std::size_t words = 0;  // non-zero words in word[] (not listed)
   std::uint16_t word[Prefilter::kMaxWords];
   std::uint64_t bits[Prefilter::kMaxWords];  // only the words in word[] are meaningful

@@ -518,6 +518,18 @@ void build_prefilter(Policy::Impl& p) {
 
   build_source_intervals(f);
 
+  // Distinct Info values, numbered for the anchored postings.
+  std::vector<std::uint16_t> info_id(p.rules.size(), 0);
+  {
+    std::map<std::string, std::uint16_t> ids;
+    for (std::size_t i = 0; i < p.rules.size(); ++i) {
+      std::string key(reinterpret_cast<const char*>(&f.info[i]), sizeof(Prefilter::Info));
+      auto [it, fresh] = ids.emplace(std::move(key), static_cast<std::uint16_t>(f.infos.size()));
+      if (fresh) f.infos.push_back(f.info[i]);
+      info_id[i] = it->second;
+    }
+  }
+
   // Into the pools, those of one key side by side; large postings become bitsets; anchored
   // ones carry each rule's Info.
   auto finish = [&](Posting& v, bool anchored) {
@@ -533,11 +545,11 @@ void build_prefilter(Policy::Impl& p) {
     } else if (anchored) {
       v.off = static_cast<std::uint32_t>(f.entries.size());
       v.n = n;
-      for (auto i : list) f.entries.push_back({i, f.info[i]});
+      for (auto i : list) f.entries.push_back({static_cast<std::uint16_t>(i), info_id[i]});
     } else {
       v.off = static_cast<std::uint32_t>(f.ids.size());
       v.n = n;
-      f.ids.insert(f.ids.end(), list.begin(), list.end());
+      for (auto i : list) f.ids.push_back(static_cast<std::uint16_t>(i));
     }
   };
   each_post(f, [&](Post& post) {
@@ -580,8 +592,8 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     const unsigned char* rec;
     int k;
   };
-  // A posting's rules in place: Prefilter::Entry items (anchored), rule numbers (all), or a
-  // bitset (dense).
+  // A posting's rules in place: Prefilter::Entry items (anchored), rule numbers (all, 16
+  // bits), or a bitset (dense).
   struct Rules {
     const unsigned char* data;
     std::uint32_t n;
@@ -716,7 +728,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   // 1. The union of the anchored postings hit: every rule that may match is in it. Sparse
   //    postings hold each rule with its Info, collected (unsorted, once each) into
   //    out.entry; a bitset posting, or more rules than kMaxList, leave the bitset alone.
-  using Entry = Prefilter::Entry;
+  using Entry = Prefilter::Candidate;
   constexpr std::size_t kMaxList = Candidates::kMaxList;
   Entry* const cl = out.entry;
   std::size_t taken = 0;
@@ -738,15 +750,15 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       or_bits(reinterpret_cast<const std::uint64_t*>(v.data));
       return;
     }
-    for (const unsigned char *at = v.data, *stop = at + v.n * sizeof(Entry); at != stop;
-         at += sizeof(Entry)) {
-      std::uint32_t rule;
-      std::memcpy(&rule, at, sizeof rule);
-      std::uint64_t& word = cand[rule >> 6];
-      const std::uint64_t m = std::uint64_t{1} << (rule & 63);
+    for (const unsigned char *at = v.data, *stop = at + v.n * sizeof(Prefilter::Entry); at != stop;
+         at += sizeof(Prefilter::Entry)) {
+      Prefilter::Entry e;
+      std::memcpy(&e, at, sizeof e);
+      std::uint64_t& word = cand[e.rule >> 6];
+      const std::uint64_t m = std::uint64_t{1} << (e.rule & 63);
       if (word & m) continue;
       word |= m;
-      if (taken < kMaxList) std::memcpy(&cl[taken], at, sizeof(Entry));
+      if (taken < kMaxList) cl[taken] = {e.rule, f.infos[e.info]};
       ++taken;
     }
   };
@@ -832,9 +844,9 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
             if ((want[x] & b) && ((bits[list[x] >> 6] >> (list[x] & 63)) & 1)) got[x] |= b;
           continue;
         }
-        for (const unsigned char *at = v.data, *stop = at + v.n * sizeof(std::uint32_t); at != stop;
-             at += sizeof(std::uint32_t)) {
-          std::uint32_t rule;
+        for (const unsigned char *at = v.data, *stop = at + v.n * sizeof(std::uint16_t); at != stop;
+             at += sizeof(std::uint16_t)) {
+          std::uint16_t rule;
           std::memcpy(&rule, at, sizeof rule);
           if (rule < lo || rule >= hi) continue;
           const std::size_t w = rule >> 6;
