@@ -245,6 +245,78 @@ class FlatMap {
 struct Ctx;
 class HostTable;
 
+// A read-only table of names for lookups that usually find their name (users, groups): like
+// FlatMap, but each item is one cache line holding the value and the name itself (when it
+// has at most kInline bytes), so that a lookup reads a slot and an item and nothing else.
+template <class V>
+class NameTable {
+ public:
+  static constexpr std::size_t kInline = 48 - sizeof(V);
+  static_assert(sizeof(V) <= 40, "NameTable values fit in the item's line");
+
+  void assign(const FlatMap<std::string_view, V>& map) {
+    const auto& from = map.items();
+    items_.assign(from.size(), Item{});
+    std::size_t cap = 8;
+    while (cap < from.size() * 2) cap *= 2;
+    unsigned bits = 0;
+    while ((std::size_t{1} << bits) < cap) ++bits;
+    shift_ = 64 - bits;
+    slots_.assign(cap, Slot{});
+    filter_.clear();
+    if (cap >= 2048) filter_.assign(cap * 8 / 64, 0);
+    for (std::size_t n = 0; n < from.size(); ++n) {
+      Item& it = items_[n];
+      it.key = from[n].key;
+      it.value = from[n].value;
+      if (it.key.size() <= kInline) std::memcpy(it.inline_key, it.key.data(), it.key.size());
+      const std::uint64_t h = from[n].hash;
+      std::size_t i = h >> shift_;
+      while (slots_[i].item != 0) i = (i + 1) & (cap - 1);
+      slots_[i] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(n + 1)};
+      if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+    }
+  }
+  template <class Eq>
+  const V* find(std::uint64_t h, std::string_view key, Eq&& eq) const {
+    if (slots_.empty()) return nullptr;
+    if (!filter_.empty()) {
+      const std::uint64_t bits = filter_bits(h);
+      if ((filter_[h & (filter_.size() - 1)] & bits) != bits) return nullptr;
+    }
+    const std::size_t mask = slots_.size() - 1;
+    const auto tag = static_cast<std::uint32_t>(h);
+    for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
+      const Slot s = slots_[i];
+      if (s.item == 0) return nullptr;
+      if (s.tag != tag) continue;
+      const Item& it = items_[s.item - 1];
+      if (it.key.size() != key.size()) continue;
+      const std::string_view name =
+          it.key.size() <= kInline ? std::string_view(it.inline_key, it.key.size()) : it.key;
+      if (eq(name, key)) return &it.value;
+    }
+  }
+
+ private:
+  struct alignas(64) Item {
+    std::string_view key;
+    V value;
+    char inline_key[kInline];  // the key's bytes when it fits
+  };
+  struct Slot {
+    std::uint32_t tag = 0;
+    std::uint32_t item = 0;  // 1 + index into items_; 0: empty
+  };
+  static std::uint64_t filter_bits(std::uint64_t h) {
+    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
+  }
+  std::vector<Slot> slots_;
+  std::vector<Item> items_;
+  std::vector<std::uint64_t> filter_;
+  unsigned shift_ = 64;
+};
+
 // Domain entries: "example.com" (it and its subdomains), ".example.com" (subdomains only),
 // "=host.example.com" (that host only). Lookup walks the host's suffixes: a handful of hash
 // probes, no allocation.
@@ -622,6 +694,7 @@ struct Prefilter {
   std::vector<Post> by_category;                    // category id -> rules
   FlatMap<std::string_view, Post> by_user;          // lower-case, nocase_hash
   FlatMap<std::string_view, Post> by_group;         // lower-case, nocase_hash
+  NameTable<Post> user_names, group_names;          // the same, for decisions
   FlatMap<std::uint16_t, Post> by_port;
   FlatMap<SourceKey, Post> by_source;       // network (prefix length, masked address) -> rules
   std::vector<NetKey> source_starts;        // the address space cut where networks start or

@@ -559,6 +559,8 @@ void build_prefilter(Policy::Impl& p) {
   finish(f.unanchored, true);
   for (auto& pair : f.pairs)
     for (auto& item : pair.anchored.items()) finish(item.value, true);
+  f.user_names.assign(f.by_user);
+  f.group_names.assign(f.by_group);
   f.ids.shrink_to_fit();
   f.entries.shrink_to_fit();
   f.bits.shrink_to_fit();
@@ -670,11 +672,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
         break;
       case Cond::user:
         if (!facts.user.empty())
-          push(f.by_user.find(nocase_hash(facts.user), facts.user, nocase_equal));
+          push(f.user_names.find(nocase_hash(facts.user), facts.user, nocase_equal));
         break;
       case Cond::group:
         for (const auto& g : facts.groups)
-          push(f.by_group.find(nocase_hash(g), std::string_view(g), nocase_equal));
+          push(f.group_names.find(nocase_hash(g), std::string_view(g), nocase_equal));
         break;
       case Cond::source: {
         if (f.source_starts.empty()) break;
