@@ -89,6 +89,7 @@ void HostTable::find_all(const HostKeys& host, const unsigned char** out) const 
       if (s.tag == tag) {
         slot[i] = j;
         __builtin_prefetch(at(s.rec));
+        __builtin_prefetch(at(s.rec) + sizeof(Line));  // most records with postings span two
         break;
       }
     }

@@ -587,6 +587,13 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   std::uint64_t* const cand = out.bits;
   std::uint16_t* const nz = out.word;
 
+  // The user and group tables are read later, one name after the other: their first memory
+  // is asked for now, for all names at once.
+  if ((f.active & (bit(Cond::user) | bit(Cond::group))) != 0) {
+    if (!facts.user.empty()) f.user_names.prefetch(nocase_hash(facts.user));
+    for (const auto& g : facts.groups) f.group_names.prefetch(nocase_hash(g));
+  }
+
   // The postings the facts hit, looked up kind by kind when first needed: a Post, or posting
   // k of a HostTable record (the domain and URL-host postings).
   struct Hit {
