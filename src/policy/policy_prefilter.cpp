@@ -597,9 +597,10 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   // The postings the facts hit, looked up kind by kind when first needed: a Post, or posting
   // k of a HostTable record (the domain and URL-host postings).
   struct Hit {
-    const Post* post;
-    const unsigned char* rec;
+    const void* at;  // the Post (k < 0) or the record
     int k;
+    const Post* post() const { return k < 0 ? static_cast<const Post*>(at) : nullptr; }
+    const unsigned char* rec() const { return static_cast<const unsigned char*>(at); }
   };
   // A posting's rules in place: Prefilter::Entry items (anchored), rule numbers (all, 16
   // bits), or a bitset (dense).
@@ -624,10 +625,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     return {reinterpret_cast<const unsigned char*>(f.bits.data() + off), 0, true};
   };
   auto all_of = [&](const Hit& h) {
-    return h.post ? rules(h.post->all, false) : record_rules(h.rec, HostTable::kPostings / 2 + h.k);
+    return h.k < 0 ? rules(h.post()->all, false)
+                   : record_rules(h.rec(), HostTable::kPostings / 2 + h.k);
   };
   auto anchored_of = [&](const Hit& h) {
-    return h.post ? rules(h.post->anchored, true) : record_rules(h.rec, h.k);
+    return h.k < 0 ? rules(h.post()->anchored, true) : record_rules(h.rec(), h.k);
   };
   Hit hits[Prefilter::kMaxHits];
   constexpr int kKinds = static_cast<int>(Cond::count);
@@ -649,11 +651,10 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       hits[n++] = h;
     };
     auto push = [&](const Post* post) {
-      if (post && !post->all.empty()) add({post, nullptr, 0});
+      if (post && !post->all.empty()) add({post, -1});
     };
     auto push_record = [&](const unsigned char* rec, int slot) {
-      if (HostTable::Record(rec).count(HostTable::kPostings / 2 + slot) != 0)
-        add({nullptr, rec, slot});
+      if (HostTable::Record(rec).count(HostTable::kPostings / 2 + slot) != 0) add({rec, slot});
     };
     switch (c) {
       case Cond::domain:
@@ -779,7 +780,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     else
       for (std::size_t j = begin[kind(c)]; j < end[kind(c)]; ++j) take(anchored_of(hits[j]));
   }
-  auto id_of = [](const Hit& h) { return h.post ? h.post->id : 0; };
+  auto id_of = [](const Hit& h) { return h.k < 0 ? h.post()->id : 0; };
   for (const auto& pair : f.pairs) {
     if (!(gathered & bit(pair.a))) gather(pair.a);
     if (!(gathered & bit(pair.b))) gather(pair.b);
