@@ -628,8 +628,8 @@ struct Prefilter {
     bool empty() const { return n == 0; }
     bool dense() const { return (n & kDense) != 0; }
   };
-  // The rules whose condition of one kind holds for one key, and those of them anchored on
-  // that kind.
+  // The rules whose condition of one kind holds for one key: those anchored on that kind, and
+  // the others (`all`; a rule is never checked through the postings of its anchor's kind).
   struct Post {
     Posting all, anchored;
     std::uint32_t id = 0;  // key kinds: names the key in pair anchors

@@ -329,9 +329,13 @@ void build_prefilter(Policy::Impl& p) {
       f.anchors |= bit(anchor);
     }
     for (auto& v : key_ids) v.clear();
+    // A rule anchored on c never has c checked through the postings (Info::keys leaves its
+    // anchor out): `all` holds the others only.
     auto post = [&](Post& to, Cond c) {
-      add(to.all, i);
-      if (c == anchor) add(to.anchored, i);
+      if (c == anchor)
+        add(to.anchored, i);
+      else
+        add(to.all, i);
       if (to.id == 0) to.id = ++next_post_id;
       key_ids[kind(c)].push_back(to.id);
     };
@@ -651,10 +655,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       hits[n++] = h;
     };
     auto push = [&](const Post* post) {
-      if (post && !post->all.empty()) add({post, -1});
+      if (post && !(post->all.empty() && post->anchored.empty())) add({post, -1});
     };
     auto push_record = [&](const unsigned char* rec, int slot) {
-      if (HostTable::Record(rec).count(HostTable::kPostings / 2 + slot) != 0) add({rec, slot});
+      const HostTable::Record r(rec);
+      if (r.count(HostTable::kPostings / 2 + slot) != 0 || r.count(slot) != 0) add({rec, slot});
     };
     switch (c) {
       case Cond::domain:
