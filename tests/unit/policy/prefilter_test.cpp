@@ -545,5 +545,83 @@ TEST(PolicyPrefilter, HostWithManyLabels) {
   EXPECT_EQ(p->decide(t.facts(*p), Phase::request).rule, "deep");
 }
 
+// Names in several domain sets, a rule naming more domain sets than it keeps ids of, long
+// user and group names, host patterns with scheme and port: the decision and what it reports
+// are those of the lists and conditions as written.
+TEST(PolicyPrefilter, HostNamesInManySets) {
+  const std::string long_user = "a-very-long-user-name-well-beyond-a-cache-line@example.com";
+  const std::string long_group = "a-group-whose-name-is-longer-than-the-item-holds";
+  auto p = load(
+      "[lists]\napproved = [\"ok.example\", \"ok2.example/path/\"]\n"
+      "blocked = [\"=bad.example\", \".sub.example\"]\n\n"
+      "[[domain_lists]]\nname = \"a\"\ndomains = [\"shared.example\", \"=x.shared.example\"]\n\n"
+      "[[domain_lists]]\nname = \"b\"\ndomains = [\".shared.example\"]\n\n"
+      "[[domain_lists]]\nname = \"c\"\ndomains = [\"other.example\"]\n\n"
+      "[[domain_lists]]\nname = \"d\"\ndomains = [\"x.shared.example\", \"sub.example\"]\n\n"
+      "[[rules]]\nname = \"four\"\ndomains = [\"c\", \"b\", \"d\", \"a\"]\naction = \"block\"\n\n"
+      "[[rules]]\nname = \"two\"\ndomains = [\"a\", \"d\"]\nusers = [\"bob\"]\naction = "
+      "\"warn\"\n\n"
+      "[[rules]]\nname = \"long user\"\nusers = [\"" +
+      long_user + "\"]\naction = \"warn\"\n\n" + "[[rules]]\nname = \"long group\"\ngroups = [\"" +
+      long_group +
+      "\"]\naction = \"monitor\"\n\n"
+      "[[rules]]\nname = \"url\"\nurls = [\"http://www.shop.example:8080/cart\", "
+      "\"www.shop.example/basket\"]\naction = \"allow_no_scan\"\n");
+  ASSERT_TRUE(p);
+  Rng rng(8);
+  Txn t;
+  t.make(rng);
+  t.user = "";
+  t.groups.clear();
+  struct Case {
+    std::string url, user, group, rule, detail;
+  };
+  const Case cases[] = {
+      {"http://x.shared.example/", "", "", "four", ".shared.example"},
+      {"http://y.x.shared.example/", "bob", "", "four", ".shared.example"},
+      {"http://shared.example/", "", "", "four", "shared.example"},
+      {"http://shared.example/", "BOB", "", "four", "shared.example"},
+      {"http://other.example/", "", "", "four", "other.example"},
+      {"http://ok.example/", "", "", "approved list", "ok.example"},
+      {"http://ok2.example/path/x", "", "", "approved list", "ok2.example/path/"},
+      {"http://ok2.example/other", "", "", "default", ""},
+      {"http://bad.example/", "", "", "blocked list", "=bad.example"},
+      {"http://a.sub.example/", "", "", "blocked list", ".sub.example"},
+      {"http://sub.example/", "", "", "four", "sub.example"},
+      {"http://none.example/", long_user, "", "long user", long_user},
+      {"http://none.example/", "A-Very-Long-User-Name-Well-Beyond-A-Cache-Line@Example.com", "",
+       "long user", long_user},
+      {"http://none.example/", "", long_group, "long group", long_group},
+      {"http://www.shop.example:8080/cart/1", "", "", "url", "http://www.shop.example:8080/cart"},
+      {"https://www.shop.example/basket", "", "", "url", "www.shop.example/basket"},
+      {"http://www.shop.example/cart", "", "", "default", ""},
+      {"https://www.shop.example:8080/cart", "", "", "default", ""},
+  };
+  for (const Case& c : cases) {
+    const auto scheme_end = c.url.find("://");
+    t.scheme = c.url.substr(0, scheme_end);
+    const auto host_start = scheme_end + 3;
+    const auto path_start = c.url.find('/', host_start);
+    const std::string authority = c.url.substr(host_start, path_start - host_start);
+    const auto colon = authority.find(':');
+    t.host = authority.substr(0, colon);
+    t.port = static_cast<std::uint16_t>(colon == std::string::npos
+                                            ? (t.scheme == "https" ? 443 : 80)
+                                            : std::stoi(authority.substr(colon + 1)));
+    t.path = c.url.substr(path_start);
+    t.url = c.url;
+    t.user = c.user;
+    t.groups.clear();
+    if (!c.group.empty()) t.groups.push_back(c.group);
+    Facts f = t.facts(*p);
+    f.reputation = Reputation::clean;
+    SCOPED_TRACE(c.url + " user '" + c.user + "'");
+    Decision d = p->decide(f, Phase::request);
+    EXPECT_EQ(d.rule, c.rule);
+    EXPECT_EQ(d.detail, c.detail);
+    expect_same(*p, f, Phase::request, "many sets");
+  }
+}
+
 }  // namespace
 }  // namespace pc::policy
