@@ -10,7 +10,7 @@ build_pkgs=(
   libboost1.81-dev libssl-dev libc-ares-dev libtomlplusplus-dev libfmt-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libpsl-dev publicsuffix libre2-dev
   clang libclang-rt-14-dev clang-format openssl
-  libclamav-dev libyara-dev libmagic-dev libsqlite3-dev
+  libclamav-dev libyara-dev libmagic-dev libsqlite3-dev libgoogle-perftools-dev
 )
 test_pkgs=(curl wget python3 ca-certificates procps iproute2 tzdata squid c-icap clamav-testfiles
            rsyslog rsyslog-openssl)
