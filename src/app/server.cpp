@@ -15,6 +15,7 @@
 #include "app/logs_query.h"
 #include "base/json.h"
 #include "base/log.h"
+#include "base/memory.h"
 #include "icap/session.h"
 #include "proxy/session.h"
 #include "store/sink.h"
@@ -316,6 +317,9 @@ void Server::publish(std::shared_ptr<const txn::Snapshot> snap, bool before_star
     status_snap_ = snap;
   }
   remember_inputs();
+  // What building the snapshot allocated and freed (a policy's load peaks well above what it
+  // keeps) goes back to the system.
+  base::release_free_memory();
   if (before_start) {
     for (auto& w : workers_) w->apply(snap);
     return;
