@@ -181,6 +181,10 @@ std::string_view accepted_difference(const Body& b, const Sniffed& native, const
   // XHTML with an XML declaration: libmagic's XML rule answers before its XHTML rule.
   if (native.name == "html" && magic.name == "text" && starts(h, "<?xml"))
     return "XHTML with an XML declaration";
+  // SVG whose root follows a comment: libmagic looks for "<svg" only at the start.
+  if (native.name == "image" && native.mime == "image/svg+xml" && magic.name == "text" &&
+      starts(h, "<!--"))
+    return "SVG after a leading comment";
   return "";
 }
 
