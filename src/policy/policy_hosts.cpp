@@ -50,46 +50,39 @@ bool HostTable::Record::url_patterns(std::uint32_t set, const unsigned char*& at
 }
 
 const unsigned char* HostTable::find(std::uint64_t h, std::string_view name) const {
-  if (slots_.empty() || !may_hold(h)) return nullptr;
-  const std::size_t mask = slots_.size() - 1;
-  const auto tag = static_cast<std::uint32_t>(h);
-  for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
-    const Slot s = slots_[i];
-    if (s.rec == 0) return nullptr;
-    if (s.tag == tag && is(s.rec, name)) return at(s.rec);
-  }
+  const std::uint32_t rec = index_.find(h, [&](std::uint32_t r) { return is(r, name); });
+  return rec ? at(rec) : nullptr;
 }
 
 void HostTable::find_all(const HostKeys& host, const unsigned char** out) const {
   const std::size_t n = host.size();
-  if (slots_.empty()) {
+  if (index_.empty()) {
     for (std::size_t i = 0; i < n; ++i) out[i] = nullptr;
     return;
   }
   // Three passes, so that the memory of every name is asked for before any is waited on:
   // the filter and the first slot, the slot whose tag matches and its record, the name.
   constexpr std::size_t kSkip = ~std::size_t{0};
-  const std::size_t mask = slots_.size() - 1;
   std::size_t slot[HostKeys::kMax];
   for (std::size_t i = 0; i < n; ++i) {
     out[i] = nullptr;
     const std::uint64_t h = host.hash(i);
-    slot[i] = may_hold(h) ? h >> shift_ : kSkip;
-    if (slot[i] != kSkip) __builtin_prefetch(&slots_[slot[i]]);
+    slot[i] = index_.may_hold(h) ? index_.home(h) : kSkip;
+    if (slot[i] != kSkip) __builtin_prefetch(&index_.slot(slot[i]));
   }
   for (std::size_t i = 0; i < n; ++i) {
     if (slot[i] == kSkip) continue;
     const auto tag = static_cast<std::uint32_t>(host.hash(i));
-    for (std::size_t j = slot[i];; j = (j + 1) & mask) {
-      const Slot s = slots_[j];
-      if (s.rec == 0) {
+    for (std::size_t j = slot[i];; j = index_.next(j)) {
+      const SlotIndex::Slot s = index_.slot(j);
+      if (s.ref == 0) {
         slot[i] = kSkip;
         break;
       }
       if (s.tag == tag) {
         slot[i] = j;
-        __builtin_prefetch(at(s.rec));
-        __builtin_prefetch(at(s.rec) + sizeof(Line));  // most records with postings span two
+        __builtin_prefetch(at(s.ref));
+        __builtin_prefetch(at(s.ref) + sizeof(Line));  // most records with postings span two
         break;
       }
     }
@@ -98,11 +91,11 @@ void HostTable::find_all(const HostKeys& host, const unsigned char** out) const 
     if (slot[i] == kSkip) continue;
     const std::string_view name = host.name(i);
     const auto tag = static_cast<std::uint32_t>(host.hash(i));
-    for (std::size_t j = slot[i];; j = (j + 1) & mask) {
-      const Slot s = slots_[j];
-      if (s.rec == 0) break;
-      if (s.tag == tag && is(s.rec, name)) {
-        out[i] = at(s.rec);
+    for (std::size_t j = slot[i];; j = index_.next(j)) {
+      const SlotIndex::Slot s = index_.slot(j);
+      if (s.ref == 0) break;
+      if (s.tag == tag && is(s.ref, name)) {
+        out[i] = at(s.ref);
         break;
       }
     }
@@ -242,21 +235,9 @@ void HostTable::build(Policy::Impl& p) {
   arena_.assign(bytes.size() / sizeof(Line), Line{});
   std::memcpy(arena_.data(), bytes.data(), bytes.size());
 
-  std::size_t cap = 8;
-  while (cap < recs.size() * 2) cap *= 2;
-  unsigned bits = 0;
-  while ((std::size_t{1} << bits) < cap) ++bits;
-  shift_ = 64 - bits;
-  slots_.assign(cap, Slot{});
-  if (cap >= 2048) filter_.assign(cap * 8 / 64, 0);  // 16 bits per name at most
-  const std::size_t mask = cap - 1;
-  for (std::size_t r = 0; r < recs.size(); ++r) {
-    const std::uint64_t h = suffix_hash(recs[r].key);
-    std::size_t i = h >> shift_;
-    while (slots_[i].rec != 0) i = (i + 1) & mask;
-    slots_[i] = {static_cast<std::uint32_t>(h), offset[r] + 1};
-    if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
-  }
+  index_.reset(recs.size());
+  for (std::size_t r = 0; r < recs.size(); ++r)
+    index_.place(suffix_hash(recs[r].key), offset[r] + 1);
 }
 
 const unsigned char* const* Ctx::records() {

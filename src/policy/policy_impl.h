@@ -151,12 +151,80 @@ class HostKeys {
   std::uint32_t pos_[kMax];  // where each name starts in host_
 };
 
-// An open-addressing hash table (linear probing, at most half full) over 64-bit hashes
-// computed by the caller, for the lookups of decide(). A slot is 8 bytes (32 bits of the hash
-// and the item); the key is compared only when they match. Tables of 1,024 items and more
-// also keep a blocked Bloom filter (16 bits an item, two bits in one word, ~2% false
-// positives) that most failed lookups stop at: one word of a small array rather than a slot. Built
-// once; read-only afterwards. Items keep their insertion order.
+// The slots of the policy's hash tables (FlatMap, NameTable, HostTable): open addressing,
+// linear probing, at most half full, over 64-bit hashes computed by the caller. A slot is 8
+// bytes (32 bits of the hash and a reference, 1 + an item's index or offset; 0: empty), so a
+// key is compared only when they match. Indexes of 2,048 slots and more also keep a blocked
+// Bloom filter (16 bits an item, two bits in one word, ~2% false positives) that most failed
+// lookups stop at: one word of a small array rather than a slot.
+class SlotIndex {
+ public:
+  struct Slot {
+    std::uint32_t tag = 0;  // low 32 bits of the hash
+    std::uint32_t ref = 0;  // 1 + the item; 0: empty
+  };
+
+  // Empties the index and sizes it for n items.
+  void reset(std::size_t n) {
+    std::size_t cap = 8;
+    while (cap < n * 2) cap *= 2;
+    unsigned bits = 0;
+    while ((std::size_t{1} << bits) < cap) ++bits;
+    shift_ = 64 - bits;
+    slots_.assign(cap, Slot{});
+    filter_.clear();
+    if (cap >= kFilterFrom) filter_.assign(cap * 8 / 64, 0);
+  }
+  // Files ref under hash h (an item not filed yet; the index has room).
+  void place(std::uint64_t h, std::uint32_t ref) {
+    std::size_t i = home(h);
+    while (slots_[i].ref != 0) i = next(i);
+    slots_[i] = {static_cast<std::uint32_t>(h), ref};
+    if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+  }
+  // The ref of the first item under h for which is(ref) holds (tags compared first); 0: none.
+  template <class Is>
+  std::uint32_t find(std::uint64_t h, Is&& is) const {
+    if (slots_.empty() || !may_hold(h)) return 0;
+    const auto tag = static_cast<std::uint32_t>(h);
+    for (std::size_t i = home(h);; i = next(i)) {
+      const Slot s = slots_[i];
+      if (s.ref == 0) return 0;
+      if (s.tag == tag && is(s.ref)) return s.ref;
+    }
+  }
+  // Asks for the memory a find(h, ...) reads first.
+  void prefetch(std::uint64_t h) const {
+    if (slots_.empty()) return;
+    if (!filter_.empty()) __builtin_prefetch(&filter_[h & (filter_.size() - 1)]);
+    __builtin_prefetch(&slots_[home(h)]);
+  }
+  // False when h is certainly not filed (the filter); true when it may be.
+  bool may_hold(std::uint64_t h) const {
+    if (filter_.empty()) return true;
+    const std::uint64_t bits = filter_bits(h);
+    return (filter_[h & (filter_.size() - 1)] & bits) == bits;
+  }
+  // For lookups that walk the slots themselves (HostTable::find_all).
+  bool empty() const { return slots_.empty(); }
+  std::size_t slots() const { return slots_.size(); }
+  std::size_t home(std::uint64_t h) const { return h >> shift_; }
+  std::size_t next(std::size_t i) const { return (i + 1) & (slots_.size() - 1); }
+  const Slot& slot(std::size_t i) const { return slots_[i]; }
+
+ private:
+  static constexpr std::size_t kFilterFrom = 2048;  // slots
+  // Blocked: both bits of a key in one word (chosen by the low bits of the hash).
+  static std::uint64_t filter_bits(std::uint64_t h) {
+    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
+  }
+  std::vector<Slot> slots_;  // power of two
+  std::vector<std::uint64_t> filter_;
+  unsigned shift_ = 64;
+};
+
+// A hash table (SlotIndex) of items kept in insertion order, for the lookups of decide().
+// Built once; read-only afterwards.
 template <class K, class V>
 class FlatMap {
  public:
@@ -168,18 +236,9 @@ class FlatMap {
 
   template <class Q, class Eq>
   const V* find(std::uint64_t h, const Q& key, Eq&& eq) const {
-    if (slots_.empty()) return nullptr;
-    if (!filter_.empty()) {
-      const std::uint64_t bits = filter_bits(h);
-      if ((filter_[h & (filter_.size() - 1)] & bits) != bits) return nullptr;
-    }
-    const std::size_t mask = slots_.size() - 1;
-    const auto tag = static_cast<std::uint32_t>(h);
-    for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
-      const Slot s = slots_[i];
-      if (s.item == 0) return nullptr;
-      if (s.tag == tag && eq(items_[s.item - 1].key, key)) return &items_[s.item - 1].value;
-    }
+    const std::uint32_t ref =
+        index_.find(h, [&](std::uint32_t r) { return eq(items_[r - 1].key, key); });
+    return ref ? &items_[ref - 1].value : nullptr;
   }
   const V* find(std::uint64_t h, const K& key) const {
     return find(h, key, [](const K& a, const K& b) { return a == b; });
@@ -187,19 +246,18 @@ class FlatMap {
   // The value under key (hash h), value-initialised when new. The reference is valid until
   // the next insert.
   V& insert(std::uint64_t h, const K& key) {
-    if (slots_.empty() || (items_.size() + 1) * 2 > slots_.size()) grow();
-    const std::size_t mask = slots_.size() - 1;
-    const auto tag = static_cast<std::uint32_t>(h);
-    for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
-      Slot& s = slots_[i];
-      if (s.item == 0) {
-        items_.push_back(Item{key, V{}, h});
-        s = {tag, static_cast<std::uint32_t>(items_.size())};
-        remember(h);
-        return items_.back().value;
-      }
-      if (s.tag == tag && items_[s.item - 1].key == key) return items_[s.item - 1].value;
+    if (const std::uint32_t ref =
+            index_.find(h, [&](std::uint32_t r) { return items_[r - 1].key == key; }))
+      return items_[ref - 1].value;
+    items_.push_back(Item{key, V{}, h});
+    if (items_.size() * 2 > index_.slots()) {
+      index_.reset(items_.size());
+      for (std::size_t n = 0; n < items_.size(); ++n)
+        index_.place(items_[n].hash, static_cast<std::uint32_t>(n + 1));
+    } else {
+      index_.place(h, static_cast<std::uint32_t>(items_.size()));
     }
+    return items_.back().value;
   }
   bool empty() const { return items_.empty(); }
   std::size_t size() const { return items_.size(); }
@@ -207,39 +265,8 @@ class FlatMap {
   std::vector<Item>& items() { return items_; }
 
  private:
-  struct Slot {
-    std::uint32_t tag = 0;   // low 32 bits of the hash
-    std::uint32_t item = 0;  // 1 + index into items_; 0: empty
-  };
-  static constexpr std::size_t kFilterFrom = 2048;  // slots
-  // Blocked: both bits of a key in one word (chosen by the low bits of the hash).
-  static std::uint64_t filter_bits(std::uint64_t h) {
-    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
-  }
-  void remember(std::uint64_t h) {
-    if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
-  }
-  void grow() {
-    const std::size_t cap = slots_.empty() ? 8 : slots_.size() * 2;
-    unsigned bits = 0;
-    while ((std::size_t{1} << bits) < cap) ++bits;
-    slots_.assign(cap, Slot{});
-    shift_ = 64 - bits;
-    const std::size_t mask = cap - 1;
-    filter_.clear();
-    if (cap >= kFilterFrom) filter_.assign(cap * 8 / 64, 0);  // 16 bits per item at most
-    for (std::size_t n = 0; n < items_.size(); ++n) {
-      const std::uint64_t h = items_[n].hash;
-      std::size_t i = h >> shift_;
-      while (slots_[i].item != 0) i = (i + 1) & mask;
-      slots_[i] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(n + 1)};
-      remember(h);
-    }
-  }
-  std::vector<Slot> slots_;  // power of two
+  SlotIndex index_;
   std::vector<Item> items_;
-  std::vector<std::uint64_t> filter_;
-  unsigned shift_ = 64;
 };
 
 struct Ctx;
@@ -257,51 +284,27 @@ class NameTable {
   void assign(const FlatMap<std::string_view, V>& map) {
     const auto& from = map.items();
     items_.assign(from.size(), Item{});
-    std::size_t cap = 8;
-    while (cap < from.size() * 2) cap *= 2;
-    unsigned bits = 0;
-    while ((std::size_t{1} << bits) < cap) ++bits;
-    shift_ = 64 - bits;
-    slots_.assign(cap, Slot{});
-    filter_.clear();
-    if (cap >= 2048) filter_.assign(cap * 8 / 64, 0);
+    index_.reset(from.size());
     for (std::size_t n = 0; n < from.size(); ++n) {
       Item& it = items_[n];
       it.key = from[n].key;
       it.value = from[n].value;
       if (it.key.size() <= kInline) std::memcpy(it.inline_key, it.key.data(), it.key.size());
-      const std::uint64_t h = from[n].hash;
-      std::size_t i = h >> shift_;
-      while (slots_[i].item != 0) i = (i + 1) & (cap - 1);
-      slots_[i] = {static_cast<std::uint32_t>(h), static_cast<std::uint32_t>(n + 1)};
-      if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+      index_.place(from[n].hash, static_cast<std::uint32_t>(n + 1));
     }
   }
   // Asks for the memory a find(h, ...) reads first.
-  void prefetch(std::uint64_t h) const {
-    if (slots_.empty()) return;
-    if (!filter_.empty()) __builtin_prefetch(&filter_[h & (filter_.size() - 1)]);
-    __builtin_prefetch(&slots_[h >> shift_]);
-  }
+  void prefetch(std::uint64_t h) const { index_.prefetch(h); }
   template <class Eq>
   const V* find(std::uint64_t h, std::string_view key, Eq&& eq) const {
-    if (slots_.empty()) return nullptr;
-    if (!filter_.empty()) {
-      const std::uint64_t bits = filter_bits(h);
-      if ((filter_[h & (filter_.size() - 1)] & bits) != bits) return nullptr;
-    }
-    const std::size_t mask = slots_.size() - 1;
-    const auto tag = static_cast<std::uint32_t>(h);
-    for (std::size_t i = h >> shift_;; i = (i + 1) & mask) {
-      const Slot s = slots_[i];
-      if (s.item == 0) return nullptr;
-      if (s.tag != tag) continue;
-      const Item& it = items_[s.item - 1];
-      if (it.key.size() != key.size()) continue;
+    const std::uint32_t ref = index_.find(h, [&](std::uint32_t r) {
+      const Item& it = items_[r - 1];
+      if (it.key.size() != key.size()) return false;
       const std::string_view name =
           it.key.size() <= kInline ? std::string_view(it.inline_key, it.key.size()) : it.key;
-      if (eq(name, key)) return &it.value;
-    }
+      return eq(name, key);
+    });
+    return ref ? &items_[ref - 1].value : nullptr;
   }
 
  private:
@@ -310,17 +313,8 @@ class NameTable {
     V value;
     char inline_key[kInline];  // the key's bytes when it fits
   };
-  struct Slot {
-    std::uint32_t tag = 0;
-    std::uint32_t item = 0;  // 1 + index into items_; 0: empty
-  };
-  static std::uint64_t filter_bits(std::uint64_t h) {
-    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
-  }
-  std::vector<Slot> slots_;
+  SlotIndex index_;
   std::vector<Item> items_;
-  std::vector<std::uint64_t> filter_;
-  unsigned shift_ = 64;
 };
 
 // Domain entries: "example.com" (it and its subdomains), ".example.com" (subdomains only),
@@ -804,29 +798,15 @@ class HostTable {
   const unsigned char* find(std::uint64_t h, std::string_view name) const;
   // The records of every name of host, out[i] for host.name(i) (host.complete()).
   void find_all(const HostKeys& host, const unsigned char** out) const;
-  bool empty() const { return slots_.empty(); }
+  bool empty() const { return index_.empty(); }
 
  private:
-  struct Slot {
-    std::uint32_t tag = 0;  // low 32 bits of the hash
-    std::uint32_t rec = 0;  // 1 + the record's first line in arena_; 0: empty
-  };
   struct alignas(64) Line {
     unsigned char bytes[64];
   };
-  static std::uint64_t filter_bits(std::uint64_t h) {
-    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
-  }
-  bool may_hold(std::uint64_t h) const {
-    if (filter_.empty()) return true;
-    const std::uint64_t bits = filter_bits(h);
-    return (filter_[h & (filter_.size() - 1)] & bits) == bits;
-  }
   const unsigned char* at(std::uint32_t rec) const { return arena_[rec - 1].bytes; }
   bool is(std::uint32_t rec, std::string_view name) const { return Record(at(rec)).key() == name; }
-  std::vector<Slot> slots_;  // power of two
-  std::vector<std::uint64_t> filter_;
-  unsigned shift_ = 64;
+  SlotIndex index_;                      // refs: 1 + the record's first line in arena_
   std::vector<Line> arena_;              // the records, each from the start of a cache line
   std::vector<std::string_view> texts_;  // domain entries as written, of every set
 };
