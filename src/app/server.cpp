@@ -277,8 +277,19 @@ void Server::start() {
       listeners_[wi].push_back(std::move(lis));
     }
     ports_.push_back(port);
-    log::info("listening on {} port {} ({}{})", l.address, port, config::to_string(l.protocol),
-              l.guest ? ", guest" : "");
+    auto& first = *listeners_[0].back();
+    const std::string cc = first.congestion();
+    log::info("listening on {} port {} ({}{}, TCP congestion control {})", l.address, port,
+              config::to_string(l.protocol), l.guest ? ", guest" : "", cc.empty() ? "?" : cc);
+    if (!first.congestion_error().empty()) {
+      // A default the kernel does not offer is worth a note; a setting it refuses, a warning.
+      auto level = l.tcp_congestion_set ? log::Level::warn : log::Level::info;
+      if (log::enabled(level))
+        log::write(level, fmt::format("listener {}: TCP congestion control \"{}\" unavailable "
+                                      "({}): {} is used",
+                                      l.name, l.tcp_congestion, first.congestion_error(),
+                                      cc.empty() ? "the system's" : cc));
+    }
   }
   if (cfg_->monitoring.enabled) {
     MonitorHandlers h;

@@ -185,6 +185,15 @@ bool valid_gateway_name(std::string_view s) {
   return true;
 }
 
+// TCP_CA_NAME_MAX is 16 with the terminating NUL.
+bool valid_congestion_name(std::string_view s) {
+  if (s.size() > 15) return false;
+  for (char ch : s)
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+      return false;
+  return true;
+}
+
 std::optional<std::uint16_t> port_of(std::string_view s) {
   std::uint64_t v = 0;
   if (!base::parse_u64(s, v) || v == 0 || v > 65535) return std::nullopt;
@@ -359,7 +368,8 @@ void read(Reader& r, const toml::table& root, Config& c) {
     } else {
       for (const toml::node& e : *arr) {
         const toml::table& t = *e.as_table();
-        r.check_keys(t, {"name", "address", "port", "guest", "protocol"}, "listeners");
+        r.check_keys(t, {"name", "address", "port", "guest", "protocol", "tcp_congestion"},
+                     "listeners");
         Listener l;
         r.get(t, "name", l.name);
         r.get(t, "address", l.address);
@@ -370,6 +380,15 @@ void read(Reader& r, const toml::table& root, Config& c) {
             {{"proxy", Protocol::proxy}, {"icap", Protocol::icap}, {"icaps", Protocol::icaps}});
         if (l.guest && l.protocol != Protocol::proxy)
           r.error(t.get("guest"), "'guest' applies to proxy listeners only");
+        l.tcp_congestion = default_tcp_congestion(l.protocol);
+        if (const toml::node* cc = t.get("tcp_congestion")) {
+          r.get(t, "tcp_congestion", l.tcp_congestion);
+          l.tcp_congestion_set = true;
+          if (!valid_congestion_name(l.tcp_congestion))
+            r.error(cc,
+                    "'tcp_congestion' must be empty (the system's) or the name of a TCP "
+                    "congestion control such as \"cubic\" (up to 15 of a-z, 0-9, _ and -)");
+        }
         if (!t.get("port")) r.error(&e, "listener needs a 'port'");
         if (l.name.empty())
           l.name = l.protocol != Protocol::proxy ? std::string(to_string(l.protocol))
@@ -397,6 +416,7 @@ void read(Reader& r, const toml::table& root, Config& c) {
     c.listeners.push_back({"guest", "::", 8081, true, Protocol::proxy});
     c.listeners.push_back({"icap", "::", 1344, false, Protocol::icap});
     c.listeners.push_back({"icaps", "::", 11344, false, Protocol::icaps});
+    for (auto& l : c.listeners) l.tcp_congestion = default_tcp_congestion(l.protocol);
   }
 
   if (auto* p = r.table(root, "proxy")) {
@@ -738,6 +758,12 @@ std::string_view to_string(Protocol p) {
       return "icaps";
   }
   return "proxy";
+}
+
+std::string default_tcp_congestion(Protocol p) {
+  // ICAP peers are proxies on the same host or network, where pacing costs CPU and buys
+  // nothing (docs/adr/0008-icap-congestion-control.md).
+  return p == Protocol::proxy ? std::string() : std::string("cubic");
 }
 
 std::string default_gateway_name() {

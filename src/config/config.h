@@ -27,7 +27,14 @@ struct Listener {
   std::uint16_t port = 0;
   bool guest = false;
   Protocol protocol = Protocol::proxy;
+  // TCP congestion control of the accepted connections (TCP_CONGESTION); empty: the
+  // system's. ICAP listeners default to "cubic" (docs/adr/0008-icap-congestion-control.md).
+  std::string tcp_congestion;
+  bool tcp_congestion_set = false;  // written in the file, not a default
 };
+
+// The default congestion control of a listener of this protocol.
+std::string default_tcp_congestion(Protocol p);
 
 struct Parent {
   std::string host;

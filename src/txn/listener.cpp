@@ -1,6 +1,11 @@
 #include "txn/listener.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio/ip/v6_only.hpp>
 
@@ -11,8 +16,21 @@ namespace pc::txn {
 namespace {
 using reuse_port = boost::asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
-void open_and_bind(net::tcp::acceptor& a, const net::tcp::endpoint& ep) {
+// Accepted connections inherit the listening socket's congestion control. Returns the
+// error text when the kernel refuses it (not built or loaded; or, without CAP_NET_ADMIN,
+// not in net.ipv4.tcp_allowed_congestion_control): the system's stays.
+std::string set_congestion(net::tcp::acceptor& a, const std::string& name) {
+  if (name.empty()) return {};
+  if (::setsockopt(a.native_handle(), IPPROTO_TCP, TCP_CONGESTION, name.data(),
+                   static_cast<socklen_t>(name.size())) == 0)
+    return {};
+  return std::strerror(errno);
+}
+
+void open_and_bind(net::tcp::acceptor& a, const net::tcp::endpoint& ep,
+                   const config::Listener& cfg, std::string& cc_error) {
   a.open(ep.protocol());
+  cc_error = set_congestion(a, cfg.tcp_congestion);
   a.set_option(net::tcp::acceptor::reuse_address(true));
   a.set_option(reuse_port(true));
   if (ep.address().is_v6()) {
@@ -31,7 +49,7 @@ Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port, O
     text = text.substr(1, text.size() - 2);
   auto addr = boost::asio::ip::make_address(text);
   try {
-    open_and_bind(acceptor_, {addr, port});
+    open_and_bind(acceptor_, {addr, port}, cfg, congestion_error_);
   } catch (const boost::system::system_error& e) {
     // No IPv6 on this host: "::" falls back to IPv4.
     if (!(addr.is_v6() && addr.is_unspecified() &&
@@ -40,9 +58,17 @@ Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port, O
     boost::system::error_code ignore;
     acceptor_.close(ignore);
     log::warn("listener {}: IPv6 unavailable, listening on IPv4 only", cfg.name);
-    open_and_bind(acceptor_, {boost::asio::ip::address_v4::any(), port});
+    open_and_bind(acceptor_, {boost::asio::ip::address_v4::any(), port}, cfg, congestion_error_);
   }
   port_ = acceptor_.local_endpoint().port();
+}
+
+std::string Listener::congestion() {
+  char name[16] = {};
+  socklen_t len = sizeof name;
+  if (::getsockopt(acceptor_.native_handle(), IPPROTO_TCP, TCP_CONGESTION, name, &len) != 0)
+    return {};
+  return std::string(name, strnlen(name, std::min<std::size_t>(len, sizeof name)));
 }
 
 void Listener::start() {

@@ -27,6 +27,10 @@ class Listener {
   // Accepting (started and not closed); any thread (health checks).
   bool accepting() const { return accepting_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
+  // The TCP congestion control its connections get, as the kernel names it; and why the
+  // configured one (config::Listener::tcp_congestion) was refused, if it was.
+  std::string congestion();
+  const std::string& congestion_error() const { return congestion_error_; }
 
  private:
   net::asio::awaitable<void> accept_loop();
@@ -35,6 +39,7 @@ class Listener {
   OnAccept on_accept_;
   net::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
+  std::string congestion_error_;
   std::atomic<bool> accepting_{false};
 };
 

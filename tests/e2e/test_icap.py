@@ -127,6 +127,11 @@ class TypedOrigin(h.OriginServer):
         return super().respond(sock, reader, req, path, q, keep)
 
 
+def read_text(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
 def write_file(path, data):
     with open(path, "wb" if isinstance(data, bytes) else "w") as f:
         f.write(data)
@@ -1501,6 +1506,48 @@ class IcapConfig(IcapCase):
             resp = self.options("reqmod")
             return resp is not None and resp.status == 200
         self.assertTrue(h.wait_until(slot_free, 10, 0.2), "no slot after a connection closed")
+
+    def test_tcp_congestion_control_per_listener(self):
+        """ICAP listeners give their connections cubic by default, a listener's
+        tcp_congestion another, proxy listeners the system's; a name the kernel refuses is
+        logged and the system's is used."""
+        system = read_text("/proc/sys/net/ipv4/tcp_congestion_control").strip()
+        available = set(read_text("/proc/sys/net/ipv4/tcp_available_congestion_control").split())
+        ports = {name: h.free_port() for name in ("icap", "reno", "proxy", "bogus")}
+        listeners = [
+            {"name": "icap", "address": "127.0.0.1", "port": ports["icap"], "protocol": "icap"},
+            {"name": "reno", "address": "127.0.0.1", "port": ports["reno"], "protocol": "icap",
+             "tcp_congestion": "reno"},
+            {"name": "proxy", "address": "127.0.0.1", "port": ports["proxy"]},
+            {"name": "bogus", "address": "127.0.0.1", "port": ports["bogus"], "protocol": "icap",
+             "tcp_congestion": "nosuchcc"},
+        ]
+        self.p = h.Proxy(self.workdir, {"icap": {"client_networks": ["127.0.0.0/8"]}}, listeners)
+        self.addCleanup(self.p.stop)
+        self.p.start()
+        log = read_text(self.p.stderr_path)
+        self.assertRegex(log, r'warn listener bogus: TCP congestion control "nosuchcc" unavailable \(.+\): '
+                              + re.escape(system) + " is used")
+        cubic_refused = 'listener icap: TCP congestion control "cubic" unavailable' in log
+        expected = {"icap": system if cubic_refused else "cubic", "reno": "reno", "proxy": system,
+                    "bogus": system}
+        held = []
+        for name, port in ports.items():
+            s = h.connect(port)
+            self.addCleanup(s.close)
+            held.append(s)
+            self.assertIn("port %d (%s" % (port, "proxy" if name == "proxy" else "icap"), log)
+            self.assertRegex(log, r"port %d \([^)]*TCP congestion control %s\)" % (port, re.escape(expected[name])))
+
+            def algorithm():  # the accepted connection's, as ss shows it
+                out = subprocess.run(["ss", "-Htin", "state", "established", "( sport = :%d )" % port],
+                                     capture_output=True, text=True, timeout=10).stdout
+                return next((w for w in out.split() if w in available), None)
+            got = h.wait_until(algorithm, 5)
+            self.assertEqual(got, expected[name], "listener %s" % name)
+        # The ICAP listeners still answer.
+        for name in ("icap", "reno", "bogus"):
+            self.assertEqual(self.options("reqmod", port=ports[name]).status, 200, name)
 
     def test_user_encoding_setting(self):
         for encoding, value, blocked in (("plain", b64("alice"), False), ("plain", "alice", True),

@@ -285,6 +285,41 @@ TEST(ConfigDefaults, GuestListenerWithoutNameIsNamedGuest) {
   EXPECT_TRUE(c->listeners[0].guest);
 }
 
+TEST(ConfigDefaults, IcapListenersUseCubicAndProxyListenersTheSystemCongestionControl) {
+  auto d = ok("");
+  ASSERT_NE(d, nullptr);
+  for (const auto& l : d->listeners) {
+    EXPECT_EQ(l.tcp_congestion, l.protocol == Protocol::proxy ? "" : "cubic") << l.name;
+    EXPECT_FALSE(l.tcp_congestion_set) << l.name;
+  }
+  auto c = ok(
+      "[[listeners]]\nport = 1\nprotocol = \"icap\"\n"
+      "[[listeners]]\nport = 2\nprotocol = \"icap\"\ntcp_congestion = \"\"\n"
+      "[[listeners]]\nport = 3\ntcp_congestion = \"reno\"\n"
+      "[[listeners]]\nport = 4\n");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->listeners.size(), 4u);
+  EXPECT_EQ(c->listeners[0].tcp_congestion, "cubic");
+  EXPECT_FALSE(c->listeners[0].tcp_congestion_set);
+  EXPECT_EQ(c->listeners[1].tcp_congestion, "");  // the system's, by choice
+  EXPECT_TRUE(c->listeners[1].tcp_congestion_set);
+  EXPECT_EQ(c->listeners[2].tcp_congestion, "reno");
+  EXPECT_TRUE(c->listeners[2].tcp_congestion_set);
+  EXPECT_EQ(c->listeners[3].tcp_congestion, "");
+}
+
+TEST(ConfigErrors, TcpCongestionName) {
+  for (const char* v : {"Cubic", "cubic reno", "a_name_too_long_", "bbr\\n"}) {
+    auto errs = bad(std::string("[[listeners]]\nport = 1\ntcp_congestion = \"") + v + "\"\n");
+    ASSERT_FALSE(errs.empty()) << v;
+    EXPECT_EQ(errs[0].line, 3) << v;
+    EXPECT_NE(errs[0].message.find("'tcp_congestion' must be empty"), std::string::npos)
+        << v << " -> " << errs[0].message;
+  }
+  auto errs = bad("[[listeners]]\nport = 1\ntcp_congestion = 1\n");
+  ASSERT_FALSE(errs.empty());
+}
+
 TEST(ConfigValues, EverySettingIsRead) {
   auto c = ok(R"(
 [gateway]
