@@ -668,6 +668,77 @@ void BM_LookupLatency(benchmark::State& st) {
 }
 BENCHMARK(BM_LookupLatency)->Iterations(1000000);
 
+// Where the tail comes from: every transaction of facts.tsv decided 5 times back to back, the
+// first call (its memory cold, as in the mix) against the fastest (its memory hot). Prints
+// both distributions, the kinds of host among the slowest 1% (hot) and the 25 slowest.
+void BM_DecisionCostByTransaction(benchmark::State& st) {
+  const Policy& pol = *loaded_policy();
+  load_facts();
+  const auto& txns = state().txns;
+  const auto& cls = state().classified;
+  struct Cost {
+    std::uint32_t hot, cold;
+    std::size_t i;
+  };
+  std::vector<Cost> costs;
+  auto ns = [](auto a, auto b) {
+    return static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(b - a).count());
+  };
+  for (auto _ : st) {
+    costs.clear();
+    for (std::size_t i = 0; i < txns.size(); ++i) {
+      const Facts f = cls[i];
+      benchmark::DoNotOptimize(warm(f));
+      Cost c{~0U, 0, i};
+      for (int k = 0; k < 5; ++k) {
+        auto t0 = std::chrono::steady_clock::now();
+        Decision d = pol.decide(f, Phase::request);
+        auto t1 = std::chrono::steady_clock::now();
+        benchmark::DoNotOptimize(d);
+        if (k == 0) c.cold = ns(t0, t1);
+        c.hot = std::min(c.hot, ns(t0, t1));
+      }
+      costs.push_back(c);
+    }
+  }
+  std::vector<std::uint32_t> hot, cold;
+  for (const auto& c : costs) {
+    hot.push_back(c.hot);
+    cold.push_back(c.cold);
+  }
+  std::sort(hot.begin(), hot.end());
+  std::sort(cold.begin(), cold.end());
+  auto at = [](const std::vector<std::uint32_t>& v, double p) {
+    return static_cast<double>(v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))]);
+  };
+  for (auto [name, q] : {std::pair{"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"p999", 0.999}}) {
+    st.counters[std::string("hot_") + name + "_ns"] = at(hot, q);
+    st.counters[std::string("cold_") + name + "_ns"] = at(cold, q);
+  }
+  std::sort(costs.begin(), costs.end(), [](const Cost& a, const Cost& b) { return a.hot > b.hot; });
+  std::map<std::string, std::pair<int, int>> kinds;  // all, among the slowest 1%
+  for (std::size_t j = 0; j < costs.size(); ++j) {
+    auto& k = kinds[txns[costs[j].i].kind];
+    ++k.first;
+    if (j < costs.size() / 100) ++k.second;
+  }
+  for (const auto& [k, n] : kinds)
+    std::fprintf(stderr, "%s: %d transactions, %d among the slowest 1%% (hot)\n", k.c_str(),
+                 n.first, n.second);
+  std::fprintf(stderr,
+               "the 25 slowest (hot/cold ns, kind, request, user, groups, categories, rule):\n");
+  for (std::size_t j = 0; j < std::min<std::size_t>(25, costs.size()); ++j) {
+    const auto& t = txns[costs[j].i];
+    const Decision d = pol.decide(cls[costs[j].i], Phase::request);
+    std::fprintf(stderr, "%u/%u %s %s %s user=%s groups=%zu categories=%u -> %.*s\n", costs[j].hot,
+                 costs[j].cold, t.kind.c_str(), t.method.c_str(), t.url.substr(0, 60).c_str(),
+                 t.user.c_str(), t.groups.size(), unsigned{cls[costs[j].i].categories.count},
+                 static_cast<int>(d.rule.size()), d.rule.data());
+  }
+}
+BENCHMARK(BM_DecisionCostByTransaction)->Iterations(1)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();
