@@ -654,7 +654,7 @@ L.append(f"- Machine: {meta.get('nproc')} CPUs, {meta.get('cpu')}, kernel {meta.
 L.append(f"- Placement: {meta.get('placement')}")
 L.append(f"- TCP congestion control: the system's is `{meta.get('tcp_cc')}` (c-icap and the "
          "load generator use it); Portcullis's ICAP listener uses `cubic`, its default for ICAP "
-         "listeners (docs/adr/0008-icap-congestion-control.md)")
+         "listeners (docs/adr/0008-icap-socket-settings.md)")
 L.append(f"- Versions: portcullis: {meta.get('version_portcullis')}; "
          f"c-icap: {meta.get('version_cicap')}")
 L.append(f"- c-icap: `srv_echo.so` at `/echo`, {meta.get('cicap_servers')} server process × "

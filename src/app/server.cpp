@@ -278,17 +278,13 @@ void Server::start() {
     }
     ports_.push_back(port);
     auto& first = *listeners_[0].back();
-    const std::string cc = first.congestion();
-    log::info("listening on {} port {} ({}{}, TCP congestion control {})", l.address, port,
-              config::to_string(l.protocol), l.guest ? ", guest" : "", cc.empty() ? "?" : cc);
-    if (!first.congestion_error().empty()) {
-      // A default the kernel does not offer is worth a note; a setting it refuses, a warning.
-      auto level = l.tcp_congestion_set ? log::Level::warn : log::Level::info;
-      if (log::enabled(level))
-        log::write(level, fmt::format("listener {}: TCP congestion control \"{}\" unavailable "
-                                      "({}): {} is used",
-                                      l.name, l.tcp_congestion, first.congestion_error(),
-                                      cc.empty() ? "the system's" : cc));
+    log::info("listening on {} port {} ({}{}, {})", l.address, port, config::to_string(l.protocol),
+              l.guest ? ", guest" : "", first.describe());
+    for (const auto& n : first.notes()) {
+      if (n.in_file)
+        log::warn("listener {}: {}", l.name, n.text);
+      else
+        log::info("listener {}: {}", l.name, n.text);
     }
   }
   if (cfg_->monitoring.enabled) {

@@ -368,8 +368,9 @@ void read(Reader& r, const toml::table& root, Config& c) {
     } else {
       for (const toml::node& e : *arr) {
         const toml::table& t = *e.as_table();
-        r.check_keys(t, {"name", "address", "port", "guest", "protocol", "tcp_congestion"},
-                     "listeners");
+        r.check_keys(
+            t, {"name", "address", "port", "guest", "protocol", "tcp_congestion", "receive_buffer"},
+            "listeners");
         Listener l;
         r.get(t, "name", l.name);
         r.get(t, "address", l.address);
@@ -380,7 +381,11 @@ void read(Reader& r, const toml::table& root, Config& c) {
             {{"proxy", Protocol::proxy}, {"icap", Protocol::icap}, {"icaps", Protocol::icaps}});
         if (l.guest && l.protocol != Protocol::proxy)
           r.error(t.get("guest"), "'guest' applies to proxy listeners only");
-        l.tcp_congestion = default_tcp_congestion(l.protocol);
+        set_socket_defaults(l);
+        if (t.get("receive_buffer")) {
+          r.get_int(t, "receive_buffer", l.receive_buffer, 0, 64 << 20);
+          l.receive_buffer_set = true;
+        }
         if (const toml::node* cc = t.get("tcp_congestion")) {
           r.get(t, "tcp_congestion", l.tcp_congestion);
           l.tcp_congestion_set = true;
@@ -416,7 +421,7 @@ void read(Reader& r, const toml::table& root, Config& c) {
     c.listeners.push_back({"guest", "::", 8081, true, Protocol::proxy});
     c.listeners.push_back({"icap", "::", 1344, false, Protocol::icap});
     c.listeners.push_back({"icaps", "::", 11344, false, Protocol::icaps});
-    for (auto& l : c.listeners) l.tcp_congestion = default_tcp_congestion(l.protocol);
+    for (auto& l : c.listeners) set_socket_defaults(l);
   }
 
   if (auto* p = r.table(root, "proxy")) {
@@ -760,10 +765,13 @@ std::string_view to_string(Protocol p) {
   return "proxy";
 }
 
-std::string default_tcp_congestion(Protocol p) {
-  // ICAP peers are proxies on the same host or network, where pacing costs CPU and buys
-  // nothing (docs/adr/0008-icap-congestion-control.md).
-  return p == Protocol::proxy ? std::string() : std::string("cubic");
+void set_socket_defaults(Listener& l) {
+  // ICAP peers are proxies on the same host or network: pacing costs CPU and buys nothing,
+  // and a small autotuned window stalls bodies (docs/adr/0008-icap-socket-settings.md).
+  // Proxy listeners serve browsers, possibly over long links: the kernel's choices.
+  const bool icap = l.protocol != Protocol::proxy;
+  l.tcp_congestion = icap ? "cubic" : "";
+  l.receive_buffer = icap ? 1U << 20 : 0;
 }
 
 std::string default_gateway_name() {

@@ -28,13 +28,17 @@ struct Listener {
   bool guest = false;
   Protocol protocol = Protocol::proxy;
   // TCP congestion control of the accepted connections (TCP_CONGESTION); empty: the
-  // system's. ICAP listeners default to "cubic" (docs/adr/0008-icap-congestion-control.md).
+  // system's. ICAP listeners default to "cubic" (docs/adr/0008-icap-socket-settings.md).
   std::string tcp_congestion;
   bool tcp_congestion_set = false;  // written in the file, not a default
+  // SO_RCVBUF of the accepted connections in bytes; 0: the kernel's autotuning. ICAP
+  // listeners default to 1 MiB (same ADR).
+  std::uint32_t receive_buffer = 0;
+  bool receive_buffer_set = false;
 };
 
-// The default congestion control of a listener of this protocol.
-std::string default_tcp_congestion(Protocol p);
+// The defaults of tcp_congestion and receive_buffer for a listener of this protocol.
+void set_socket_defaults(Listener& l);
 
 struct Parent {
   std::string host;

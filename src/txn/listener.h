@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "net/io.h"
@@ -14,6 +16,13 @@ namespace pc::txn {
 
 class Listener {
  public:
+  // What the kernel refused or capped of the listener's socket settings; `in_file`: the
+  // setting was written in the configuration (a warning), not a default (a note).
+  struct Note {
+    bool in_file = false;
+    std::string text;
+  };
+
   // Called on the worker thread for each accepted connection.
   using OnAccept = std::function<void(Worker&, net::tcp::socket)>;
 
@@ -27,10 +36,10 @@ class Listener {
   // Accepting (started and not closed); any thread (health checks).
   bool accepting() const { return accepting_.load(std::memory_order_relaxed); }
   const std::string& name() const { return name_; }
-  // The TCP congestion control its connections get, as the kernel names it; and why the
-  // configured one (config::Listener::tcp_congestion) was refused, if it was.
-  std::string congestion();
-  const std::string& congestion_error() const { return congestion_error_; }
+  // "TCP congestion control cubic, receive buffer 1024 KiB": what its connections get, as
+  // the kernel reports it.
+  std::string describe();
+  const std::vector<Note>& notes() const { return notes_; }
 
  private:
   net::asio::awaitable<void> accept_loop();
@@ -39,7 +48,8 @@ class Listener {
   OnAccept on_accept_;
   net::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
-  std::string congestion_error_;
+  std::vector<Note> notes_;
+  bool receive_buffer_set_ = false;
   std::atomic<bool> accepting_{false};
 };
 

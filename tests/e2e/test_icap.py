@@ -1507,46 +1507,47 @@ class IcapConfig(IcapCase):
             return resp is not None and resp.status == 200
         self.assertTrue(h.wait_until(slot_free, 10, 0.2), "no slot after a connection closed")
 
-    def test_tcp_congestion_control_per_listener(self):
-        """ICAP listeners give their connections cubic by default, a listener's
-        tcp_congestion another, proxy listeners the system's; a name the kernel refuses is
-        logged and the system's is used."""
+    def test_socket_settings_per_listener(self):
+        """ICAP listeners give their connections cubic and a 1 MiB receive buffer by default,
+        a listener's tcp_congestion and receive_buffer others, proxy listeners the kernel's;
+        what the kernel refuses is logged and its own value used."""
         system = read_text("/proc/sys/net/ipv4/tcp_congestion_control").strip()
         available = set(read_text("/proc/sys/net/ipv4/tcp_available_congestion_control").split())
-        ports = {name: h.free_port() for name in ("icap", "reno", "proxy", "bogus")}
+        autotuned = int(read_text("/proc/sys/net/ipv4/tcp_rmem").split()[1])
+        ports = {name: h.free_port() for name in ("icap", "set", "proxy", "bogus")}
         listeners = [
             {"name": "icap", "address": "127.0.0.1", "port": ports["icap"], "protocol": "icap"},
-            {"name": "reno", "address": "127.0.0.1", "port": ports["reno"], "protocol": "icap",
-             "tcp_congestion": "reno"},
+            {"name": "set", "address": "127.0.0.1", "port": ports["set"], "protocol": "icap",
+             "tcp_congestion": "reno", "receive_buffer": 262144},
             {"name": "proxy", "address": "127.0.0.1", "port": ports["proxy"]},
             {"name": "bogus", "address": "127.0.0.1", "port": ports["bogus"], "protocol": "icap",
-             "tcp_congestion": "nosuchcc"},
+             "tcp_congestion": "nosuchcc", "receive_buffer": 0},
         ]
         self.p = h.Proxy(self.workdir, {"icap": {"client_networks": ["127.0.0.0/8"]}}, listeners)
         self.addCleanup(self.p.stop)
         self.p.start()
         log = read_text(self.p.stderr_path)
         self.assertRegex(log, r'warn listener bogus: TCP congestion control "nosuchcc" unavailable \(.+\): '
-                              + re.escape(system) + " is used")
+                              r"the system's is used")
         cubic_refused = 'listener icap: TCP congestion control "cubic" unavailable' in log
-        expected = {"icap": system if cubic_refused else "cubic", "reno": "reno", "proxy": system,
-                    "bogus": system}
-        held = []
+        # The kernel reports twice the size asked for (its bookkeeping), as SO_RCVBUF does.
+        expected = {"icap": (system if cubic_refused else "cubic", 2 * 1048576),
+                    "set": ("reno", 2 * 262144), "proxy": (system, autotuned), "bogus": (system, autotuned)}
         for name, port in ports.items():
             s = h.connect(port)
             self.addCleanup(s.close)
-            held.append(s)
-            self.assertIn("port %d (%s" % (port, "proxy" if name == "proxy" else "icap"), log)
-            self.assertRegex(log, r"port %d \([^)]*TCP congestion control %s\)" % (port, re.escape(expected[name])))
+            self.assertIn("port %d (%s, TCP congestion control %s" % (
+                port, "proxy" if name == "proxy" else "icap", expected[name][0]), log)
 
-            def algorithm():  # the accepted connection's, as ss shows it
-                out = subprocess.run(["ss", "-Htin", "state", "established", "( sport = :%d )" % port],
+            def settings():  # the accepted connection's, as ss shows them
+                out = subprocess.run(["ss", "-Htinm", "state", "established", "( sport = :%d )" % port],
                                      capture_output=True, text=True, timeout=10).stdout
-                return next((w for w in out.split() if w in available), None)
-            got = h.wait_until(algorithm, 5)
-            self.assertEqual(got, expected[name], "listener %s" % name)
+                cc = next((w for w in out.split() if w in available), None)
+                rb = re.search(r"\brb(\d+)\b", out)
+                return (cc, int(rb.group(1))) if cc and rb else None
+            self.assertEqual(h.wait_until(settings, 5), expected[name], "listener %s" % name)
         # The ICAP listeners still answer.
-        for name in ("icap", "reno", "bogus"):
+        for name in ("icap", "set", "bogus"):
             self.assertEqual(self.options("reqmod", port=ports[name]).status, 200, name)
 
     def test_user_encoding_setting(self):

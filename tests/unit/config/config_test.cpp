@@ -285,27 +285,47 @@ TEST(ConfigDefaults, GuestListenerWithoutNameIsNamedGuest) {
   EXPECT_TRUE(c->listeners[0].guest);
 }
 
-TEST(ConfigDefaults, IcapListenersUseCubicAndProxyListenersTheSystemCongestionControl) {
+TEST(ConfigDefaults, IcapListenersTuneTheirSocketsAndProxyListenersLeaveItToTheKernel) {
   auto d = ok("");
   ASSERT_NE(d, nullptr);
   for (const auto& l : d->listeners) {
-    EXPECT_EQ(l.tcp_congestion, l.protocol == Protocol::proxy ? "" : "cubic") << l.name;
+    const bool icap = l.protocol != Protocol::proxy;
+    EXPECT_EQ(l.tcp_congestion, icap ? "cubic" : "") << l.name;
+    EXPECT_EQ(l.receive_buffer, icap ? 1048576u : 0u) << l.name;
     EXPECT_FALSE(l.tcp_congestion_set) << l.name;
+    EXPECT_FALSE(l.receive_buffer_set) << l.name;
   }
   auto c = ok(
       "[[listeners]]\nport = 1\nprotocol = \"icap\"\n"
       "[[listeners]]\nport = 2\nprotocol = \"icap\"\ntcp_congestion = \"\"\n"
-      "[[listeners]]\nport = 3\ntcp_congestion = \"reno\"\n"
+      "receive_buffer = 0\n"
+      "[[listeners]]\nport = 3\ntcp_congestion = \"reno\"\nreceive_buffer = 262144\n"
       "[[listeners]]\nport = 4\n");
   ASSERT_NE(c, nullptr);
   ASSERT_EQ(c->listeners.size(), 4u);
   EXPECT_EQ(c->listeners[0].tcp_congestion, "cubic");
+  EXPECT_EQ(c->listeners[0].receive_buffer, 1048576u);
   EXPECT_FALSE(c->listeners[0].tcp_congestion_set);
-  EXPECT_EQ(c->listeners[1].tcp_congestion, "");  // the system's, by choice
+  EXPECT_EQ(c->listeners[1].tcp_congestion, "");  // the kernel's, by choice
+  EXPECT_EQ(c->listeners[1].receive_buffer, 0u);
   EXPECT_TRUE(c->listeners[1].tcp_congestion_set);
+  EXPECT_TRUE(c->listeners[1].receive_buffer_set);
   EXPECT_EQ(c->listeners[2].tcp_congestion, "reno");
+  EXPECT_EQ(c->listeners[2].receive_buffer, 262144u);
   EXPECT_TRUE(c->listeners[2].tcp_congestion_set);
+  EXPECT_TRUE(c->listeners[2].receive_buffer_set);
   EXPECT_EQ(c->listeners[3].tcp_congestion, "");
+  EXPECT_EQ(c->listeners[3].receive_buffer, 0u);
+}
+
+TEST(ConfigErrors, ReceiveBufferRange) {
+  for (const char* v : {"-1", "67108865", "\"1 MiB\""}) {
+    auto errs = bad(std::string("[[listeners]]\nport = 1\nreceive_buffer = ") + v + "\n");
+    ASSERT_FALSE(errs.empty()) << v;
+    EXPECT_EQ(errs[0].line, 3) << v;
+    EXPECT_NE(errs[0].message.find("'receive_buffer' must be"), std::string::npos)
+        << v << " -> " << errs[0].message;
+  }
 }
 
 TEST(ConfigErrors, TcpCongestionName) {
