@@ -191,6 +191,7 @@ ci_version="not installed"
   printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   printf 'kernel\t%s\n' "$(uname -r)"
   printf 'tcp_cc\t%s\n' "$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null)"
+  printf 'tcp_rmem\t%s\n' "$(tr -s '\t ' ' ' </proc/sys/net/ipv4/tcp_rmem 2>/dev/null)"
   printf 'os\t%s\n' "$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null)"
   printf 'placement\t%s\n' "$PLACEMENT"
   printf 'loadavg_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -652,9 +653,10 @@ L.append(f"- Mode: {mode_line}, {meta.get('duration')} s per case after a "
 L.append(f"- Machine: {meta.get('nproc')} CPUs, {meta.get('cpu')}, kernel {meta.get('kernel')}, "
          f"{meta.get('os')}")
 L.append(f"- Placement: {meta.get('placement')}")
-L.append(f"- TCP congestion control: the system's is `{meta.get('tcp_cc')}` (c-icap and the "
-         "load generator use it); Portcullis's ICAP listener uses `cubic`, its default for ICAP "
-         "listeners (docs/adr/0008-icap-socket-settings.md)")
+L.append(f"- Sockets: the system's TCP congestion control is `{meta.get('tcp_cc')}` and receive "
+         f"buffers are autotuned (`tcp_rmem` {meta.get('tcp_rmem')}), as c-icap and the load "
+         "generator use them; Portcullis's ICAP listener uses `cubic` and a 1 MiB receive "
+         "buffer, its defaults for ICAP listeners (docs/adr/0008-icap-socket-settings.md)")
 L.append(f"- Versions: portcullis: {meta.get('version_portcullis')}; "
          f"c-icap: {meta.get('version_cicap')}")
 L.append(f"- c-icap: `srv_echo.so` at `/echo`, {meta.get('cicap_servers')} server process × "
