@@ -236,11 +236,40 @@ void build_source_intervals(Prefilter& f) {
   for (const U128 at : cuts) {
     while (!open.empty() && open.back()->hi < at) open.pop_back();
     while (next < nets.size() && nets[next].lo == at) open.push_back(&nets[next++]);
-    f.source_starts.push_back(narrow(at));
     f.source_first.push_back(static_cast<std::uint32_t>(f.source_nets.size()));
     for (const Net* n : open) f.source_nets.push_back(n->item);
   }
   f.source_first.push_back(static_cast<std::uint32_t>(f.source_nets.size()));
+  // Breadth-first order: an in-order walk of the implicit tree (children of k: 2k, 2k + 1).
+  const std::size_t n = cuts.size();
+  f.source_tree.assign(n + 1, {});
+  f.source_rank.assign(n + 1, 0);
+  std::size_t i = 0;
+  auto fill = [&](auto&& self, std::size_t k) -> void {
+    if (k > n) return;
+    self(self, 2 * k);
+    f.source_tree[k] = narrow(cuts[i]);
+    f.source_rank[k] = static_cast<std::uint32_t>(i++);
+    self(self, 2 * k + 1);
+  };
+  fill(fill, 1);
+}
+
+// The interval of f's source cuts holding `key`: its place in sorted order.
+std::size_t source_interval(const Prefilter& f, const Prefilter::NetKey& key) {
+  const Prefilter::NetKey* t = f.source_tree.data();
+  const std::size_t n = f.source_tree.size() - 1;
+  std::size_t k = 1;
+  while (k <= n) {
+    __builtin_prefetch(t + 4 * k);  // the four nodes two levels down: one or two lines
+    __builtin_prefetch(t + 4 * k + 3);
+    const Prefilter::NetKey& at = t[k];
+    k = 2 * k + (at.hi < key.hi || (at.hi == key.hi && at.lo <= key.lo));
+  }
+  // The path turned left last at the first start above the key; none: the key is in the
+  // last interval. The first start (0) is never above a key.
+  k >>= __builtin_ffsll(static_cast<long long>(~k));
+  return k == 0 ? n - 1 : f.source_rank[k] - 1;
 }
 
 }  // namespace
@@ -692,16 +721,8 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
           push(f.group_names.find(nocase_hash(g), std::string_view(g), nocase_equal));
         break;
       case Cond::source: {
-        if (f.source_starts.empty()) break;
-        // The interval holding the address: the last start not above it.
-        const auto key = net_key(facts.client);
-        std::size_t lo = 0, len = f.source_starts.size();
-        while (len > 1) {
-          const std::size_t half = len / 2;
-          const auto& at = f.source_starts[lo + half];
-          if (at.hi < key.hi || (at.hi == key.hi && at.lo <= key.lo)) lo += half;
-          len -= half;
-        }
+        if (f.source_tree.size() < 2) break;
+        const std::size_t lo = source_interval(f, net_key(facts.client));
         const auto& items = f.by_source.items();
         for (std::uint32_t j = f.source_first[lo]; j < f.source_first[lo + 1]; ++j)
           push(&items[f.source_nets[j]].value);

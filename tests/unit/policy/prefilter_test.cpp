@@ -367,6 +367,45 @@ TEST(PolicyPrefilter, ManyPostingsHit) {
   }
 }
 
+// Many source networks, nested and disjoint, IPv4 and IPv6: every client, including those on
+// an interval's edges, gets the rules of exactly the networks holding it.
+TEST(PolicyPrefilter, ManySourceNetworks) {
+  Rng rng(21);
+  std::ostringstream o;
+  std::vector<std::string> clients = {"0.0.0.0", "255.255.255.255", "::", "ffff::1", "10.0.0.0"};
+  for (int r = 0; r < 700; ++r) {
+    const unsigned a = rng() % 4, b = rng() % 256, c = rng() % 256;
+    std::string net;
+    if (r % 5 == 4) {
+      const unsigned len = 32 + rng() % 97;
+      net = "2001:db8:" + std::to_string(a) + ":" + std::to_string(b) + "::/" + std::to_string(len);
+      clients.push_back("2001:db8:" + std::to_string(a) + ":" + std::to_string(b) + "::" +
+                        std::to_string(rng() % 9));
+    } else {
+      const unsigned len = std::vector<unsigned>{8, 16, 20, 24, 24, 30, 32}[rng() % 7];
+      const std::string base = "10." + std::to_string(a) + "." + std::to_string(b) + ".";
+      net = base + std::to_string(c) + "/" + std::to_string(len);
+      for (int d : {-1, 0, 1}) {  // around the network's start
+        const int last = static_cast<int>(c & (len >= 24 ? ~((1U << (32 - len)) - 1) : 0U)) + d;
+        if (last >= 0 && last < 256) clients.push_back(base + std::to_string(last));
+      }
+    }
+    o << "[[rules]]\nname = \"s" << r << "\"\nsource = [\"" << net << "\"]\n"
+      << (r % 3 == 0 ? "methods = [\"POST\"]\n" : "") << "action = \"block\"\n\n";
+  }
+  auto p = load(o.str());
+  ASSERT_TRUE(p);
+  Txn t;
+  t.make(rng);
+  for (const auto& c : clients) {
+    t.client = *base::parse_ip(c);
+    for (const char* method : {"GET", "POST"}) {
+      t.method = method;
+      expect_same(*p, t.facts(*p), Phase::request, "client " + c);
+    }
+  }
+}
+
 // More candidates left by their anchor than one pass lists (512): here 1,200 rules anchored
 // on a group the facts hold, each also needing a category.
 TEST(PolicyPrefilter, ManyCandidates) {
