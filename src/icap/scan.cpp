@@ -66,7 +66,7 @@ awaitable<Session::Collect> Session::collect(Txn& t, txn::Spool& spool, std::uin
   }
 }
 
-awaitable<bool> Session::send_echo_head(Txn& t, bool with_body) {
+std::string Session::echo_head(Txn& t, bool with_body) {
   const bool reqmod = t.head.method == IcapMethod::reqmod;
   wire::IcapParts parts;
   if (reqmod)
@@ -79,30 +79,43 @@ awaitable<bool> Session::send_echo_head(Txn& t, bool with_body) {
   std::string out;
   wire::append_icap_response(out, 200, t.tag, t.head.method, parts);
   t.rec.icap_status = 200;
-  co_return co_await send(t, out);
+  return out;
+}
+
+awaitable<bool> Session::send_echo_head(Txn& t, bool with_body) {
+  co_return co_await send(t, echo_head(t, with_body));
 }
 
 awaitable<bool> Session::send_spool(Txn& t, const txn::Spool& spool, std::uint64_t from,
-                                    std::uint64_t to, bool last) {
+                                    std::uint64_t to, bool last, std::string head) {
   std::string scratch, line;
-  while (from < to) {
-    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(to - from, 256 * 1024));
-    auto data = spool.read(from, n, scratch);
-    if (data.empty()) co_return false;
-    line = fmt::format("{:x}\r\n", data.size());
-    std::array<net::asio::const_buffer, 3> out{net::asio::buffer(line),
-                                               net::asio::buffer(data.data(), data.size()),
-                                               net::asio::buffer(kCrlf.data(), kCrlf.size())};
+  std::vector<net::asio::const_buffer> out;
+  do {
+    out.clear();
+    std::size_t bytes = head.size();
+    if (!head.empty()) out.push_back(net::asio::buffer(head));
+    if (from < to) {
+      auto n = static_cast<std::size_t>(std::min<std::uint64_t>(to - from, 256 * 1024));
+      auto data = spool.read(from, n, scratch);
+      if (data.empty()) co_return false;
+      line = fmt::format("{:x}\r\n", data.size());
+      out.push_back(net::asio::buffer(line));
+      out.push_back(net::asio::buffer(data.data(), data.size()));
+      out.push_back(net::asio::buffer(kCrlf.data(), kCrlf.size()));
+      bytes += line.size() + data.size() + kCrlf.size();
+      from += data.size();
+    }
+    if (last && from == to) {
+      out.push_back(net::asio::buffer(kLastChunk.data(), kLastChunk.size()));
+      bytes += kLastChunk.size();
+    }
+    if (out.empty()) break;
     watchdog_.arm(t.cfg().timeouts.body_idle);
     auto ec = co_await stream_.write(out);
     if (ec) co_return false;
-    t.rec.bytes_out += line.size() + data.size() + kCrlf.size();
-    from += data.size();
-  }
-  if (last) {
-    std::string end(kLastChunk);
-    co_return co_await send(t, end);
-  }
+    t.rec.bytes_out += bytes;
+    head.clear();
+  } while (from < to);
   co_return true;
 }
 
@@ -185,8 +198,7 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
       finish(t);
       co_return ok&& t.keep;
     }
-    bool ok = co_await send_echo_head(t, true);
-    if (ok) ok = co_await send_spool(t, spool, 0, spool.size(), true);
+    bool ok = co_await send_spool(t, spool, 0, spool.size(), true, echo_head(t, true));
     finish(t);
     co_return ok&& t.keep;
   }
@@ -213,9 +225,8 @@ awaitable<bool> Session::scan_and_deliver(Txn& t) {
       co_return ok&& t.keep;
     }
     // Passed unscanned: what was collected, then the rest as it arrives.
-    bool ok = co_await send_echo_head(t, true);
     const bool whole = !t.body;
-    if (ok) ok = co_await send_spool(t, spool, 0, spool.size(), whole);
+    bool ok = co_await send_spool(t, spool, 0, spool.size(), whole, echo_head(t, true));
     if (ok && t.body) ok = co_await echo_body(t);
     finish(t);
     co_return ok&& t.keep;

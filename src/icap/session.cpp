@@ -541,14 +541,12 @@ awaitable<bool> Session::send_allow(Txn& t) {
     co_return ok&& t.keep;
   }
   // The echo: the heads unmodified, the body streamed as it arrives.
-  const bool with_body = t.body.has_value();
-  bool ok = co_await send_echo_head(t, with_body);
-  if (ok && t.body) ok = co_await echo_body(t);
+  bool ok = t.body ? co_await echo_body(t, echo_head(t, true)) : co_await send_echo_head(t, false);
   finish(t);
   co_return ok&& t.keep;
 }
 
-awaitable<bool> Session::echo_body(Txn& t) {
+awaitable<bool> Session::echo_body(Txn& t, std::string head) {
   auto& dec = *t.body;
   std::vector<Piece> pieces;
   std::vector<net::asio::const_buffer> out;
@@ -580,7 +578,8 @@ awaitable<bool> Session::echo_body(Txn& t) {
       if (step.consumed == 0 && step.data.empty()) break;
     }
     out.clear();
-    std::size_t bytes = 0;
+    std::size_t bytes = head.size();
+    if (!head.empty()) out.push_back(net::asio::buffer(head));
     for (const auto& p : pieces) {
       out.push_back(net::asio::buffer(p.size_line.data(), p.size_len));
       out.push_back(net::asio::buffer(p.data.data(), p.data.size()));
@@ -596,6 +595,7 @@ awaitable<bool> Session::echo_body(Txn& t) {
       auto ec = co_await stream_.write(out);
       if (ec) co_return false;
       t.rec.bytes_out += bytes;
+      head.clear();
     }
     buf_.consume(off);
     if (done) {

@@ -61,8 +61,10 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   net::asio::awaitable<bool> modify(Txn& t, Service svc);
   net::asio::awaitable<bool> send_page(Txn& t);
   net::asio::awaitable<bool> send_allow(Txn& t);
-  // Streams the encapsulated body from buf_ (re-chunked) after the reply head: the echo.
-  net::asio::awaitable<bool> echo_body(Txn& t);
+  // Streams the encapsulated body from buf_ (re-chunked): the echo. `head` (the reply head,
+  // when not sent yet) goes out in the first write, with the body bytes already here; it is
+  // never held back while waiting for more (a client may wait for it before sending on).
+  net::asio::awaitable<bool> echo_body(Txn& t, std::string head = {});
   // Reads the rest of the encapsulated body (or preview) and discards it.
   net::asio::awaitable<BodyEnd> drain_body(Txn& t);
   // Scanning: collect, scan, deliver (204, echo or page), trickling large bodies.
@@ -73,10 +75,12 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   net::asio::awaitable<Collect> collect(Txn& t, txn::Spool& spool, std::uint64_t stop_at,
                                         std::chrono::milliseconds stall = {});
   // The echo's ICAP head and the original HTTP heads, announcing a body or not.
+  std::string echo_head(Txn& t, bool with_body);
   net::asio::awaitable<bool> send_echo_head(Txn& t, bool with_body);
-  // Sends spool bytes [from, to) as chunks; `last` adds the last chunk.
+  // Sends spool bytes [from, to) as chunks; `last` adds the last chunk. `head` goes out in
+  // the first write. Writes carry up to 256 KiB of body each.
   net::asio::awaitable<bool> send_spool(Txn& t, const txn::Spool& spool, std::uint64_t from,
-                                        std::uint64_t to, bool last);
+                                        std::uint64_t to, bool last, std::string head = {});
   // Response-phase rules on the true file type; true when they refuse the response.
   bool rescan_policy(Txn& t, const txn::ScanOutcome& o);
   Service service_for(const Txn& t) const;

@@ -585,6 +585,26 @@ class RawProtocol(IcapCase):
         self.assertEqual(resp.status, 200, resp)
         self.assertEqual(h.parse_head(resp.heads["req-hdr"]), h.parse_head(head))
 
+    def test_echo_head_does_not_wait_for_the_body(self):
+        """The echo's head goes out at once when no body byte has arrived yet (a client may
+        wait for it before sending the body), and with the first bytes when they have."""
+        url = "http://allowed.example/echo-head-first"
+        body = h.payload(3000)
+        head = h.http_request_head("POST", url, [("Content-Length", str(len(body)))])
+        s, r = self.open_icap()
+        s.sendall(h.icap_head("REQMOD", self.uri(), [], req_hdr=head, body_kind="req-body"))
+        got = r.read_until(b"\r\n\r\n")  # the ICAP head, before any body byte was sent
+        self.assertTrue(got.startswith(b"ICAP/1.0 200 "), got)
+        self.assertIn(b"Encapsulated: req-hdr=0, req-body=", got)
+        http_head = r.read_until(b"\r\n\r\n")
+        self.assertEqual(h.parse_head(http_head), h.parse_head(head))
+        s.sendall(h.icap_chunked(body) + h.icap_last_chunk())
+        self.assertEqual(h.read_chunked(r)[0], body)
+        # Then the whole message at once: the same answer, the body complete.
+        resp = self._send("reqmod", [], head, None, body, None, sock=s, reader=r)
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.body, body)
+
     def test_echo_of_large_chunks_arriving_in_pieces(self):
         """The echo of large chunks is byte-exact whatever the chunk sizes, extensions and how
         the bytes are cut on the wire, and never takes the next message's bytes, sent right
