@@ -696,11 +696,11 @@ struct Prefilter {
   FlatMap<std::string_view, Post> by_group;         // lower-case, nocase_hash
   NameTable<Post> user_names, group_names;          // the same, for decisions
   FlatMap<std::uint16_t, Post> by_port;
-  FlatMap<SourceKey, Post> by_source;       // network (prefix length, masked address) -> rules
+  FlatMap<SourceKey, Post> by_source;  // network (prefix length, masked address) -> rules
   // The address space cut where networks start or end: the sorted starts of its intervals
   // (the first is 0), stored in breadth-first (Eytzinger) order from index 1, with each
-  // one's place in sorted order. The search for a client's interval reads the node two
-  // levels down while it compares, so its chain of dependent cache misses is a third as long.
+  // one's place in sorted order. The search for a client's interval fetches the nodes two
+  // levels down while it compares, instead of waiting for each level in turn.
   std::vector<NetKey> source_tree;
   std::vector<std::uint32_t> source_rank;
   std::vector<std::uint32_t> source_first;  // per interval (+ one): its first in source_nets

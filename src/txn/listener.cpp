@@ -22,11 +22,12 @@ using reuse_port = boost::asio::detail::socket_option::boolean<SOL_SOCKET, SO_RE
 void tune(net::tcp::acceptor& a, const config::Listener& cfg, std::vector<Listener::Note>& notes) {
   const int fd = a.native_handle();
   const std::string& cc = cfg.tcp_congestion;
-  if (!cc.empty() &&
-      ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc.data(), static_cast<socklen_t>(cc.size())) != 0)
-    notes.push_back({cfg.tcp_congestion_set,
-                     fmt::format("TCP congestion control \"{}\" unavailable ({}): the system's is used",
-                                 cc, std::strerror(errno))});
+  if (!cc.empty() && ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc.data(),
+                                  static_cast<socklen_t>(cc.size())) != 0)
+    notes.push_back(
+        {cfg.tcp_congestion_set,
+         fmt::format("TCP congestion control \"{}\" unavailable ({}): the system's is used", cc,
+                     std::strerror(errno))});
   if (cfg.receive_buffer > 0) {
     const int want = static_cast<int>(cfg.receive_buffer);
     // With CAP_NET_ADMIN the size may exceed net.core.rmem_max; without, it is capped there.
@@ -42,8 +43,8 @@ void tune(net::tcp::acceptor& a, const config::Listener& cfg, std::vector<Listen
   }
 }
 
-void open_and_bind(net::tcp::acceptor& a, const net::tcp::endpoint& ep,
-                   const config::Listener& cfg, std::vector<Listener::Note>& notes) {
+void open_and_bind(net::tcp::acceptor& a, const net::tcp::endpoint& ep, const config::Listener& cfg,
+                   std::vector<Listener::Note>& notes) {
   a.open(ep.protocol());
   notes.clear();
   tune(a, cfg, notes);
@@ -63,7 +64,7 @@ Listener::Listener(Worker& w, const config::Listener& cfg, std::uint16_t port, O
       name_(cfg.name),
       on_accept_(std::move(on_accept)),
       acceptor_(w.io),
-      receive_buffer_set_(cfg.receive_buffer > 0) {
+      fixed_receive_buffer_(cfg.receive_buffer > 0) {
   std::string text = cfg.address;
   if (text.size() > 2 && text.front() == '[' && text.back() == ']')
     text = text.substr(1, text.size() - 2);
@@ -94,7 +95,7 @@ std::string Listener::describe() {
     out += "?";
   int rcv = 0;
   len = sizeof rcv;
-  if (!receive_buffer_set_)
+  if (!fixed_receive_buffer_)
     out += ", receive buffer tuned by the kernel";
   else if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, &len) == 0)
     out += fmt::format(", receive buffer {} KiB", rcv / 2 / 1024);

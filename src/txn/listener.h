@@ -49,7 +49,7 @@ class Listener {
   net::tcp::acceptor acceptor_;
   std::uint16_t port_ = 0;
   std::vector<Note> notes_;
-  bool receive_buffer_set_ = false;
+  bool fixed_receive_buffer_ = false;  // SO_RCVBUF set (not autotuned)
   std::atomic<bool> accepting_{false};
 };
 

@@ -295,12 +295,12 @@ TEST(ConfigDefaults, IcapListenersTuneTheirSocketsAndProxyListenersLeaveItToTheK
     EXPECT_FALSE(l.tcp_congestion_set) << l.name;
     EXPECT_FALSE(l.receive_buffer_set) << l.name;
   }
-  auto c = ok(
-      "[[listeners]]\nport = 1\nprotocol = \"icap\"\n"
-      "[[listeners]]\nport = 2\nprotocol = \"icap\"\ntcp_congestion = \"\"\n"
-      "receive_buffer = 0\n"
-      "[[listeners]]\nport = 3\ntcp_congestion = \"reno\"\nreceive_buffer = 262144\n"
-      "[[listeners]]\nport = 4\n");
+  auto c =
+      ok("[[listeners]]\nport = 1\nprotocol = \"icap\"\n"
+         "[[listeners]]\nport = 2\nprotocol = \"icap\"\ntcp_congestion = \"\"\n"
+         "receive_buffer = 0\n"
+         "[[listeners]]\nport = 3\ntcp_congestion = \"reno\"\nreceive_buffer = 262144\n"
+         "[[listeners]]\nport = 4\n");
   ASSERT_NE(c, nullptr);
   ASSERT_EQ(c->listeners.size(), 4u);
   EXPECT_EQ(c->listeners[0].tcp_congestion, "cubic");

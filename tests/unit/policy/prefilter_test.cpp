@@ -379,8 +379,8 @@ TEST(PolicyPrefilter, ManySourceNetworks) {
     if (r % 5 == 4) {
       const unsigned len = 32 + rng() % 97;
       net = "2001:db8:" + std::to_string(a) + ":" + std::to_string(b) + "::/" + std::to_string(len);
-      clients.push_back("2001:db8:" + std::to_string(a) + ":" + std::to_string(b) + "::" +
-                        std::to_string(rng() % 9));
+      clients.push_back("2001:db8:" + std::to_string(a) + ":" + std::to_string(b) +
+                        "::" + std::to_string(rng() % 9));
     } else {
       const unsigned len = std::vector<unsigned>{8, 16, 20, 24, 24, 30, 32}[rng() % 7];
       const std::string base = "10." + std::to_string(a) + "." + std::to_string(b) + ".";
