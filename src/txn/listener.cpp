@@ -23,11 +23,18 @@ void tune(net::tcp::acceptor& a, const config::Listener& cfg, std::vector<Listen
   const int fd = a.native_handle();
   const std::string& cc = cfg.tcp_congestion;
   if (!cc.empty() && ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc.data(),
-                                  static_cast<socklen_t>(cc.size())) != 0)
+                                  static_cast<socklen_t>(cc.size())) != 0) {
+    const int err = errno;
+    const std::string why = err == ENOENT  ? "not in this kernel's "
+                                             "net.ipv4.tcp_available_congestion_control"
+                            : err == EPERM ? "not in net.ipv4.tcp_allowed_congestion_control, "
+                                             "and the gateway lacks CAP_NET_ADMIN"
+                                           : std::strerror(err);
     notes.push_back(
         {cfg.tcp_congestion_set,
          fmt::format("TCP congestion control \"{}\" unavailable ({}): the system's is used", cc,
-                     std::strerror(errno))});
+                     why)});
+  }
   if (cfg.receive_buffer > 0) {
     const int want = static_cast<int>(cfg.receive_buffer);
     // With CAP_NET_ADMIN the size may exceed net.core.rmem_max; without, it is capped there.
