@@ -1,8 +1,6 @@
 // icap::Session, scanning: collect the encapsulated body, scan it, deliver (docs/scanning.md).
-#include <fmt/format.h>
 #include <openssl/ssl.h>
 
-#include <array>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <limits>
 
@@ -98,7 +96,8 @@ awaitable<bool> Session::send_spool(Txn& t, const txn::Spool& spool, std::uint64
       auto n = static_cast<std::size_t>(std::min<std::uint64_t>(to - from, 256 * 1024));
       auto data = spool.read(from, n, scratch);
       if (data.empty()) co_return false;
-      line = fmt::format("{:x}\r\n", data.size());
+      line.clear();
+      wire::append_chunk_header(line, data.size());
       out.push_back(net::asio::buffer(line));
       out.push_back(net::asio::buffer(data.data(), data.size()));
       out.push_back(net::asio::buffer(kCrlf.data(), kCrlf.size()));

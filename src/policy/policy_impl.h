@@ -331,7 +331,6 @@ class DomainSet {
   // Normalises and adds one entry; false with *error on a malformed one.
   bool add(std::string_view text, Strings& strings, std::string* error);
   // The entry (as written) that matches host, most specific first; empty when none.
-  std::string_view match(std::string_view host) const;
   std::string_view match(const HostKeys& host) const;
   // The same through the decision's host records (HostTable), once the set is in the table.
   std::string_view match(Ctx& ctx) const;
@@ -370,8 +369,8 @@ class UrlSet {
   using Hosts = FlatMap<std::string_view, std::vector<std::uint32_t>>;  // host (suffix_hash)
 
   bool add(std::string_view text, Strings& strings, std::string* error);
-  std::string_view match(const Facts& f) const;
-  // The same, with the host's hash and the lower-cased URL of the decision.
+  // The pattern (as written) that matches the URL of f, with the host's hash and the
+  // lower-cased URL of the decision; empty when none.
   std::string_view match(const Facts& f, Ctx& ctx) const;
   // The match among the host-bound patterns of the set numbered id in the decision's
   // HostTable (ctx.table set), on the decision's facts.

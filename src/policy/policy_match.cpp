@@ -190,11 +190,6 @@ bool DomainSet::add(std::string_view text, Strings& strings, std::string* error)
   return true;
 }
 
-std::string_view DomainSet::match(std::string_view host) const {
-  if (host.empty() || map_.empty()) return {};
-  return match(HostKeys(host));
-}
-
 std::string_view DomainSet::match(const HostKeys& host) const {
   if (host.host().empty() || map_.empty()) return {};
   std::string_view out;
@@ -353,11 +348,6 @@ bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
     scan_.push_back(idx);
   patterns_.push_back(std::move(p));
   return true;
-}
-
-std::string_view UrlSet::match(const Facts& f) const {
-  if (by_host_.empty() && scan_.empty()) return {};
-  return match(f, by_host_.empty() ? nullptr : by_host_.find(suffix_hash(f.host), f.host), nullptr);
 }
 
 std::string_view UrlSet::match_hosts_in(Ctx& ctx, std::uint32_t id) {
