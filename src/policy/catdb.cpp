@@ -22,6 +22,7 @@
 #include "policy/catdb.h"
 
 #include <libpsl.h>
+#include <re2/filtered_re2.h>
 #include <re2/re2.h>
 #include <re2/set.h>
 #include <sys/mman.h>
@@ -269,6 +270,118 @@ struct Expression {
   std::uint32_t val;
 };
 
+// Whether a text may match one of the expressions: whether it contains one of the literal
+// strings ("atoms") that, by RE2's analysis (FilteredRE2), every match of every expression
+// contains one of. An Aho-Corasick automaton, as a full transition table over byte classes,
+// ASCII letters folded to lower case (the atoms are lower-case). A byte of 0x80 and above
+// always answers "may match": the atoms are lower-cased by Unicode rules, the text here only
+// in ASCII. Searching "host/path" for a few dozen atoms this way costs a few cycles a byte;
+// RE2's set search costs several hundred cycles for any text.
+class AtomScanner {
+ public:
+  // False when the atoms cannot be used: none, an empty or non-ASCII one, or an automaton of
+  // more than kMaxCells transitions.
+  bool build(const std::vector<std::string>& atoms) {
+    if (atoms.empty()) return false;
+    cls_.fill(0);  // class 0: bytes in no atom
+    classes_ = 1;
+    for (const auto& a : atoms) {
+      if (a.empty()) return false;
+      for (char ch : a) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x80 || (c >= 'A' && c <= 'Z')) return false;
+        if (cls_[c] == 0) cls_[c] = static_cast<std::uint8_t>(classes_++);
+      }
+    }
+    for (unsigned c = 'A'; c <= 'Z'; ++c) cls_[c] = cls_[c + 32];
+    for (unsigned c = 0x80; c < 256; ++c) cls_[c] = kAny;
+    // The trie (0: no edge; state 0 is the root, never a target).
+    std::vector<std::uint32_t> next(classes_, 0);
+    std::vector<std::uint8_t> out(1, 0);
+    for (const auto& a : atoms) {
+      std::uint32_t s = 0;
+      for (char ch : a) {
+        std::uint32_t& t = next[s * classes_ + cls_[static_cast<unsigned char>(ch)]];
+        if (t == 0) {
+          t = static_cast<std::uint32_t>(out.size());
+          out.push_back(0);
+          if (out.size() * classes_ > kMaxCells) return false;
+          next.resize(out.size() * classes_, 0);
+        }
+        s = next[s * classes_ + cls_[static_cast<unsigned char>(ch)]];
+      }
+      out[s] = 1;
+    }
+    // Failure links, breadth first, folded into the table; then every transition into a
+    // state that ends an atom (itself or through its failure chain) becomes kHit.
+    std::vector<std::uint32_t> fail(out.size(), 0), queue;
+    for (std::uint32_t c = 0; c < classes_; ++c)
+      if (next[c] != 0) queue.push_back(next[c]);
+    for (std::size_t q = 0; q < queue.size(); ++q) {
+      const std::uint32_t s = queue[q];
+      out[s] |= out[fail[s]];
+      for (std::uint32_t c = 0; c < classes_; ++c) {
+        std::uint32_t& t = next[s * classes_ + c];
+        const std::uint32_t via_fail = next[fail[s] * classes_ + c];
+        if (t != 0) {
+          fail[t] = via_fail;
+          queue.push_back(t);
+        } else {
+          t = via_fail;
+        }
+      }
+    }
+    for (auto& t : next)
+      if (out[t]) t = kHit;
+    next_ = std::move(next);
+    return true;
+  }
+
+  bool may_match(std::string_view text) const {
+    std::uint32_t s = 0;
+    for (char ch : text) {
+      const std::uint8_t c = cls_[static_cast<unsigned char>(ch)];
+      if (c == kAny) return true;
+      s = next_[s * classes_ + c];
+      if (s == kHit) return true;
+    }
+    return false;
+  }
+
+  std::size_t memory_bytes() const {
+    return next_.capacity() * sizeof(std::uint32_t);
+  }
+
+ private:
+  static constexpr std::size_t kMaxCells = std::size_t{1} << 22;  // 16 MiB of table
+  static constexpr std::uint8_t kAny = 0xff;
+  static constexpr std::uint32_t kHit = 0xffffffffu;
+  std::array<std::uint8_t, 256> cls_{};
+  std::uint32_t classes_ = 0;
+  std::vector<std::uint32_t> next_;  // [state * classes_ + class]
+};
+
+// The scanner for a set of expressions, or null when some expression has no atom (RE2 finds
+// none it must contain, e.g. "^[0-9]+$") or the atoms cannot be scanned for.
+std::unique_ptr<AtomScanner> expression_atoms(const std::vector<Expression>& expressions,
+                                              const re2::RE2::Options& opt) {
+  re2::FilteredRE2 filter(2);  // atoms of at least 2 bytes
+  for (const auto& e : expressions) {
+    int id = 0;
+    if (filter.Add(re2::StringPiece(e.pattern.data(), e.pattern.size()), opt, &id) !=
+        re2::RE2::NoError)
+      return nullptr;
+  }
+  std::vector<std::string> atoms;
+  filter.Compile(&atoms);
+  std::vector<int> unfiltered;  // the expressions that may match a text with no atom in it
+  filter.AllPotentials({}, &unfiltered);
+  if (!unfiltered.empty()) return nullptr;
+  auto scanner = std::make_unique<AtomScanner>();
+  if (!scanner->build(atoms)) return nullptr;
+  return scanner;
+}
+
 }  // namespace
 
 bool is_public_suffix(std::string_view domain) {
@@ -293,6 +406,7 @@ struct CategoryDb::Impl {
   std::vector<SourceInfo> sources;
   std::vector<Expression> expressions;
   std::unique_ptr<re2::RE2::Set> set;
+  std::unique_ptr<AtomScanner> atoms;  // when set: the set is searched only if it may match
 
   std::size_t home(std::uint64_t key) const {
     __extension__ using u128 = unsigned __int128;
@@ -353,16 +467,96 @@ std::size_t CategoryDb::memory_bytes() const {
   for (const auto& s : m.sources) n += sizeof s + s.name.capacity() + s.version.capacity();
   // RE2 does not report the size of a compiled set; count its patterns generously.
   for (const auto& e : m.expressions) n += sizeof e + e.pattern.capacity() * 16;
+  if (m.atoms) n += sizeof *m.atoms + m.atoms->memory_bytes();
   return n;
+}
+
+CategoryKeys::CategoryKeys(std::string_view h, std::string_view p, bool urls) {
+  while (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  if (h.empty() || h.size() > kMaxHost) return;
+  host = h;
+  path = p;
+  contiguous = !path.empty() && host.data() + host.size() == path.data();
+  {
+    std::uint64_t v = kDomainSeed;
+    const bool whole_only = is_address(host);
+    for (std::size_t i = host.size(); i-- > 0;) {
+      v = step(v, host[i]);
+      if ((i == 0 || (host[i - 1] == '.' && !whole_only)) && nd < kMaxLabels) {
+        dkeys[nd] = fmix(v);
+        dpos[nd++] = static_cast<std::uint8_t>(i);
+      }
+    }
+  }
+  if (!urls) return;
+  std::uint64_t v = kUrlSeed;
+  for (char c : host) v = step(v, c);
+  ukeys[nu] = fmix(v);
+  ulen[nu++] = 0;
+  std::size_t query = 0;  // path.find_first_of("?#"), without a call per byte
+  while (query < path.size() && path[query] != '?' && path[query] != '#') ++query;
+  if (query == path.size()) query = std::string_view::npos;
+  std::string_view q = path.substr(0, query);
+  const std::uint64_t v_host = v;
+  std::size_t i = 0;
+  bool skipped = false;
+  for (; i < q.size(); ++i) {
+    if (q[i] == '/' && i > 0) {
+      if (nu < kMaxUrl - 3) {
+        ukeys[nu] = fmix(v);
+        ulen[nu++] = static_cast<std::uint32_t>(i);
+      } else {
+        skipped = true;
+      }
+    }
+    v = step(v, q[i]);
+  }
+  if (skipped) {
+    // A path deeper than the boundaries tried still matches an entry equal to it (entries
+    // are stored without trailing slashes).
+    std::string_view trimmed = q;
+    while (trimmed.ends_with('/')) trimmed.remove_suffix(1);
+    if (!trimmed.empty() && trimmed.size() != q.size()) {
+      std::uint64_t vt = v_host;
+      for (char c : trimmed) vt = step(vt, c);
+      ukeys[nu] = fmix(vt);
+      ulen[nu++] = static_cast<std::uint32_t>(trimmed.size());
+    }
+  }
+  if (!q.empty() && q.back() != '/') {
+    ukeys[nu] = fmix(v);
+    ulen[nu++] = static_cast<std::uint32_t>(q.size());
+  }
+  if (query != std::string_view::npos && path[query] == '?') {
+    std::size_t end = path.find('#', query);
+    if (end == std::string_view::npos) end = path.size();
+    for (i = query; i < end; ++i) v = step(v, path[i]);
+    ukeys[nu] = fmix(v);
+    ulen[nu++] = static_cast<std::uint32_t>(end);
+  }
+}
+
+void CategoryDb::prefetch(const CategoryKeys& k) const {
+  const Impl& m = *impl_;
+  for (std::size_t i = 0; i < k.nd; ++i) m.prefetch(k.dkeys[i]);
+  if (m.has_urls && k.nu != 0) m.prefetch(k.ukeys[0]);
+}
+
+bool CategoryDb::has_urls() const {
+  return impl_->has_urls;
 }
 
 std::size_t CategoryDb::lookup(std::string_view host, std::string_view path, CategoryHits& hits,
                                DbMatch* first) const {
-  const Impl& m = *impl_;
-  while (!host.empty() && host.back() == '.') host.remove_suffix(1);
-  if (host.empty() || host.size() > kMaxHost) return 0;
-  const bool contiguous = !path.empty() && host.data() + host.size() == path.data();
+  const CategoryKeys k(host, path, impl_->has_urls);
+  prefetch(k);
+  return lookup(k, hits, first);
+}
 
+std::size_t CategoryDb::lookup(const CategoryKeys& k, CategoryHits& hits, DbMatch* first) const {
+  const Impl& m = *impl_;
+  if (k.host.empty()) return 0;
+  const std::string_view host = k.host, path = k.path;
   std::size_t count = 0;
   auto emit = [&](std::uint32_t val, std::string_view entry) {
     hits.add(static_cast<std::uint16_t>(val >> 16));
@@ -373,101 +567,27 @@ std::size_t CategoryDb::lookup(std::string_view host, std::string_view path, Cat
     }
   };
 
-  // Candidate keys, shortest first (probed in reverse). URL candidates record how much of
-  // path they cover; domain candidates where their suffix of host starts.
-  constexpr std::size_t kMaxUrl = 34;
-  std::array<std::uint64_t, kMaxUrl> ukeys;
-  std::array<std::uint32_t, kMaxUrl> ulen;
-  std::size_t nu = 0;
-  // The home slots of the host's own keys are fetched from memory (prefetch) while the other
-  // keys are hashed; the path candidates only once the host's marker says it has URL entries.
-  constexpr std::size_t kMaxLabels = kMaxHost / 2 + 2;
-  std::array<std::uint64_t, kMaxLabels> dkeys;
-  std::array<std::uint8_t, kMaxLabels> dpos;
-  std::size_t nd = 0;
-  {
-    std::uint64_t h = kDomainSeed;
-    const bool whole_only = is_address(host);
-    for (std::size_t i = host.size(); i-- > 0;) {
-      h = step(h, host[i]);
-      if ((i == 0 || (host[i - 1] == '.' && !whole_only)) && nd < kMaxLabels) {
-        dkeys[nd] = fmix(h);
-        m.prefetch(dkeys[nd]);
-        dpos[nd++] = static_cast<std::uint8_t>(i);
-      }
-    }
-  }
-
-  if (m.has_urls) {
-    std::uint64_t h = kUrlSeed;
-    for (char c : host) h = step(h, c);
-    ukeys[nu] = fmix(h);
-    m.prefetch(ukeys[nu]);
-    ulen[nu++] = 0;
-    std::size_t query = 0;  // path.find_first_of("?#"), without a call per byte
-    while (query < path.size() && path[query] != '?' && path[query] != '#') ++query;
-    if (query == path.size()) query = std::string_view::npos;
-    std::string_view p = path.substr(0, query);
-    const std::uint64_t h_host = h;
-    std::size_t i = 0;
-    bool skipped = false;
-    for (; i < p.size(); ++i) {
-      if (p[i] == '/' && i > 0) {
-        if (nu < kMaxUrl - 3) {
-          ukeys[nu] = fmix(h);
-          ulen[nu++] = static_cast<std::uint32_t>(i);
-        } else {
-          skipped = true;
-        }
-      }
-      h = step(h, p[i]);
-    }
-    if (skipped) {
-      // A path deeper than the boundaries tried still matches an entry equal to it (entries
-      // are stored without trailing slashes).
-      std::string_view trimmed = p;
-      while (trimmed.ends_with('/')) trimmed.remove_suffix(1);
-      if (!trimmed.empty() && trimmed.size() != p.size()) {
-        std::uint64_t ht = h_host;
-        for (char c : trimmed) ht = step(ht, c);
-        ukeys[nu] = fmix(ht);
-        ulen[nu++] = static_cast<std::uint32_t>(trimmed.size());
-      }
-    }
-    if (!p.empty() && p.back() != '/') {
-      ukeys[nu] = fmix(h);
-      ulen[nu++] = static_cast<std::uint32_t>(p.size());
-    }
-    if (query != std::string_view::npos && path[query] == '?') {
-      std::size_t end = path.find('#', query);
-      if (end == std::string_view::npos) end = path.size();
-      for (i = query; i < end; ++i) h = step(h, path[i]);
-      ukeys[nu] = fmix(h);
-      ulen[nu++] = static_cast<std::uint32_t>(end);
-    }
-  }
-
-  if (nu != 0 && m.contains(ukeys[0])) {
-    for (std::size_t i = 1; i < nu; ++i) m.prefetch(ukeys[i]);
-    for (std::size_t i = nu; i-- > 0;) {
+  // The path candidates are fetched only once the host's marker says it has URL entries.
+  if (m.has_urls && k.nu != 0 && m.contains(k.ukeys[0])) {
+    for (std::size_t i = 1; i < k.nu; ++i) m.prefetch(k.ukeys[i]);
+    for (std::size_t i = k.nu; i-- > 0;) {
       std::string_view entry;
-      if (contiguous)
-        entry = std::string_view(host.data(), host.size() + ulen[i]);
+      if (k.contiguous)
+        entry = std::string_view(host.data(), host.size() + k.ulen[i]);
       else
-        entry = ulen[i] == 0 ? host : path.substr(0, ulen[i]);
-      m.probe(ukeys[i], [&](std::uint32_t v) {
+        entry = k.ulen[i] == 0 ? host : path.substr(0, k.ulen[i]);
+      m.probe(k.ukeys[i], [&](std::uint32_t v) {
         if (v != kUrlMarker) emit(v, entry);
       });
     }
   }
-  for (std::size_t i = nd; i-- > 0;)
-    m.probe(dkeys[i], [&](std::uint32_t v) { emit(v, host.substr(dpos[i])); });
-
+  for (std::size_t i = k.nd; i-- > 0;)
+    m.probe(k.dkeys[i], [&](std::uint32_t v) { emit(v, host.substr(k.dpos[i])); });
   if (m.set) {
     // Expressions see "host/path" (the path up to 8 KiB when it has to be copied).
     char buf[kMaxHost + 8192];
     std::string_view text;
-    if (contiguous || path.empty()) {
+    if (k.contiguous || path.empty()) {
       text = std::string_view(host.data(), host.size() + path.size());
     } else {
       std::size_t pn = std::min(path.size(), sizeof buf - host.size());
@@ -480,7 +600,8 @@ std::size_t CategoryDb::lookup(std::string_view host, std::string_view path, Cat
     const re2::StringPiece sp(text.data(), text.size());
     thread_local std::vector<int> matched;
     matched.clear();
-    if (m.set->Match(sp, nullptr) && m.set->Match(sp, &matched)) {
+    if ((!m.atoms || m.atoms->may_match(text)) && m.set->Match(sp, nullptr) &&
+        m.set->Match(sp, &matched)) {
       std::sort(matched.begin(), matched.end());
       for (int idx : matched) {
         const Expression& e = m.expressions[static_cast<std::size_t>(idx)];
@@ -683,6 +804,7 @@ std::shared_ptr<const CategoryDb> CategoryDb::Builder::build() {
     if (!kept.empty() && set->Compile()) {
       impl->set = std::move(set);
       impl->expressions = std::move(kept);
+      impl->atoms = expression_atoms(impl->expressions, opt);
     }
   }
 

@@ -10,7 +10,9 @@
 //     equal to "/a/b" or starting with "/a/b/" (also "/a/b?q"); an entry with a query
 //     ("example.com/p?id=5") matches that exact path and query; a host-only URL entry matches
 //     every path of that host. Ports, user info and fragments are not part of URL entries;
-//   - an expression (RE2, case-insensitive, unanchored) is searched in "host" + path;
+//   - an expression (RE2, case-insensitive, unanchored) is searched in "host" + path; the
+//     expressions are searched only when that text holds (ASCII case ignored) one of the
+//     literals RE2's analysis (FilteredRE2) says their matches need, or a non-ASCII byte;
 //   - hosts and paths compare case-insensitively; no percent-decoding.
 // Storage: 64-bit hashes of the normalised keys, no entry text (about 16 bytes an entry). Two
 // keys whose hashes collide would be confused; with n entries a probe hits a foreign key with
@@ -48,6 +50,28 @@ struct DbMatch {
 // memory (both views into one "host/path" string); otherwise it is the matched prefix of path
 // (the host, for a host-only URL entry).
 
+// A host and path hashed for lookup, so that several databases can be asked without hashing
+// again (see CategoryDb::lookup for host and path). URL keys are made only when urls is true
+// (no database asked has URL entries otherwise). Holds views of host and path.
+class CategoryKeys {
+ public:
+  CategoryKeys(std::string_view host, std::string_view path, bool urls);
+
+ private:
+  friend class CategoryDb;
+  static constexpr std::size_t kMaxUrl = 34;
+  static constexpr std::size_t kMaxLabels = 253 / 2 + 2;
+  std::string_view host, path;  // host empty: nothing to look up
+  bool contiguous = false;      // path directly follows host in memory
+  // URL keys, shortest first (probed in reverse), with how much of path each covers; domain
+  // keys, shortest suffix first, with where each suffix starts in host.
+  std::size_t nu = 0, nd = 0;
+  std::uint64_t ukeys[kMaxUrl];
+  std::uint32_t ulen[kMaxUrl];
+  std::uint64_t dkeys[kMaxLabels];
+  std::uint8_t dpos[kMaxLabels];
+};
+
 class CategoryDb {
  public:
   class Builder;
@@ -64,6 +88,11 @@ class CategoryDb {
   // than that matches only a path that equals it.
   std::size_t lookup(std::string_view host, std::string_view path, CategoryHits& hits,
                      DbMatch* first = nullptr) const;
+  // The same with keys made once for several databases; prefetch asks for the memory the
+  // lookup starts with, so that the databases' first reads overlap.
+  std::size_t lookup(const CategoryKeys& keys, CategoryHits& hits, DbMatch* first = nullptr) const;
+  void prefetch(const CategoryKeys& keys) const;
+  bool has_urls() const;  // whether any URL entry was added
 
   std::string_view category_name(std::uint16_t id) const;
   // Category id for a name, or -1.

@@ -545,11 +545,18 @@ int Policy::category_id(std::string_view name) const {
 
 void Policy::classify(Facts& facts) const {
   const Impl& p = *impl_;
-  if (p.categories) p.categories->lookup(facts.host, facts.path, facts.categories);
   facts.reputation = Reputation::unknown;
+  if (!p.categories && !p.reputation) return;
+  // One hashing for both databases, and their first memory asked for at once.
+  const CategoryKeys keys(facts.host, facts.path,
+                          (p.categories && p.categories->has_urls()) ||
+                              (p.reputation && p.reputation->has_urls()));
+  if (p.categories) p.categories->prefetch(keys);
+  if (p.reputation) p.reputation->prefetch(keys);
+  if (p.categories) p.categories->lookup(keys, facts.categories);
   if (p.reputation) {
     CategoryHits hits;
-    p.reputation->lookup(facts.host, facts.path, hits);
+    p.reputation->lookup(keys, hits);
     for (std::uint8_t i = 0; i < hits.count; ++i) {
       auto id = hits.ids[i];
       if (id < p.reputation_of.size() && p.reputation_of[id] < facts.reputation)

@@ -1,11 +1,13 @@
 #include "policy/catdb.h"
 
 #include <gtest/gtest.h>
+#include <re2/re2.h>
 #include <stdlib.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -292,6 +294,63 @@ TEST(CategoryDb, Expressions) {
   std::string url = "games.example/slots/";
   EXPECT_EQ(look_url(*db, url).count, 1u);
   EXPECT_EQ(look(*db, "games.example", "/pokerface").count, 0u);
+}
+
+// Expressions are searched only when the text holds one of the literals RE2 says a match
+// needs: the answers must equal RE2's own, whatever the case, bytes or expressions.
+TEST(CategoryDb, ExpressionsAgreeWithRe2) {
+  std::vector<std::string> with_literals = {
+      R"((paypal|appleid|microsoft)[-.][a-z0-9-]*(login|verify|secure))",
+      R"((^|[-.])(porn|xxx|sexcam)[a-z0-9-]*\.)",
+      R"(/(porn|xxx)/)",
+      R"(/(crack|keygen|serial)s?/)",
+      R"((^|[-.])(casino|poker|betting)[a-z0-9-]*\.)",
+      R"(^(ad|ads|adserver|banners?)[0-9]*\.)",
+      R"(\.(exe|scr)$)",
+  };
+  // A non-ASCII literal; an expression without a literal every match must contain.
+  std::vector<std::string> unicode = with_literals, without = with_literals;
+  unicode.push_back("Über");
+  without.push_back(R"(^[0-9]+\.[a-z]$)");
+
+  const std::vector<std::string> pieces = {
+      "paypal", "PayPal", "login", "-", ".", "/", "porn", "XXX", "sexcam", "casino", "Poker",
+      "ad", "ads", "AdServer", "banner", "banners", "crack", "keygen", "serials", "exe", "scr",
+      "1", "42", "a", "z", "www", "example", "com", "?", "=", "po\xE2\x84\xAA" "er",  // Kelvin sign
+      "\xC3\xBC" "ber", "\xC3\x9C" "BER", "UBER", "\xFF", "appleid", "secure", "_"};
+  re2::RE2::Options opt;
+  opt.set_case_sensitive(false);
+  opt.set_log_errors(false);
+
+  for (const std::vector<std::string>* patterns : {&with_literals, &unicode, &without}) {
+    CategoryDb::Builder b;
+    auto src = b.add_source({"test", "1"});
+    auto cat = b.category("c");
+    std::vector<std::unique_ptr<re2::RE2>> res;
+    for (const auto& p : *patterns) {
+      std::string error;
+      ASSERT_TRUE(b.add_expression(p, cat, src, &error)) << p << ": " << error;
+      res.push_back(std::make_unique<re2::RE2>(p, opt));
+    }
+    auto db = b.build();
+    std::mt19937 rng(7);
+    std::size_t matched = 0;
+    for (int n = 0; n < 20000; ++n) {
+      std::string host, path = "/";
+      const int k = 1 + static_cast<int>(rng() % 6);
+      for (int i = 0; i < k; ++i) host += pieces[rng() % pieces.size()];
+      const int m = static_cast<int>(rng() % 5);
+      for (int i = 0; i < m; ++i) path += pieces[rng() % pieces.size()];
+      while (!host.empty() && host.back() == '.') host.pop_back();
+      if (host.empty()) host = "h";
+      std::size_t want = 0;
+      const std::string text = host + path;
+      for (const auto& re : res) want += re2::RE2::PartialMatch(text, *re) ? 1 : 0;
+      ASSERT_EQ(look(*db, host, path).count, want) << text;
+      matched += want != 0;
+    }
+    EXPECT_GT(matched, 200u);  // the texts do exercise matches
+  }
 }
 
 TEST(Importers, SquidGuardDirectory) {
