@@ -10,7 +10,10 @@
 // accepted (no problem reported) and that is plainly a domain or URL is found again by lookup
 // under its category (domains also for a subdomain, URL prefixes also for a longer path);
 // lookup agrees with itself whether path follows host in memory or not, for upper-case
-// input and with a trailing dot; hit counts, ids and the reported entry are consistent.
+// input and with a trailing dot; hit counts, ids and the reported entry are consistent. The
+// expressions of a squidGuard input match, through lookup (which searches them only when
+// the text holds a literal they need), exactly the texts RE2 matches them in one by one.
+#include <re2/re2.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -18,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -368,6 +372,49 @@ std::vector<Record> records(std::string_view text) {
   return out;
 }
 
+// The expressions files' lines (up to 16), compiled alone, against RE2 on every line of
+// the input and every expression's own text (where their literals are) as "host/path".
+void check_expressions(const std::vector<Record>& recs, std::string_view text) {
+  CategoryDb::Builder b;
+  const std::uint16_t source = b.add_source({"fuzz", "1"});
+  const std::uint16_t category = b.category("expr");
+  re2::RE2::Options opt;
+  opt.set_case_sensitive(false);
+  opt.set_log_errors(false);
+  std::vector<std::unique_ptr<re2::RE2>> res;
+  std::vector<std::string_view> texts = lines_of(text);
+  for (const Record& r : recs) {
+    if (r.file != "expressions") continue;
+    for (std::string_view line : lines_of(r.text)) {
+      line = trim(line);
+      if (line.empty() || line.starts_with("#") || res.size() == 16) continue;
+      std::string error;
+      if (!b.add_expression(line, category, source, &error)) continue;
+      res.push_back(std::make_unique<re2::RE2>(re2::StringPiece(line.data(), line.size()), opt));
+      FUZZ_CHECK(res.back()->ok());
+      texts.push_back(line);
+    }
+  }
+  if (res.empty()) return;
+  auto db = b.build();
+  for (std::string_view t : texts) {
+    if (t.size() > 1024) t = t.substr(0, 1024);
+    auto slash = t.find('/');
+    std::string_view host = t.substr(0, slash);
+    std::string_view path = slash == std::string_view::npos ? std::string_view() : t.substr(slash);
+    while (!host.empty() && host.back() == '.') host.remove_suffix(1);
+    if (host.empty() || host.size() > 253) continue;  // what lookup takes no host for
+    std::string joined = std::string(host) + std::string(path);
+    std::size_t want = 0;
+    for (const auto& re : res) want += re2::RE2::PartialMatch(joined, *re) ? 1 : 0;
+    Result got = look(*db, host, path);
+    if (got.count != want)
+      std::fprintf(stderr, "'%s': lookup %zu expression matches, RE2 %zu\n", joined.c_str(),
+                   got.count, want);
+    FUZZ_CHECK(got.count == want);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -470,6 +517,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if ((flags & 3) != 3) check_urlhaus(*db, file, text, errors);
       break;
   }
+
+  if (which == 0 && expressions) check_expressions(recs, text);
 
   // Arbitrary host and path: each line, split at its first '/'.
   const bool case_free = !expressions;
