@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <set>
@@ -608,6 +609,7 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.check_keys(*t,
                  {"client_networks", "reqmod_service", "respmod_service", "reqmod_aliases",
                   "respmod_aliases", "preview", "options_ttl", "max_connections", "buffer_for_204",
+                  "transfer_ignore", "transfer_complete",
                   "user_headers", "group_headers", "client_ip_headers", "user_encoding",
                   "tls_certificate", "tls_key", "tls_client_ca"},
                  "icap");
@@ -638,6 +640,31 @@ void read(Reader& r, const toml::table& root, Config& c) {
     r.get_int(*t, "options_ttl", ic.options_ttl, 1, 7 * 86400);
     r.get_int(*t, "max_connections", ic.max_connections, 1, 10'000'000);
     r.get_int(*t, "buffer_for_204", ic.buffer_for_204, 0, 64 << 20);
+    // File extensions for Transfer-Ignore / Transfer-Complete (RFC 3507 4.10.2): tokens,
+    // lower-cased; "*" is Transfer-Preview's; an extension in both lists is an error.
+    for (auto [key, list] : {std::pair{"transfer_ignore", &ic.transfer_ignore},
+                             std::pair{"transfer_complete", &ic.transfer_complete}}) {
+      if (!r.get_strings(*t, key, items)) continue;
+      list->clear();
+      for (auto& [s, n] : items) {
+        bool ok = !s.empty() && s.size() <= 32;
+        for (char& ch : s) {
+          ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
+                      ch == '+' || ch == '.');
+          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+        if (!ok)
+          r.error(n, "'" + s + "' is not a file extension (letters, digits, '_', '-', '+', '.'; "
+                     "'*' is what Transfer-Preview says)");
+        else if (std::find(list->begin(), list->end(), s) == list->end())
+          list->push_back(s);
+      }
+    }
+    for (const auto& e : ic.transfer_ignore)
+      if (std::find(ic.transfer_complete.begin(), ic.transfer_complete.end(), e) !=
+          ic.transfer_complete.end())
+        r.error(t->get("transfer_complete"),
+                "'" + e + "' is in both 'transfer_ignore' and 'transfer_complete'");
     for (auto [key, list] : {std::pair{"user_headers", &ic.user_headers},
                              std::pair{"group_headers", &ic.group_headers},
                              std::pair{"client_ip_headers", &ic.client_ip_headers}}) {

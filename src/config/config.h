@@ -79,6 +79,10 @@ struct Icap {
   std::uint32_t options_ttl = 3600;
   std::size_t max_connections = 4000;  // ICAP connections, all ICAP listeners together
   std::size_t buffer_for_204 = 65536;  // body bytes read before answering 204 outside preview
+  // File extensions (lower-case) advertised in OPTIONS as Transfer-Ignore (not sent to us)
+  // and Transfer-Complete (sent whole, without a preview); everything else is previewed.
+  std::vector<std::string> transfer_ignore;
+  std::vector<std::string> transfer_complete;
   std::vector<std::string> user_headers{"X-Authenticated-User", "X-Client-Username", "X-Username"};
   std::vector<std::string> group_headers{"X-Authenticated-Groups"};
   std::vector<std::string> client_ip_headers{"X-Client-IP"};

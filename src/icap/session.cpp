@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "base/log.h"
@@ -435,6 +436,13 @@ awaitable<bool> Session::send_options(Txn& t, Service svc) {
       {"Preview", preview},
       {"Transfer-Preview", "*"},
   };
+  std::string ignore, complete;  // outlive fields
+  for (auto [name, list, out] : {std::tuple{"Transfer-Ignore", &ic.transfer_ignore, &ignore},
+                                 std::tuple{"Transfer-Complete", &ic.transfer_complete, &complete}}) {
+    if (list->empty()) continue;
+    for (const auto& e : *list) *out += (out->empty() ? "" : ", ") + e;
+    fields.push_back({name, *out});
+  }
   if (!include.empty()) fields.push_back({"X-Include", include});
   const bool body = t.head.encapsulated.has_body();  // an opt-body we do not read
   if (body || !t.keep) fields.push_back({"Connection", "close"});

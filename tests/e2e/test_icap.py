@@ -328,7 +328,9 @@ class RawProtocol(IcapCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.p = icap_portcullis(cls.workdir, icap={"options_ttl": 1800, "max_connections": 500},
+        cls.p = icap_portcullis(cls.workdir, icap={"options_ttl": 1800, "max_connections": 500,
+                                                   "transfer_ignore": ["jpg", "GIF"],
+                                                   "transfer_complete": ["exe"]},
                                 scan={"enabled": False})
         cls.addClassCleanup(cls.p.stop)
         cls.p.start()
@@ -352,6 +354,8 @@ class RawProtocol(IcapCase):
                 self.assertEqual(r.header("Options-TTL"), "1800")
                 self.assertEqual(r.header("Max-Connections"), "500")
                 self.assertEqual(r.header("Transfer-Preview"), "*")  # Squid previews only what this lists
+                self.assertEqual(r.header("Transfer-Ignore"), "jpg, gif")
+                self.assertEqual(r.header("Transfer-Complete"), "exe")
                 include = [x.strip().lower() for x in (r.header("X-Include") or "").split(",")]
                 self.assertIn("x-client-ip", include)
                 self.assertIn("x-authenticated-user", include)
@@ -1164,6 +1168,35 @@ class SquidIcap(SquidCase):
         rec = self.record_for(url, "reqmod")
         self.assertEqual(rec.get("client"), "127.0.0.1")
         self.assertEqual(rec.get("icap_client"), "127.0.0.1")
+
+
+class SquidTransferIgnore(SquidCase):
+    """Squid honours the OPTIONS answer's Transfer-Ignore: URLs with those extensions are not
+    sent to the ICAP service at all (the admin's choice), every other URL still is."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.o = TypedOrigin()
+        cls.addClassCleanup(cls.o.close)
+        cls.p = icap_portcullis(cls.workdir, icap={"transfer_ignore": ["jpg"]}, scan={"enabled": False})
+        cls.addClassCleanup(cls.p.stop)
+        cls.p.start()
+        cls.sq = cls.start_squid(squid_icap_lines(cls.p.port) + OPEN_ACCESS)
+        cls.squids = (cls.sq,)
+
+    def test_ignored_extension_skips_icap(self):
+        blocked = "http://www.blocked.example:%d/photo.png" % self.o.port
+        status, body, hdrs = self.via(self.sq, blocked)
+        self.assertEqual(status, 403, body[:300])
+        self.assertEqual(self.record_for(blocked, "reqmod").get("decision"), "block")
+        ignored = "http://www.blocked.example:%d/photo.jpg" % self.o.port
+        before = len(self.o.heads)
+        status, body, hdrs = self.via(self.sq, ignored)
+        self.assertNotEqual(status, 403, "Squid sent a Transfer-Ignore URL to ICAP\n" + self.sq.log_text())
+        self.assertGreater(len(self.o.heads), before, "the request did not reach the origin")
+        time.sleep(0.5)
+        self.assertEqual([r for r in self.p.access_records() if r.get("url") == ignored], [])
 
 
 class SquidScan(SquidCase):

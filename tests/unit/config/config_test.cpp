@@ -98,6 +98,8 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
     EXPECT_EQ(ic.options_ttl, def.options_ttl);
     EXPECT_EQ(ic.max_connections, def.max_connections);
     EXPECT_EQ(ic.buffer_for_204, def.buffer_for_204);
+    EXPECT_TRUE(ic.transfer_ignore.empty());  // every extension previewed
+    EXPECT_TRUE(ic.transfer_complete.empty());
     EXPECT_EQ(ic.user_headers, def.user_headers);
     EXPECT_EQ(ic.group_headers, def.group_headers);
     EXPECT_EQ(ic.client_ip_headers, def.client_ip_headers);
@@ -765,6 +767,8 @@ preview = 0
 options_ttl = 60
 max_connections = 10
 buffer_for_204 = 1000
+transfer_ignore = ["JPG", "gif", "jpg"]
+transfer_complete = ["exe", "tar.gz"]
 user_headers = ["X-User"]
 group_headers = []
 client_ip_headers = ["X-Forwarded-For"]
@@ -790,6 +794,8 @@ tls_client_ca = "ca.pem"
   EXPECT_EQ(ic.options_ttl, 60u);
   EXPECT_EQ(ic.max_connections, 10u);
   EXPECT_EQ(ic.buffer_for_204, 1000u);
+  EXPECT_EQ(ic.transfer_ignore, (std::vector<std::string>{"jpg", "gif"}));  // lower-cased, once
+  EXPECT_EQ(ic.transfer_complete, (std::vector<std::string>{"exe", "tar.gz"}));
   EXPECT_EQ(ic.user_headers, std::vector<std::string>{"X-User"});
   EXPECT_TRUE(ic.group_headers.empty());
   EXPECT_EQ(ic.client_ip_headers, std::vector<std::string>{"X-Forwarded-For"});
@@ -819,6 +825,14 @@ TEST(ConfigIcap, Errors) {
       {"[icap]\nclient_networks = [\"nope\"]\n",
        "invalid network 'nope' (expected address/prefix)"},
       {"[icap]\nshadow = 1\n", "unknown key 'shadow' in [icap]"},
+      {"[icap]\ntransfer_ignore = [\"*\"]\n",
+       "'*' is not a file extension (letters, digits, '_', '-', '+', '.'; '*' is what "
+       "Transfer-Preview says)"},
+      {"[icap]\ntransfer_complete = [\"e xe\"]\n",
+       "'e xe' is not a file extension (letters, digits, '_', '-', '+', '.'; '*' is what "
+       "Transfer-Preview says)"},
+      {"[icap]\ntransfer_ignore = [\"exe\"]\ntransfer_complete = [\"EXE\"]\n",
+       "'exe' is in both 'transfer_ignore' and 'transfer_complete'"},
   };
   for (const auto& k : cases) {
     auto errs = bad(k.text);
