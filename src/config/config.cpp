@@ -606,13 +606,13 @@ void read(Reader& r, const toml::table& root, Config& c) {
   std::string cert = "tls/icap.crt", cert_key = "tls/icap.key", client_ca;
   if (auto* t = r.table(root, "icap")) {
     auto& ic = c.icap;
-    r.check_keys(*t,
-                 {"client_networks", "reqmod_service", "respmod_service", "reqmod_aliases",
-                  "respmod_aliases", "preview", "options_ttl", "max_connections", "buffer_for_204",
-                  "transfer_ignore", "transfer_complete",
-                  "user_headers", "group_headers", "client_ip_headers", "user_encoding",
-                  "tls_certificate", "tls_key", "tls_client_ca"},
-                 "icap");
+    r.check_keys(
+        *t,
+        {"client_networks", "reqmod_service", "respmod_service", "reqmod_aliases",
+         "respmod_aliases", "preview", "options_ttl", "max_connections", "buffer_for_204",
+         "transfer_ignore", "transfer_complete", "user_headers", "group_headers",
+         "client_ip_headers", "user_encoding", "tls_certificate", "tls_key", "tls_client_ca"},
+        "icap");
     r.get_networks(*t, "client_networks", ic.client_networks);
     std::vector<std::pair<std::string, const toml::node*>> items;
     // Service names: the ICAP-URI path without "/", visible ASCII without "?" and "#".
@@ -654,8 +654,9 @@ void read(Reader& r, const toml::table& root, Config& c) {
           ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         }
         if (!ok)
-          r.error(n, "'" + s + "' is not a file extension (letters, digits, '_', '-', '+', '.'; "
-                     "'*' is what Transfer-Preview says)");
+          r.error(n, "'" + s +
+                         "' is not a file extension (letters, digits, '_', '-', '+', '.'; "
+                         "'*' is what Transfer-Preview says)");
         else if (std::find(list->begin(), list->end(), s) == list->end())
           list->push_back(s);
       }

@@ -437,8 +437,9 @@ awaitable<bool> Session::send_options(Txn& t, Service svc) {
       {"Transfer-Preview", "*"},
   };
   std::string ignore, complete;  // outlive fields
-  for (auto [name, list, out] : {std::tuple{"Transfer-Ignore", &ic.transfer_ignore, &ignore},
-                                 std::tuple{"Transfer-Complete", &ic.transfer_complete, &complete}}) {
+  for (auto [name, list, out] :
+       {std::tuple{"Transfer-Ignore", &ic.transfer_ignore, &ignore},
+        std::tuple{"Transfer-Complete", &ic.transfer_complete, &complete}}) {
     if (list->empty()) continue;
     for (const auto& e : *list) *out += (out->empty() ? "" : ", ") + e;
     fields.push_back({name, *out});

@@ -268,7 +268,18 @@ class Region {
 struct Expression {
   std::string pattern;
   std::uint32_t val;
+  std::unique_ptr<re2::RE2> re;  // the expression alone (when the set cannot answer)
 };
+
+// How expressions are compiled: case-insensitive, no capturing groups, RE2's default memory
+// budget (CategoryDb::Builder::set_expression_memory sets the set's own).
+re2::RE2::Options expression_options() {
+  re2::RE2::Options opt;
+  opt.set_log_errors(false);
+  opt.set_case_sensitive(false);
+  opt.set_never_capture(true);
+  return opt;
+}
 
 // Whether a text may match one of the expressions: whether it contains one of the literal
 // strings ("atoms") that, by RE2's analysis (FilteredRE2), every match of every expression
@@ -348,9 +359,7 @@ class AtomScanner {
     return false;
   }
 
-  std::size_t memory_bytes() const {
-    return next_.capacity() * sizeof(std::uint32_t);
-  }
+  std::size_t memory_bytes() const { return next_.capacity() * sizeof(std::uint32_t); }
 
  private:
   static constexpr std::size_t kMaxCells = std::size_t{1} << 22;  // 16 MiB of table
@@ -405,8 +414,8 @@ struct CategoryDb::Impl {
   std::unordered_map<std::string, std::uint16_t> category_index;
   std::vector<SourceInfo> sources;
   std::vector<Expression> expressions;
-  std::unique_ptr<re2::RE2::Set> set;
-  std::unique_ptr<AtomScanner> atoms;  // when set: the set is searched only if it may match
+  std::unique_ptr<re2::RE2::Set> set;  // all expressions; null when it did not compile
+  std::unique_ptr<AtomScanner> atoms;  // when set: expressions searched only if it may match
 
   std::size_t home(std::uint64_t key) const {
     __extension__ using u128 = unsigned __int128;
@@ -465,8 +474,9 @@ std::size_t CategoryDb::memory_bytes() const {
   std::size_t n = sizeof(Impl) + m.key_region.size() + m.val_region.size();
   for (const auto& c : m.categories) n += sizeof c + c.capacity() + 32;
   for (const auto& s : m.sources) n += sizeof s + s.name.capacity() + s.version.capacity();
-  // RE2 does not report the size of a compiled set; count its patterns generously.
-  for (const auto& e : m.expressions) n += sizeof e + e.pattern.capacity() * 16;
+  // RE2 does not report the size of a compiled set or expression; count their patterns
+  // generously.
+  for (const auto& e : m.expressions) n += sizeof e + e.pattern.capacity() * 32;
   if (m.atoms) n += sizeof *m.atoms + m.atoms->memory_bytes();
   return n;
 }
@@ -583,7 +593,7 @@ std::size_t CategoryDb::lookup(const CategoryKeys& k, CategoryHits& hits, DbMatc
   }
   for (std::size_t i = k.nd; i-- > 0;)
     m.probe(k.dkeys[i], [&](std::uint32_t v) { emit(v, host.substr(k.dpos[i])); });
-  if (m.set) {
+  if (!m.expressions.empty()) {
     // Expressions see "host/path" (the path up to 8 KiB when it has to be copied).
     char buf[kMaxHost + 8192];
     std::string_view text;
@@ -595,13 +605,28 @@ std::size_t CategoryDb::lookup(const CategoryKeys& k, CategoryHits& hits, DbMatc
       std::memcpy(buf + host.size(), path.data(), pn);
       text = std::string_view(buf, host.size() + pn);
     }
-    // A first pass without the list of matches stops at the first match and allocates
-    // nothing; only a match pays for the second pass (which allocates inside RE2).
     const re2::StringPiece sp(text.data(), text.size());
     thread_local std::vector<int> matched;
     matched.clear();
-    if ((!m.atoms || m.atoms->may_match(text)) && m.set->Match(sp, nullptr) &&
-        m.set->Match(sp, &matched)) {
+    if (!m.atoms || m.atoms->may_match(text)) {
+      // A first pass without the list of matches stops at the first match and allocates
+      // nothing; only a match pays for the second pass (which allocates inside RE2).
+      bool answered = false;
+      if (m.set) {
+        re2::RE2::Set::ErrorInfo err{};
+        if (m.set->Match(sp, nullptr, &err))
+          answered = m.set->Match(sp, &matched, &err);
+        else
+          answered = err.kind == re2::RE2::Set::kNoError;
+      }
+      if (!answered) {
+        // No set, or its DFA ran out of memory on this text: each expression alone (RE2
+        // falls back from its DFA by itself). Slower, never a missed match.
+        matched.clear();
+        for (std::size_t i = 0; i < m.expressions.size(); ++i)
+          if (re2::RE2::PartialMatch(sp, *m.expressions[i].re))
+            matched.push_back(static_cast<int>(i));
+      }
       std::sort(matched.begin(), matched.end());
       for (int idx : matched) {
         const Expression& e = m.expressions[static_cast<std::size_t>(idx)];
@@ -621,6 +646,7 @@ struct CategoryDb::Builder::Impl {
   std::vector<Entry> entries;
   std::uint64_t last_marker = 0;  // the marker added last (URL lists are grouped by host)
   std::vector<Expression> expressions;
+  std::int64_t expression_memory = std::int64_t{64} << 20;
 };
 
 CategoryDb::Builder::Builder() : impl_(std::make_unique<Impl>()) {}
@@ -713,16 +739,18 @@ bool CategoryDb::Builder::add_expression(std::string_view re2_pattern, std::uint
     if (error) *error = "empty expression";
     return false;
   }
-  re2::RE2::Options opt;
-  opt.set_log_errors(false);
-  opt.set_case_sensitive(false);
-  re2::RE2 re(re2::StringPiece(re2_pattern.data(), re2_pattern.size()), opt);
-  if (!re.ok()) {
-    if (error) *error = re.error();
+  auto re = std::make_unique<re2::RE2>(re2::StringPiece(re2_pattern.data(), re2_pattern.size()),
+                                       expression_options());
+  if (!re->ok()) {
+    if (error) *error = re->error();
     return false;
   }
-  impl_->expressions.push_back({std::string(re2_pattern), pack(category, source)});
+  impl_->expressions.push_back({std::string(re2_pattern), pack(category, source), std::move(re)});
   return true;
+}
+
+void CategoryDb::Builder::set_expression_memory(std::int64_t bytes) {
+  impl_->expression_memory = bytes;
 }
 
 std::shared_ptr<const CategoryDb> CategoryDb::Builder::build() {
@@ -790,22 +818,17 @@ std::shared_ptr<const CategoryDb> CategoryDb::Builder::build() {
   }
 
   if (!b.expressions.empty()) {
-    re2::RE2::Options opt;
-    opt.set_log_errors(false);
-    opt.set_case_sensitive(false);
-    opt.set_never_capture(true);
-    opt.set_max_mem(std::int64_t{64} << 20);
+    // One RE2 set searches all expressions at once. Should it not compile within its memory
+    // budget, every lookup that may match searches them one by one instead.
+    re2::RE2::Options opt = expression_options();
+    opt.set_max_mem(b.expression_memory);
     auto set = std::make_unique<re2::RE2::Set>(opt, re2::RE2::UNANCHORED);
-    std::vector<Expression> kept;
-    for (auto& e : b.expressions) {
-      if (set->Add(re2::StringPiece(e.pattern.data(), e.pattern.size()), nullptr) >= 0)
-        kept.push_back(std::move(e));
-    }
-    if (!kept.empty() && set->Compile()) {
-      impl->set = std::move(set);
-      impl->expressions = std::move(kept);
-      impl->atoms = expression_atoms(impl->expressions, opt);
-    }
+    bool added = true;
+    for (const auto& e : b.expressions)
+      added = added && set->Add(re2::StringPiece(e.pattern.data(), e.pattern.size()), nullptr) >= 0;
+    if (added && set->Compile()) impl->set = std::move(set);
+    impl->expressions = std::move(b.expressions);
+    impl->atoms = expression_atoms(impl->expressions, expression_options());
   }
 
   impl->categories = std::move(b.categories);

@@ -129,6 +129,11 @@ class CategoryDb::Builder {
   bool add_url(std::string_view url, std::uint16_t category, std::uint16_t source);
   bool add_expression(std::string_view re2_pattern, std::uint16_t category, std::uint16_t source,
                       std::string* error);
+  // RE2's memory budget for the one set that searches all expressions at once (default
+  // 64 MiB). A set that does not compile within it, or whose search runs out of it on some
+  // text, leaves the expressions searched one by one (each within RE2's default budget):
+  // slower, never a missed match. Lowered by the tests to reach those paths.
+  void set_expression_memory(std::int64_t bytes);
   // Compiles what was added; the builder is then empty (categories and sources too).
   std::shared_ptr<const CategoryDb> build();
 

@@ -548,9 +548,9 @@ void Policy::classify(Facts& facts) const {
   facts.reputation = Reputation::unknown;
   if (!p.categories && !p.reputation) return;
   // One hashing for both databases, and their first memory asked for at once.
-  const CategoryKeys keys(facts.host, facts.path,
-                          (p.categories && p.categories->has_urls()) ||
-                              (p.reputation && p.reputation->has_urls()));
+  const CategoryKeys keys(
+      facts.host, facts.path,
+      (p.categories && p.categories->has_urls()) || (p.reputation && p.reputation->has_urls()));
   if (p.categories) p.categories->prefetch(keys);
   if (p.reputation) p.reputation->prefetch(keys);
   if (p.categories) p.categories->lookup(keys, facts.categories);
