@@ -14,7 +14,8 @@ using detail::is_ws;
 
 // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
 // chunk-ext-val = token / quoted-string
-bool valid_chunk_ext(std::string_view s) {
+// With icap, an extension named ieof (any case) sets ieof, and one with a value is invalid.
+bool valid_chunk_ext(std::string_view s, bool icap, bool& ieof) {
   std::size_t i = 0;
   const std::size_t n = s.size();
   auto skip_ws = [&] {
@@ -31,9 +32,13 @@ bool valid_chunk_ext(std::string_view s) {
     if (i == n || s[i] != ';') return false;
     ++i;
     skip_ws();
+    const std::size_t name_start = i;
     if (!token()) return false;
+    const bool is_ieof = icap && iequals(s.substr(name_start, i - name_start), "ieof");
+    if (is_ieof) ieof = true;
     skip_ws();
     if (i < n && s[i] == '=') {
+      if (is_ieof) return false;
       ++i;
       skip_ws();
       if (i < n && s[i] == '"') {
@@ -119,7 +124,10 @@ ChunkedDecoder::Step ChunkedDecoder::next(std::string_view in) {
         ext_bytes_ += stop - i;
         i = stop;
         if (cr != nullptr) {
-          if (!valid_chunk_ext(line_)) return fail(Error::bad_chunk_ext, i);
+          bool ieof = false;
+          if (!valid_chunk_ext(line_, opt_.ieof, ieof)) return fail(Error::bad_chunk_ext, i);
+          if (ieof && remaining_ != 0) return fail(Error::bad_chunk_ext, i);  // last chunk only
+          ieof_ = ieof;
           line_.clear();
           state_ = State::size_lf;
           ++i;
@@ -134,6 +142,7 @@ ChunkedDecoder::Step ChunkedDecoder::next(std::string_view in) {
           state_ = State::trailer;
           line_.clear();
         } else {
+          if (remaining_ > opt_.max_payload - payload_) return fail(Error::chunk_over_limit, i - 1);
           state_ = State::data;
         }
         break;

@@ -103,6 +103,8 @@ std::string_view describe(Error e) {
       return "invalid chunk extension";
     case Error::bad_chunk_end:
       return "chunk data not followed by CRLF";
+    case Error::chunk_over_limit:
+      return "more chunk data than allowed";
   }
   return "unknown error";
 }

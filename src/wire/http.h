@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,6 +59,7 @@ enum class Error : std::uint8_t {
   chunk_size_too_long,  // 400
   bad_chunk_ext,        // 400
   bad_chunk_end,        // 400: chunk data not followed by CRLF
+  chunk_over_limit,     // 400: more chunk data than the decoder allows (ChunkedOptions)
 };
 
 // The HTTP status a proxy answers a request with when parsing failed with e.
@@ -206,9 +208,19 @@ bool iequals(std::string_view a, std::string_view b);
 // Limits: chunk-size digits (leading zeros included) by max_chunk_size_digits; the
 // extensions of one chunk by max_field_bytes; trailer lines like header fields
 // (max_field_bytes, max_fields), the whole trailer section by max_head_bytes.
+// What a ChunkedDecoder takes beyond HTTP's chunked coding; for the ICAP body
+// (IcapChunkedDecoder, RFC 3507 4.5).
+struct ChunkedOptions {
+  // More data bytes than this is chunk_over_limit, found at the chunk-size line.
+  std::uint64_t max_payload = std::numeric_limits<std::uint64_t>::max();
+  // The "ieof" extension (any case, without a value) is recognised: allowed on the last
+  // chunk only, reported by ieof(). Without this, ieof is an extension like any other.
+  bool ieof = false;
+};
+
 class ChunkedDecoder {
  public:
-  explicit ChunkedDecoder(const Limits& lim) : lim_(lim) {}
+  explicit ChunkedDecoder(const Limits& lim, ChunkedOptions opt = {}) : lim_(lim), opt_(opt) {}
 
   struct Step {
     Status status = Status::incomplete;
@@ -222,6 +234,8 @@ class ChunkedDecoder {
   // fields; available once next() returned complete.
   const std::string& trailers() const { return trailers_; }
   std::uint64_t payload_bytes() const { return payload_; }
+  // With ChunkedOptions::ieof: true once complete when the last chunk carried ieof.
+  bool ieof() const { return ieof_; }
 
  private:
   enum class State : std::uint8_t {
@@ -238,6 +252,7 @@ class ChunkedDecoder {
   Step fail(Error e, std::size_t at);
 
   Limits lim_;
+  ChunkedOptions opt_;
   State state_ = State::size;
   Error error_ = Error::none;  // when failed
   std::uint64_t remaining_ = 0;
@@ -245,6 +260,7 @@ class ChunkedDecoder {
   std::size_t digits_ = 0;
   std::size_t ext_bytes_ = 0;
   std::size_t trailer_fields_ = 0;
+  bool ieof_ = false;
   std::string line_;  // partial chunk extension or trailer line
   std::string trailers_;
 };

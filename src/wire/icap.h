@@ -201,17 +201,18 @@ IcapParseResult parse_encapsulated_heads(const Encapsulated& enc, std::string_vi
 
 // ---- the ICAP chunked body (RFC 3507 4.5) ----
 
-// Incremental, zero-copy decoder of an encapsulated body, with the same protocol as
-// ChunkedDecoder (consume `consumed`, deliver `data`, call again). Chunk extensions are
-// validated and ignored except "ieof" (any case, without a value), which is allowed only on
-// the last chunk ("0; ieof\r\n\r\n") and means the whole body has been sent: after a preview,
-// no 100 Continue is needed. With `preview` set, more than that many data bytes is
-// preview_too_long. After a preview that ended without ieof, the rest of the body (sent after
-// 100 Continue) is a new chunked stream: use a new decoder.
+// Incremental, zero-copy decoder of an encapsulated body: ChunkedDecoder with ICAP's options
+// and errors, and its protocol (consume `consumed`, deliver `data`, call again). Chunk
+// extensions are validated and ignored except "ieof" (any case, without a value), which is
+// allowed only on the last chunk ("0; ieof\r\n\r\n") and means the whole body has been
+// sent: after a preview, no 100 Continue is needed. With `preview` set, more than that many
+// data bytes is preview_too_long. After a preview that ended without ieof, the rest of the
+// body (sent after 100 Continue) is a new chunked stream: use a new decoder.
 class IcapChunkedDecoder {
  public:
   explicit IcapChunkedDecoder(const Limits& lim, std::optional<std::uint64_t> preview = {})
-      : lim_(lim), preview_(preview) {}
+      : dec_(lim,
+             ChunkedOptions{preview.value_or(std::numeric_limits<std::uint64_t>::max()), true}) {}
 
   struct Step {
     Status status = Status::incomplete;
@@ -220,40 +221,25 @@ class IcapChunkedDecoder {
     std::size_t consumed = 0;
     std::string_view data;
   };
-  Step next(std::string_view in);
+  Step next(std::string_view in) {
+    const ChunkedDecoder::Step s = dec_.next(in);
+    Step out{s.status, IcapError::none, Error::none, s.consumed, s.data};
+    if (s.status == Status::error) {
+      if (s.error == Error::chunk_over_limit)
+        out.error = IcapError::preview_too_long;
+      else
+        out = {s.status, IcapError::bad_chunked, s.error, s.consumed, s.data};
+    }
+    return out;
+  }
 
   // True once complete when the last chunk carried ieof.
-  bool ieof() const { return ieof_; }
-  const std::string& trailers() const { return trailers_; }
-  std::uint64_t payload_bytes() const { return payload_; }
+  bool ieof() const { return dec_.ieof(); }
+  const std::string& trailers() const { return dec_.trailers(); }
+  std::uint64_t payload_bytes() const { return dec_.payload_bytes(); }
 
  private:
-  enum class State : std::uint8_t {
-    size,
-    ext,
-    size_lf,
-    data,
-    data_cr,
-    data_lf,
-    trailer,
-    done,
-    failed
-  };
-  Step fail(IcapError e, Error detail, std::size_t at);
-
-  Limits lim_;
-  std::optional<std::uint64_t> preview_;
-  State state_ = State::size;
-  IcapError error_ = IcapError::none;  // when failed
-  Error detail_ = Error::none;
-  std::uint64_t remaining_ = 0;
-  std::uint64_t payload_ = 0;
-  std::size_t digits_ = 0;
-  std::size_t ext_bytes_ = 0;
-  std::size_t trailer_fields_ = 0;
-  bool ieof_ = false;
-  std::string line_;  // partial chunk extension or trailer line
-  std::string trailers_;
+  ChunkedDecoder dec_;
 };
 
 // Appends the last chunk of a preview that holds the whole body: "0; ieof\r\n\r\n".

@@ -179,6 +179,27 @@ TEST(Chunked, ExtensionLimit) {
   EXPECT_EQ(decode("1;a=bcde\r\nx\r\n0\r\n\r\n", 1, lim).error, Error::bad_chunk_ext);
 }
 
+// ICAP's "ieof" rules (IcapChunkedDecoder) are options: in HTTP, ieof is an extension like
+// any other, with or without a value, on any chunk.
+TEST(Chunked, IeofIsAnOrdinaryExtensionInHttp) {
+  EXPECT_EQ(decode("1; ieof=1\r\nx\r\n0; IEOF\r\n\r\n", 1).status, Status::complete);
+  ChunkedDecoder dec{Limits{}};
+  EXPECT_EQ(dec.next("0; ieof\r\n\r\n").status, Status::complete);
+  EXPECT_FALSE(dec.ieof());
+}
+
+TEST(Chunked, MaxPayloadOption) {
+  ChunkedOptions opt;
+  opt.max_payload = 4;
+  ChunkedDecoder dec(Limits{}, opt);
+  ChunkedDecoder::Step s = dec.next("2\r\nab\r\n3\r\n");
+  EXPECT_EQ(s.data, "ab");
+  s = dec.next("\r\n3\r\n");
+  EXPECT_EQ(s.status, Status::error);
+  EXPECT_EQ(s.error, Error::chunk_over_limit);
+  EXPECT_EQ(s.consumed, 4u);  // the LF ending the size line of the chunk over the limit
+}
+
 TEST(Chunked, ErrorIsSticky) {
   ChunkedDecoder dec{Limits{}};
   EXPECT_EQ(dec.next("x").status, Status::error);
