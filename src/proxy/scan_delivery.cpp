@@ -198,9 +198,14 @@ awaitable<bool> Session::collect_upload(Txn& t) {
   outcome.size -= std::min(outcome.size, t.upload_skip);  // the body, not its MIME wrapper
   t.scan_file_name = txn::body_file_name(t.req, spool->head(), t.rec.url);
   if (!txn::apply_scan(t, outcome)) co_return false;
-  // Forwarded whole with its length now known.
-  t.info.body = wire::BodyKind::length;
-  t.info.content_length = spool->size() - t.upload_skip;
+  // Forwarded whole: with its length now known, or chunked again when it ended in trailer
+  // fields, so that they go with it.
+  if (src->kind == wire::BodyKind::chunked && !src->dec.trailers().empty()) {
+    t.upload_trailers = src->dec.trailers();
+  } else {
+    t.info.body = wire::BodyKind::length;
+    t.info.content_length = spool->size() - t.upload_skip;
+  }
   t.upload = std::move(spool);
   co_return true;
 }
@@ -221,8 +226,8 @@ awaitable<bool> Session::write_upstream(std::string_view data, bool chunked) {
 }
 
 awaitable<void> Session::upload_spooled(Txn& t, bool& done, bool& ok) {
-  // A scanned body goes out with its Content-Length (t.info restated); an unscanned one in
-  // its own framing.
+  // A scanned body goes out with its Content-Length (t.info restated), or chunked with its
+  // trailer section; an unscanned one in its own framing.
   const bool chunked = t.info.body == wire::BodyKind::chunked;
   const txn::Spool& spool = *t.upload;
   std::string scratch;
@@ -260,6 +265,10 @@ awaitable<void> Session::upload_spooled(Txn& t, bool& done, bool& ok) {
       wire::append_last_chunk(last, src.dec.trailers());
       ok = co_await write_upstream(last, false);
     }
+  } else if (ok && chunked) {
+    std::string last;
+    wire::append_last_chunk(last, t.upload_trailers);
+    ok = co_await write_upstream(last, false);
   }
   done = true;
   if (!ok) {
@@ -296,7 +305,10 @@ awaitable<bool> Session::send_download_head(Txn& t, const wire::ResponseHead& he
   const bool client10 = t.req.version_minor == 0;
   wire::MessageInfo info = rinfo;
   bool rechunk = false;
-  if (whole) {
+  if (whole && rinfo.body == wire::BodyKind::chunked && !dl.src.dec.trailers().empty() &&
+      !client10) {
+    rechunk = true;  // chunked again, so that the origin's trailer fields go with it
+  } else if (whole) {
     // The body is complete in the spool: its length is known now.
     info.body = wire::BodyKind::length;
     info.content_length = dl.spool.size();

@@ -44,12 +44,14 @@ struct Session::Txn : txn::Exchange {
   std::string file_type;       // the true file type of the response body (facts.file_type)
   bool continue_sent = false;  // the gateway answered "Expect: 100-continue" itself
   // A request body collected before it goes upstream: complete (scanned, t.info restated as
-  // a Content-Length), or the first part of a body that is passed unscanned, with the rest
-  // still to be read through upload_rest and `upload_pending` bytes in between.
+  // a Content-Length, or still chunked when it ended in trailer fields: upload_trailers), or
+  // the first part of a body that is passed unscanned, with the rest still to be read
+  // through upload_rest and `upload_pending` bytes in between.
   std::unique_ptr<txn::Spool> upload;
   std::uint64_t upload_skip = 0;  // leading spool bytes that are not the body (mime_wrapper)
   std::unique_ptr<BodySource> upload_rest;
   std::string upload_pending;
+  std::string upload_trailers;  // a scanned chunked body's trailer section, as received
 };
 
 }  // namespace pc::proxy

@@ -246,6 +246,20 @@ class DefaultScanTest(ScanCase):
         self.assertEqual(status, 200)
         self.assertEqual(h.sha256(body), h.payload_sha(n))
 
+    def test_scanned_chunked_download_keeps_trailers(self):
+        n = 300000
+        url = self.o.url("/chunked?n=%d&trailer=1&m=dltrailer" % n)
+        s = h.connect(self.p.port)
+        self.addCleanup(s.close)
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\nTE: trailers\r\n\r\n"
+                  % (url.encode(), self.o.authority.encode()))
+        resp = h.read_response(h.ConnReader(s, timeout=30))
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(h.sha256(resp.body), h.payload_sha(n))
+        self.assertIn("chunked", (resp.header("Transfer-Encoding") or "").lower())
+        self.assertIn(("X-Trailer", "done"), resp.trailers, "trailer field lost")
+        self.assertEqual(self.record_for(self.p, "dltrailer")[-1].get("scan"), "clean")
+
     def test_clean_5mib_upload_byte_exact(self):
         n = 5 * MiB
         path = os.path.join(self.workdir, "up5")
@@ -258,6 +272,25 @@ class DefaultScanTest(ScanCase):
         self.assertEqual(echo["body_sha256"], h.payload_sha(n))
         rec = self.record_for(self.p, "upload5")[-1]
         self.assertEqual(rec["result"], "allowed")
+
+    def test_scanned_chunked_upload_keeps_trailers(self):
+        data = h.payload(200000)
+        url = self.o.url("/echo?m=uptrailer")
+        s = h.connect(self.p.port)
+        self.addCleanup(s.close)
+        s.sendall(("POST %s HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n"
+                   "Trailer: X-Checksum\r\n\r\n" % (url, self.o.authority)).encode())
+        for pos in range(0, len(data), 65536):
+            piece = data[pos:pos + 65536]
+            s.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+        s.sendall(b"0\r\nX-Checksum: abc123\r\n\r\n")
+        resp = h.read_response(h.ConnReader(s, timeout=30))
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        j = resp.json()
+        self.assertEqual((j["body_len"], j["body_sha256"]), (len(data), h.sha256(data)))
+        self.assertTrue(j["chunked"], "a body with trailers must stay chunked upstream")
+        self.assertIn(["X-Checksum", "abc123"], j["trailers"])
+        self.assertEqual(self.record_for(self.p, "uptrailer")[-1].get("scan"), "clean")
 
     def test_verdict_cache(self):
         n = 123457
