@@ -78,26 +78,54 @@ std::string detect_type(const Spool& sp) {
       inspect::detect_file_type(head, std::as_bytes(std::span(tail.data(), tail.size()))).name);
 }
 
+// A spool's body as one span of memory: its buffer, or its memory file mapped (read-only,
+// pages faulted in at once). Empty when the file cannot be mapped.
+class SpoolView {
+ public:
+  explicit SpoolView(const Spool& sp) {
+    if (sp.in_memory()) {
+      data_ = sp.memory().data();
+      size_ = sp.size();
+    } else if (sp.size() > 0) {
+      void* m = ::mmap(nullptr, sp.size(), PROT_READ, MAP_PRIVATE | MAP_POPULATE, sp.fd(), 0);
+      if (m != MAP_FAILED) {
+        mapped_ = m;
+        data_ = m;
+        size_ = sp.size();
+      }
+    }
+  }
+  ~SpoolView() {
+    if (mapped_) ::munmap(mapped_, size_);
+  }
+  SpoolView(const SpoolView&) = delete;
+  SpoolView& operator=(const SpoolView&) = delete;
+  const void* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  const void* data_ = nullptr;
+  std::size_t size_ = 0;
+  void* mapped_ = nullptr;
+};
+
 // The scan itself (offload pool): the true file type, ClamAV, then YARA when ClamAV found
-// nothing. The spool stays alive and unchanged while the caller waits.
+// nothing. The spool stays alive and unchanged while the caller waits. Both engines read the
+// body in memory: a memory file is mapped rather than handed to libclamav as a descriptor,
+// which it would copy page by page (a fifth more time for a 1 MiB body).
 inspect::ScanFacts scan_job(const Engines& e, const Spool& sp) {
   inspect::ScanFacts r;
   r.file_type = detect_type(sp);
-  r.verdict = sp.in_memory() ? e.clam->scan_buffer(sp.memory().data(), sp.size())
-                             : e.clam->scan_fd(sp.fd());
+  const SpoolView body(sp);
+  const bool mapped = body.size() == sp.size();
+  r.verdict = mapped ? e.clam->scan_buffer(body.data(), body.size()) : e.clam->scan_fd(sp.fd());
   r.engine = e.clam_name;
   if (r.verdict.kind != Verdict::clean || !e.yara) return r;
-  if (sp.in_memory()) {
-    r.verdict = e.yara->scan(sp.memory().data(), sp.size());
-  } else if (sp.size() > 0) {
-    void* m = ::mmap(nullptr, sp.size(), PROT_READ, MAP_PRIVATE, sp.fd(), 0);
-    if (m == MAP_FAILED) {
-      r.verdict = {Verdict::error, "cannot map the spool for YARA"};
-    } else {
-      r.verdict = e.yara->scan(m, sp.size());
-      ::munmap(m, sp.size());
-    }
+  if (!mapped) {
+    r.verdict = {Verdict::error, "cannot map the spool for YARA"};
+    return r;
   }
+  r.verdict = e.yara->scan(body.data(), body.size());
   r.engine = r.verdict.kind == Verdict::clean ? e.clam_name + " + " + e.yara_name : e.yara_name;
   return r;
 }

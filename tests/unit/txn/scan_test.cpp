@@ -111,6 +111,31 @@ TEST(ScanSpool, ScansWithTypeEngineAndSize) {
   EXPECT_EQ(bad_again.name, bad.name);
 }
 
+// A body beyond the memory buffer is in a memory file: both engines read a mapping of it,
+// with the same answers as for a body in memory.
+TEST(ScanSpool, BodyInAMemoryFile) {
+  auto snap = snapshot();
+  ASSERT_TRUE(snap->engines->clam) << snap->engines->error;
+  ScanService svc(1, 4, 100);
+  auto in_file = [&](const std::string& body) {
+    Spool spool(svc, 16, 1 << 30);
+    EXPECT_TRUE(spool.append(body));
+    EXPECT_FALSE(spool.in_memory());
+    return run(scan_spool(*snap, svc, spool));
+  };
+  const auto exe = read_file("/bin/true");
+  auto o = in_file(exe);
+  EXPECT_EQ(o.verdict, "clean");
+  EXPECT_EQ(o.file_type, "exe");
+  EXPECT_EQ(o.size, exe.size());
+  EXPECT_FALSE(o.cached);
+  const std::string infected = std::string(kEicar) + std::string(200000, '\n');
+  auto bad = in_file(infected);
+  EXPECT_EQ(bad.verdict, "infected");
+  EXPECT_TRUE(bad.block);
+  EXPECT_EQ(bad.size, infected.size());
+}
+
 // A hit is answered from the cache entry alone: its stored type, not one detected again
 // (here the entry deliberately disagrees with what the bytes are).
 TEST(ScanSpool, CacheHitUsesTheStoredFileType) {
