@@ -168,13 +168,33 @@ awaitable<bool> Session::read_head(Txn& t, bool& clean_eof) {
       clean_eof = true;
       co_return false;
     }
-    buf_.release();  // an idle connection holds no buffer
-    auto ec = co_await stream_.wait_readable();
-    idle_ = false;
-    if (ec) {
-      clean_eof = true;
-      co_return false;
+    // Right after a message, a plain connection waits for the next one with its buffer
+    // (see txn::Worker::hot_waiters); one that stays idle gives it back and waits without.
+    bool arrived = false;
+    if (!ssl && !first_ && w_.hot_waiters < txn::Worker::kHotWaiters) {
+      ++w_.hot_waiters;
+      hot_ = true;
+      hot_ticks_ = 0;
+      cooled_ = false;
+      arrived = co_await fill();
+      hot_ = false;
+      --w_.hot_waiters;
+      if (!arrived && !cooled_) {
+        idle_ = false;
+        clean_eof = true;
+        co_return false;
+      }
     }
+    if (!arrived) {
+      buf_.release();  // an idle connection holds no buffer
+      auto ec = co_await stream_.wait_readable();
+      if (ec) {
+        idle_ = false;
+        clean_eof = true;
+        co_return false;
+      }
+    }
+    idle_ = false;
   }
   if (!first_) watchdog_.arm(cfg.timeouts.header_read);
   first_ = false;

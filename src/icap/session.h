@@ -44,6 +44,13 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
     watchdog_.stop();
     stream_.close();
   }
+  void tick() override {
+    if (hot_ && ++hot_ticks_ >= 2) {
+      cooled_ = true;
+      boost::system::error_code ignore;
+      stream_.socket().cancel(ignore);  // the pending read ends: the buffer goes back
+    }
+  }
 
  private:
   struct Txn;
@@ -97,6 +104,11 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   bool counted_ = false;
   bool idle_ = false;
   bool first_ = true;
+  // Waiting for the next message with buf_ kept (txn::Worker::hot_waiters); tick() counts
+  // the worker's ticks meanwhile and sets cooled_ when it cancels the wait.
+  bool hot_ = false;
+  bool cooled_ = false;
+  int hot_ticks_ = 0;
   // Bytes read from the connection and taken from buf_ so far.
   std::uint64_t consumed() const { return read_total_ - buf_.size(); }
 

@@ -49,6 +49,7 @@ void Worker::on_tick(const boost::system::error_code& ec) {
   if (ec || !ticking_) return;
   const auto now = net::Clock::now();
   metrics_.tick(now - ticker_.expiry(), resolver_->stats(), pool_.idle(), pool_.reused());
+  for (Connection* s : sessions_) s->tick();
   // The next tick is kTick from now: a late tick does not make the next ones early.
   ticker_.expires_after(kTick);
   ticker_.async_wait([this](const boost::system::error_code& e) { on_tick(e); });

@@ -472,6 +472,20 @@ class RawProtocol(IcapCase):
                                % self.uri().encode(), 501)
 
     # -- decisions on one persistent connection --------------------------------------
+    def test_connection_serves_after_idle_pauses(self):
+        # Right after a message the connection waits for the next one with its buffer; after
+        # 0.25-0.5 s of waiting it gives the buffer back and waits without: both must serve.
+        s, r = self.open_icap()
+        for pause in (0, 0.05, 0.8, 0, 1.3, 0.1):
+            with self.subTest(pause=pause):
+                time.sleep(pause)
+                url = "http://allowed.example/pause?s=%s" % pause
+                resp = self._send("reqmod", [("Allow", "204")], h.http_request_head("GET", url), None, None,
+                                  None, s, r)
+                self.assertEqual(resp.status, 204, resp)
+                s.sendall(h.icap_head("OPTIONS", self.uri()))
+                self.assertEqual(h.read_icap_response(r).status, 200)
+
     def test_persistent_connection_carries_many_requests(self):
         s, r = self.open_icap()
         steps = []
