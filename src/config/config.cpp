@@ -648,11 +648,10 @@ void read(Reader& r, const toml::table& root, Config& c) {
       list->clear();
       for (auto& [s, n] : items) {
         bool ok = !s.empty() && s.size() <= 32;
-        for (char& ch : s) {
+        for (char ch : s)
           ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' ||
                       ch == '+' || ch == '.');
-          ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        }
+        if (ok) s = base::to_lower(s);
         if (!ok)
           r.error(n, "'" + s +
                          "' is not a file extension (letters, digits, '_', '-', '+', '.'; "

@@ -79,7 +79,7 @@ std::string detect_type(const Spool& sp) {
 }
 
 // A spool's body as one span of memory: its buffer, or its memory file mapped (read-only,
-// pages faulted in at once). Empty when the file cannot be mapped.
+// pages faulted in at once). Not ok() when the file cannot be mapped.
 class SpoolView {
  public:
   explicit SpoolView(const Spool& sp) {
@@ -88,7 +88,9 @@ class SpoolView {
       size_ = sp.size();
     } else if (sp.size() > 0) {
       void* m = ::mmap(nullptr, sp.size(), PROT_READ, MAP_PRIVATE | MAP_POPULATE, sp.fd(), 0);
-      if (m != MAP_FAILED) {
+      if (m == MAP_FAILED) {
+        ok_ = false;
+      } else {
         mapped_ = m;
         data_ = m;
         size_ = sp.size();
@@ -100,10 +102,12 @@ class SpoolView {
   }
   SpoolView(const SpoolView&) = delete;
   SpoolView& operator=(const SpoolView&) = delete;
+  bool ok() const { return ok_; }
   const void* data() const { return data_; }
   std::size_t size() const { return size_; }
 
  private:
+  bool ok_ = true;
   const void* data_ = nullptr;
   std::size_t size_ = 0;
   void* mapped_ = nullptr;
@@ -117,11 +121,10 @@ inspect::ScanFacts scan_job(const Engines& e, const Spool& sp) {
   inspect::ScanFacts r;
   r.file_type = detect_type(sp);
   const SpoolView body(sp);
-  const bool mapped = body.size() == sp.size();
-  r.verdict = mapped ? e.clam->scan_buffer(body.data(), body.size()) : e.clam->scan_fd(sp.fd());
+  r.verdict = body.ok() ? e.clam->scan_buffer(body.data(), body.size()) : e.clam->scan_fd(sp.fd());
   r.engine = e.clam_name;
   if (r.verdict.kind != Verdict::clean || !e.yara) return r;
-  if (!mapped) {
+  if (!body.ok()) {
     r.verdict = {Verdict::error, "cannot map the spool for YARA"};
     return r;
   }

@@ -198,16 +198,6 @@ bool iequals(std::string_view a, std::string_view b);
 
 // ---- chunked transfer coding (RFC 9112 7.1) ----
 
-// Incremental, zero-copy decoder. Call next() with the unconsumed input; each call
-// consumes framing and returns at most one piece of chunk data (a view into `in`).
-//   status incomplete: consume `consumed` bytes, deliver `data`, call again (with more
-//                      input when consumed == 0 and data is empty);
-//   status complete:   the last chunk and trailer section have been consumed;
-//   status error:      `error` says why; framing is lost (every later call fails too;
-//                      `consumed` is the offset of the offending byte).
-// Limits: chunk-size digits (leading zeros included) by max_chunk_size_digits; the
-// extensions of one chunk by max_field_bytes; trailer lines like header fields
-// (max_field_bytes, max_fields), the whole trailer section by max_head_bytes.
 // What a ChunkedDecoder takes beyond HTTP's chunked coding; for the ICAP body
 // (IcapChunkedDecoder, RFC 3507 4.5).
 struct ChunkedOptions {
@@ -218,6 +208,16 @@ struct ChunkedOptions {
   bool ieof = false;
 };
 
+// Incremental, zero-copy decoder. Call next() with the unconsumed input; each call
+// consumes framing and returns at most one piece of chunk data (a view into `in`).
+//   status incomplete: consume `consumed` bytes, deliver `data`, call again (with more
+//                      input when consumed == 0 and data is empty);
+//   status complete:   the last chunk and trailer section have been consumed;
+//   status error:      `error` says why; framing is lost (every later call fails too;
+//                      `consumed` is the offset of the offending byte).
+// Limits: chunk-size digits (leading zeros included) by max_chunk_size_digits; the
+// extensions of one chunk by max_field_bytes; trailer lines like header fields
+// (max_field_bytes, max_fields), the whole trailer section by max_head_bytes.
 class ChunkedDecoder {
  public:
   explicit ChunkedDecoder(const Limits& lim, ChunkedOptions opt = {}) : lim_(lim), opt_(opt) {}

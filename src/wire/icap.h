@@ -224,11 +224,12 @@ class IcapChunkedDecoder {
   Step next(std::string_view in) {
     const ChunkedDecoder::Step s = dec_.next(in);
     Step out{s.status, IcapError::none, Error::none, s.consumed, s.data};
-    if (s.status == Status::error) {
-      if (s.error == Error::chunk_over_limit)
-        out.error = IcapError::preview_too_long;
-      else
-        out = {s.status, IcapError::bad_chunked, s.error, s.consumed, s.data};
+    if (s.status != Status::error) return out;
+    if (s.error == Error::chunk_over_limit) {
+      out.error = IcapError::preview_too_long;
+    } else {
+      out.error = IcapError::bad_chunked;
+      out.detail = s.error;
     }
     return out;
   }

@@ -828,8 +828,8 @@ TEST(ConfigIcap, Errors) {
       {"[icap]\ntransfer_ignore = [\"*\"]\n",
        "'*' is not a file extension (letters, digits, '_', '-', '+', '.'; '*' is what "
        "Transfer-Preview says)"},
-      {"[icap]\ntransfer_complete = [\"e xe\"]\n",
-       "'e xe' is not a file extension (letters, digits, '_', '-', '+', '.'; '*' is what "
+      {"[icap]\ntransfer_complete = [\"E xe\"]\n",
+       "'E xe' is not a file extension (letters, digits, '_', '-', '+', '.'; '*' is what "
        "Transfer-Preview says)"},
       {"[icap]\ntransfer_ignore = [\"exe\"]\ntransfer_complete = [\"EXE\"]\n",
        "'exe' is in both 'transfer_ignore' and 'transfer_complete'"},
