@@ -394,6 +394,7 @@ Decision decide_impl(const Policy::Impl& p, const Facts& facts, Phase phase,
   Ctx ctx(facts, &p.hosts);
   Finder cands;
   cands.naive = naive;
+  if (!naive) detail::prefetch(p, ctx);
   Outcome out = request_phase(p, ctx, cands);
   if (request) *request = out;
   if (phase == Phase::request || out.decision.final) return out.decision;

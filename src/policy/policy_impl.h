@@ -259,6 +259,8 @@ class FlatMap {
     }
     return items_.back().value;
   }
+  // Asks for the memory a find(h, ...) reads first.
+  void prefetch(std::uint64_t h) const { index_.prefetch(h); }
   bool empty() const { return items_.empty(); }
   std::size_t size() const { return items_.size(); }
   const std::vector<Item>& items() const { return items_; }
@@ -513,6 +515,7 @@ struct Ctx {
   bool have_time = false;
   int weekday = 0;
   int minute = 0;
+  std::size_t source_interval = ~std::size_t{0};  // of Prefilter's cuts; set by prefetch()
   // The URL lower-cased (ASCII) for keyword patterns, made on first use; empty when longer
   // than the buffer (the keywords then compare case-insensitively in place).
   std::string_view lower_url();
@@ -844,6 +847,10 @@ struct Candidates {
 };
 
 void build_prefilter(Policy::Impl& p);  // policy_prefilter.cpp
+// Asks for the first memory of every lookup candidates() makes on the facts (the user, the
+// groups, the client's networks, the method, listener and port), so that it arrives while
+// the decision looks up the host: called once, first.
+void prefetch(const Policy::Impl& p, Ctx& ctx);
 void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out);
 void need_time(Ctx& ctx, const TimeZone& tz);  // fills weekday and minute once
 

@@ -613,19 +613,37 @@ void need_time(Ctx& c, const TimeZone& tz) {
   c.have_time = true;
 }
 
+void prefetch(const Policy::Impl& p, Ctx& ctx) {
+  const Prefilter& f = p.prefilter;
+  if (!f.usable) return;
+  const Facts& facts = ctx.facts;
+  if (f.active & bit(Cond::user))
+    if (!facts.user.empty()) f.user_names.prefetch(nocase_hash(facts.user));
+  if (f.active & bit(Cond::group))
+    for (const auto& g : facts.groups) f.group_names.prefetch(nocase_hash(g));
+  if (f.active & bit(Cond::source) && f.source_tree.size() >= 2) {
+    ctx.source_interval = source_interval(f, net_key(facts.client));
+    __builtin_prefetch(&f.source_first[ctx.source_interval]);
+  }
+  if (f.active & bit(Cond::method)) {
+    const std::uint64_t h = nocase_hash(facts.method);
+    f.by_method.prefetch(h);
+    f.method_sets.prefetch(h);
+  }
+  if (f.active & bit(Cond::listener)) {
+    const std::uint64_t h = suffix_hash(facts.listener);
+    f.by_listener.prefetch(h);
+    f.listener_sets.prefetch(h);
+  }
+  if (f.active & bit(Cond::port)) f.by_port.prefetch(port_hash(facts.port));
+}
+
 void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   const Prefilter& f = p.prefilter;
   const Facts& facts = ctx.facts;
   const std::size_t words = f.words;
   std::uint64_t* const cand = out.bits;
   std::uint16_t* const nz = out.word;
-
-  // The user and group tables are read later, one name after the other: their first memory
-  // is asked for now, for all names at once.
-  if ((f.active & (bit(Cond::user) | bit(Cond::group))) != 0) {
-    if (!facts.user.empty()) f.user_names.prefetch(nocase_hash(facts.user));
-    for (const auto& g : facts.groups) f.group_names.prefetch(nocase_hash(g));
-  }
 
   // The postings the facts hit, looked up kind by kind when first needed: a Post, or posting
   // k of a HostTable record (the domain and URL-host postings).
@@ -722,7 +740,9 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
         break;
       case Cond::source: {
         if (f.source_tree.size() < 2) break;
-        const std::size_t lo = source_interval(f, net_key(facts.client));
+        const std::size_t lo = ctx.source_interval != ~std::size_t{0}
+                                   ? ctx.source_interval
+                                   : source_interval(f, net_key(facts.client));
         const auto& items = f.by_source.items();
         for (std::uint32_t j = f.source_first[lo]; j < f.source_first[lo + 1]; ++j)
           push(&items[f.source_nets[j]].value);
@@ -931,6 +951,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       if ((cand[cl[x].rule >> 6] >> (cl[x].rule & 63)) & 1) cl[kept++] = cl[x];
     out.listed = true;
     out.count = kept;
+    // The first candidates are the likeliest to decide: their rules' lines are asked for now.
+    for (std::size_t x = 0; x < kept && x < 2; ++x) {
+      const auto* r = reinterpret_cast<const char*>(&p.rules[cl[x].rule]);
+      for (std::size_t at = 0; at < sizeof(Rule); at += 64) __builtin_prefetch(r + at);
+    }
     return;
   }
 
