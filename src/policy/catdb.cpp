@@ -22,7 +22,6 @@
 #include "policy/catdb.h"
 
 #include <libpsl.h>
-#include <re2/filtered_re2.h>
 #include <re2/re2.h>
 #include <re2/set.h>
 #include <sys/mman.h>
@@ -36,7 +35,11 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "policy/atoms.h"
+
 namespace pc::policy {
+
+using detail::required_atoms;
 
 namespace {
 
@@ -374,20 +377,13 @@ class AtomScanner {
 // none it must contain, e.g. "^[0-9]+$") or the atoms cannot be scanned for.
 std::unique_ptr<AtomScanner> expression_atoms(const std::vector<Expression>& expressions,
                                               const re2::RE2::Options& opt) {
-  re2::FilteredRE2 filter(2);  // atoms of at least 2 bytes
-  for (const auto& e : expressions) {
-    int id = 0;
-    if (filter.Add(re2::StringPiece(e.pattern.data(), e.pattern.size()), opt, &id) !=
-        re2::RE2::NoError)
-      return nullptr;
-  }
-  std::vector<std::string> atoms;
-  filter.Compile(&atoms);
-  std::vector<int> unfiltered;  // the expressions that may match a text with no atom in it
-  filter.AllPotentials({}, &unfiltered);
-  if (!unfiltered.empty()) return nullptr;
+  std::vector<std::string_view> patterns;
+  patterns.reserve(expressions.size());
+  for (const auto& e : expressions) patterns.push_back(e.pattern);
+  const auto atoms = required_atoms(patterns, opt);
+  if (!atoms) return nullptr;
   auto scanner = std::make_unique<AtomScanner>();
-  if (!scanner->build(atoms)) return nullptr;
+  if (!scanner->build(*atoms)) return nullptr;
   return scanner;
 }
 

@@ -722,7 +722,7 @@ class PolicyLoader {
         } else {
           f.op = detail::HeaderFilter::Op::regex;
           std::string why;
-          f.re = detail::compile_re2(*v, &why);
+          f.re = detail::compile_regex(*v, &why);
           if (!f.re) {
             error(op_node, why);
             return;

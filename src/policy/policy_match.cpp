@@ -148,13 +148,16 @@ std::string_view cond_name(Cond c) {
   return "";
 }
 
-std::unique_ptr<RE2> compile_re2(std::string_view pattern, std::string* error) {
-  auto re = std::make_unique<RE2>(re2::StringPiece(pattern.data(), pattern.size()), re_options());
-  if (!re->ok()) {
-    *error = "bad regular expression '" + std::string(pattern) + "': " + re->error();
-    return nullptr;
+Regex compile_regex(std::string_view pattern, std::string* error, std::string_view given) {
+  Regex r;
+  r.re = std::make_unique<RE2>(re2::StringPiece(pattern.data(), pattern.size()), re_options());
+  if (!r.re->ok()) {
+    *error = "bad regular expression '" + std::string(pattern) + "': " + r.re->error();
+    r.re.reset();
+    return r;
   }
-  return re;
+  if (auto atoms = required_atoms({pattern}, re_options(), given)) r.needs = std::move(*atoms);
+  return r;
 }
 
 bool DomainSet::add(std::string_view text, Strings& strings, std::string* error) {
@@ -271,6 +274,9 @@ std::string_view Ctx::lower_url() {
       }
       for (; i < u.size(); ++i) url_[i] = lower_char(u[i]);
       url_len_ = u.size();
+      unsigned char high = 0;
+      for (char c : u) high |= static_cast<unsigned char>(c);
+      url_ascii_ = high < 0x80;
       std::memset(url_pairs_, 0, sizeof url_pairs_);
       for (std::size_t j = 0; j + 1 < u.size(); ++j) {
         const unsigned h = pair_slot(url_[j], url_[j + 1]);
@@ -288,7 +294,7 @@ bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
   p.text = strings.add(std::string(s));
   if (s.starts_with("re:")) {
     p.kind = Pattern::Kind::regex;
-    p.re = compile_re2(s.substr(3), error);
+    p.re = compile_regex(s.substr(3), error, "http://https://");  // URLs start with either
     if (!p.re) return false;
   } else if (s.size() >= 2 && s.front() == '*' && s.back() == '*') {
     p.kind = Pattern::Kind::keyword;
@@ -398,7 +404,8 @@ std::string_view UrlSet::match(const Facts& f, const std::vector<std::uint32_t>*
         return lower_url.data() ? ctx->url_may_contain(p.lower) && contains(lower_url, p.lower)
                                 : icontains(f.url, p.path);
       }
-      return RE2::PartialMatch(re2::StringPiece(f.url.data(), f.url.size()), *p.re);
+      if (!p.re.needs.empty() && ctx && !ctx->url_may_contain_one(p.re.needs)) return false;
+      return p.re.search(f.url);
     };
     if (ctx ? ctx->url_memo.get(p.memo, check) : check()) return p.text;
   }
@@ -447,8 +454,7 @@ bool HeaderFilter::match(const wire::Head* head) const {
         if (base::iequals(fld.value, value)) return true;
         break;
       case Op::regex:
-        if (RE2::PartialMatch(re2::StringPiece(fld.value.data(), fld.value.size()), *re))
-          return true;
+        if (re.search(fld.value)) return true;
         break;
       case Op::greater_than:
       case Op::less_than: {

@@ -11,8 +11,12 @@
 #include <fstream>
 #include <functional>
 #include <new>
+#include <random>
 #include <sstream>
 
+#include <re2/re2.h>
+
+#include "base/cidr.h"
 #include "policy/policy_tz.h"
 #include "wire/http.h"
 
@@ -767,6 +771,72 @@ action = "warn"
   EXPECT_EQ(d.rule, "everything");
   EXPECT_EQ(d.condition, "");
   EXPECT_EQ(d.action, Action::warn);
+}
+
+// URL expressions are searched only when the URL holds one of the literals RE2 says a match
+// needs (besides "http" and "://", which every URL holds): decisions must be those RE2 gives,
+// whatever the case, bytes or expressions.
+TEST(PolicyRules, UrlExpressionsAgreeWithRe2) {
+  const std::vector<std::string> patterns = {
+      R"(^https?://[^/]+/.*\.(exe|msi|scr|bat)(\?|$))",
+      R"((?i)/(admin|phpmyadmin)/)",
+      R"(^http://[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(:[0-9]+)?/.*\.(sh|bin)$)",
+      R"([?&](cmd|exec)=)",
+      R"((?i)\.(zip|rar|7z)$)",
+      R"((?i)poker)",         // also matches U+212A (Kelvin sign) for "k"
+      R"(/über/)",            // a non-ASCII literal: searched every time
+      R"(^https://[0-9]+/)",  // no literal beyond the scheme: searched every time
+      R"(WP-Login)",          // case-sensitive
+  };
+  std::string doc = "[default]\naction = \"allow\"\n";
+  for (std::size_t i = 0; i < patterns.size(); ++i)
+    doc +=
+        "[[url_lists]]\nname = \"l" + std::to_string(i) + "\"\nurls = ['re:" + patterns[i] + "']\n";
+  for (std::size_t i = 0; i < patterns.size(); ++i)
+    doc += "[[rules]]\nname = \"r" + std::to_string(i) + "\"\nurls = [\"l" + std::to_string(i) +
+           "\"]\naction = \"block\"\n";
+  auto p = load(doc);
+  ASSERT_TRUE(p);
+  std::vector<std::unique_ptr<re2::RE2>> res;
+  re2::RE2::Options opt;
+  opt.set_log_errors(false);
+  for (const auto& pat : patterns) res.push_back(std::make_unique<re2::RE2>(pat, opt));
+
+  const std::vector<std::string> pieces = {
+      "a",     "x.exe",    ".EXE",     ".msi",  ".bat?",      "/admin/", "/PhpMyAdmin/",
+      "?cmd=", "&exec=",   "?q=1",     ".zip",  ".Rar",       "7z",      ".sh",
+      ".bin",  "/",        "poker",    "POKER", "po\u212Aer", "/über/",  "/\u00DCBER/",
+      "\xFF",  "WP-Login", "wp-login", "1",     "42",         ".",       ":8080",
+      "http",  "://"};
+  std::mt19937 rng(11);
+  std::size_t blocked = 0;
+  for (int n = 0; n < 20000; ++n) {
+    const bool https = rng() % 2;
+    std::string host = (rng() % 4 == 0) ? "10.1.2.3" : "www.example.com";
+    if (rng() % 5 == 0) host = std::to_string(rng() % 1000);
+    std::string path = "/";
+    const int m = static_cast<int>(rng() % 6);
+    for (int i = 0; i < m; ++i) path += pieces[rng() % pieces.size()];
+    const std::string url = (https ? "https://" : "http://") + host + path;
+    Facts f;
+    f.client = *base::parse_ip("10.0.0.5");
+    f.listener = "main";
+    f.method = "GET";
+    f.scheme = https ? "https" : "http";
+    f.host = host;
+    f.port = https ? 443 : 80;
+    f.path = path;
+    f.url = url;
+    std::string want = "default";
+    for (std::size_t i = 0; i < res.size(); ++i)
+      if (re2::RE2::PartialMatch(url, *res[i])) {
+        want = "r" + std::to_string(i);
+        break;
+      }
+    ASSERT_EQ(p->decide(f, Phase::request).rule, want) << url;
+    blocked += want != "default";
+  }
+  EXPECT_GT(blocked, 2000u);  // the URLs do exercise matches
 }
 
 TEST(PolicyRules, DefaultAction) {
