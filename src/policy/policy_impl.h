@@ -351,9 +351,10 @@ class DomainSet {
 };
 
 // A regular expression of the policy, searched anywhere in a text, with the literals one of
-// which its matches need (".exe", "/admin/"...; required_atoms()). Most URLs hold none of
-// them: the URL patterns are then rejected from the decision's set of byte pairs
-// (Ctx::url_may_contain) before RE2, which costs about 100 ns a search.
+// which its matches need (".exe", "/admin/", "sqlmap"...; required_atoms()). Most texts hold
+// none of them: a URL pattern is then ruled out by the decision's set of the URL's byte pairs
+// (Ctx::url_may_contain), a header filter by a search for the literals in the lower-cased
+// value, before RE2, which costs about 100 ns a search and reads memory of its own.
 struct Regex {
   std::unique_ptr<RE2> re;
   std::vector<std::string> needs;  // empty: none known

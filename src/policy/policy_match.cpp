@@ -102,6 +102,21 @@ std::string_view lower_into(std::string_view s, char (&buf)[N]) {
   return {buf, s.size()};
 }
 
+// Whether a header value may match re: whether it holds one of the literals re's matches
+// need (ASCII case-insensitively); true when unknown (no literal known, a byte above 0x7F,
+// or a value too long to lower-case here).
+bool value_may_match(const Regex& re, std::string_view value) {
+  if (re.needs.empty()) return true;
+  char buf[1024];
+  const std::string_view v = lower_into(value, buf);
+  if (!v.data()) return true;
+  for (char c : v)
+    if (static_cast<unsigned char>(c) >= 0x80) return true;
+  for (const auto& atom : re.needs)
+    if (contains(v, atom)) return true;
+  return false;
+}
+
 RE2::Options re_options() {
   RE2::Options o;
   o.set_log_errors(false);
@@ -454,7 +469,7 @@ bool HeaderFilter::match(const wire::Head* head) const {
         if (base::iequals(fld.value, value)) return true;
         break;
       case Op::regex:
-        if (re.search(fld.value)) return true;
+        if (value_may_match(re, fld.value) && re.search(fld.value)) return true;
         break;
       case Op::greater_than:
       case Op::less_than: {

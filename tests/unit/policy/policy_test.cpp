@@ -862,6 +862,61 @@ TEST(PolicyRules, UrlExpressionsAgreeWithRe2) {
   EXPECT_GT(blocked, 2000u);  // the URLs do exercise matches
 }
 
+// The same for header filters: a value without one of the literals a match needs is not
+// searched.
+TEST(PolicyRules, HeaderExpressionsAgreeWithRe2) {
+  const std::vector<std::string> patterns = {
+      R"(^(curl|Wget|python-requests)/)",
+      R"((?i)(sqlmap|nikto|nmap))",
+      R"((?i)kit[0-9])",  // "k" also matches U+212A (Kelvin sign)
+      R"(Bot$)",
+      R"(^[0-9]+$)",  // no literal: searched every time
+  };
+  std::string doc = "[default]\naction = \"allow\"\n";
+  for (std::size_t i = 0; i < patterns.size(); ++i)
+    doc += "[[header_filters]]\nname = \"h" + std::to_string(i) +
+           "\"\nheader = \"User-Agent\"\nregex = '" + patterns[i] + "'\n";
+  for (std::size_t i = 0; i < patterns.size(); ++i)
+    doc += "[[rules]]\nname = \"r" + std::to_string(i) + "\"\nheaders = [\"h" + std::to_string(i) +
+           "\"]\naction = \"block\"\n";
+  auto p = load(doc);
+  ASSERT_TRUE(p);
+  std::vector<std::unique_ptr<re2::RE2>> res;
+  re2::RE2::Options opt;
+  opt.set_log_errors(false);
+  for (const auto& pat : patterns) res.push_back(std::make_unique<re2::RE2>(pat, opt));
+
+  const std::vector<std::string> pieces = {
+      "curl/",        "Curl/",     "wget/", "Wget/",    "python-requests/",
+      "Mozilla/5.0 ", "SQLMap",    "nmap",  "NIKTO",    "kit1",
+      "KIT2",         "\u212Ait3", "Bot",   "bot",      "1",
+      "23",           " ",         "(",     "\xC3\xA9", "/"};
+  std::mt19937 rng(13);
+  std::size_t blocked = 0;
+  for (int n = 0; n < 5000; ++n) {
+    std::string ua;
+    const int m = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < m; ++i) ua += pieces[rng() % pieces.size()];
+    while (!ua.empty() && (ua.back() == ' ' || ua.front() == ' ')) {
+      if (ua.back() == ' ') ua.pop_back();
+      if (!ua.empty() && ua.front() == ' ') ua.erase(0, 1);
+    }
+    if (ua.empty()) ua = "x";
+    Req r;
+    r.headers = {{"User-Agent", ua}};
+    Facts f = r.facts(*p);
+    std::string want = "default";
+    for (std::size_t i = 0; i < res.size(); ++i)
+      if (re2::RE2::PartialMatch(ua, *res[i])) {
+        want = "r" + std::to_string(i);
+        break;
+      }
+    ASSERT_EQ(p->decide(f, Phase::request).rule, want) << ua;
+    blocked += want != "default";
+  }
+  EXPECT_GT(blocked, 1000u);
+}
+
 TEST(PolicyRules, DefaultAction) {
   auto p = load("[default]\naction = \"block\"\n");
   ASSERT_TRUE(p);
