@@ -796,6 +796,22 @@ action = "warn"
   EXPECT_EQ(d.action, Action::warn);
 }
 
+// Expressions compiled by RE2 itself, and the rule ("r<i>") that a policy with one rule per
+// expression, in order, must decide by on a text.
+struct Re2Rules {
+  std::vector<std::unique_ptr<re2::RE2>> res;
+  explicit Re2Rules(const std::vector<std::string>& patterns) {
+    re2::RE2::Options opt;
+    opt.set_log_errors(false);
+    for (const auto& pat : patterns) res.push_back(std::make_unique<re2::RE2>(pat, opt));
+  }
+  std::string rule(const std::string& text) const {
+    for (std::size_t i = 0; i < res.size(); ++i)
+      if (re2::RE2::PartialMatch(text, *res[i])) return "r" + std::to_string(i);
+    return "default";
+  }
+};
+
 // URL expressions are searched only when the URL holds one of the literals RE2 says a match
 // needs (besides "http" and "://", which every URL holds): decisions must be those RE2 gives,
 // whatever the case, bytes or expressions.
@@ -820,10 +836,7 @@ TEST(PolicyRules, UrlExpressionsAgreeWithRe2) {
            "\"]\naction = \"block\"\n";
   auto p = load(doc);
   ASSERT_TRUE(p);
-  std::vector<std::unique_ptr<re2::RE2>> res;
-  re2::RE2::Options opt;
-  opt.set_log_errors(false);
-  for (const auto& pat : patterns) res.push_back(std::make_unique<re2::RE2>(pat, opt));
+  const Re2Rules re2_rules(patterns);
 
   const std::vector<std::string> pieces = {
       "a",     "x.exe",    ".EXE",     ".msi",  ".bat?",      "/admin/", "/PhpMyAdmin/",
@@ -850,12 +863,7 @@ TEST(PolicyRules, UrlExpressionsAgreeWithRe2) {
     f.port = https ? 443 : 80;
     f.path = path;
     f.url = url;
-    std::string want = "default";
-    for (std::size_t i = 0; i < res.size(); ++i)
-      if (re2::RE2::PartialMatch(url, *res[i])) {
-        want = "r" + std::to_string(i);
-        break;
-      }
+    const std::string want = re2_rules.rule(url);
     ASSERT_EQ(p->decide(f, Phase::request).rule, want) << url;
     blocked += want != "default";
   }
@@ -881,10 +889,7 @@ TEST(PolicyRules, HeaderExpressionsAgreeWithRe2) {
            "\"]\naction = \"block\"\n";
   auto p = load(doc);
   ASSERT_TRUE(p);
-  std::vector<std::unique_ptr<re2::RE2>> res;
-  re2::RE2::Options opt;
-  opt.set_log_errors(false);
-  for (const auto& pat : patterns) res.push_back(std::make_unique<re2::RE2>(pat, opt));
+  const Re2Rules re2_rules(patterns);
 
   const std::vector<std::string> pieces = {
       "curl/",        "Curl/",     "wget/", "Wget/",    "python-requests/",
@@ -905,12 +910,7 @@ TEST(PolicyRules, HeaderExpressionsAgreeWithRe2) {
     Req r;
     r.headers = {{"User-Agent", ua}};
     Facts f = r.facts(*p);
-    std::string want = "default";
-    for (std::size_t i = 0; i < res.size(); ++i)
-      if (re2::RE2::PartialMatch(ua, *res[i])) {
-        want = "r" + std::to_string(i);
-        break;
-      }
+    const std::string want = re2_rules.rule(ua);
     ASSERT_EQ(p->decide(f, Phase::request).rule, want) << ua;
     blocked += want != "default";
   }
