@@ -532,7 +532,16 @@ struct Ctx {
   bool have_time = false;
   int weekday = 0;
   int minute = 0;
-  std::size_t source_interval = ~std::size_t{0};  // of Prefilter's cuts; set by prefetch()
+  // What the prefilter looks the facts up under, computed once (prefetch()): the hashes of
+  // the user, the method, the listener and the first kMaxGroups groups, and the client's
+  // interval among the policy's networks (none: no networks).
+  struct Keys {
+    bool ready = false;
+    std::uint64_t user = 0, method = 0, listener = 0;
+    static constexpr std::size_t kMaxGroups = 16;
+    std::uint64_t groups[kMaxGroups];
+    std::size_t source_interval = ~std::size_t{0};
+  } keys;
   // The URL lower-cased (ASCII) for keyword patterns, made on first use; empty when longer
   // than the buffer (the keywords then compare case-insensitively in place).
   std::string_view lower_url();
@@ -872,9 +881,10 @@ struct Candidates {
 };
 
 void build_prefilter(Policy::Impl& p);  // policy_prefilter.cpp
-// Asks for the first memory of every lookup candidates() makes on the facts (the user, the
-// groups, the client's networks, the method, listener and port), so that it arrives while
-// the decision looks up the host: called once, first.
+// Fills ctx.keys and asks for the first memory of every lookup candidates() makes on the
+// facts (the user, the groups, the client's networks, the method, listener and port), so
+// that it arrives while the decision looks up the host: called first (candidates() calls it
+// when it was not).
 void prefetch(const Policy::Impl& p, Ctx& ctx);
 void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out);
 void need_time(Ctx& ctx, const TimeZone& tz);  // fills weekday and minute once

@@ -617,23 +617,28 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
   const Prefilter& f = p.prefilter;
   if (!f.usable) return;
   const Facts& facts = ctx.facts;
-  if (f.active & bit(Cond::user))
-    if (!facts.user.empty()) f.user_names.prefetch(nocase_hash(facts.user));
+  Ctx::Keys& keys = ctx.keys;
+  keys.ready = true;
+  keys.user = nocase_hash(facts.user);
+  keys.method = nocase_hash(facts.method);
+  keys.listener = suffix_hash(facts.listener);
+  for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
+    keys.groups[k] = nocase_hash(facts.groups[k]);
+  if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch(keys.user);
   if (f.active & bit(Cond::group))
-    for (const auto& g : facts.groups) f.group_names.prefetch(nocase_hash(g));
+    for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
+      f.group_names.prefetch(keys.groups[k]);
   if (f.active & bit(Cond::source) && f.source_tree.size() >= 2) {
-    ctx.source_interval = source_interval(f, net_key(facts.client));
-    __builtin_prefetch(&f.source_first[ctx.source_interval]);
+    keys.source_interval = source_interval(f, net_key(facts.client));
+    __builtin_prefetch(&f.source_first[keys.source_interval]);
   }
   if (f.active & bit(Cond::method)) {
-    const std::uint64_t h = nocase_hash(facts.method);
-    f.by_method.prefetch(h);
-    f.method_sets.prefetch(h);
+    f.by_method.prefetch(keys.method);
+    f.method_sets.prefetch(keys.method);
   }
   if (f.active & bit(Cond::listener)) {
-    const std::uint64_t h = suffix_hash(facts.listener);
-    f.by_listener.prefetch(h);
-    f.listener_sets.prefetch(h);
+    f.by_listener.prefetch(keys.listener);
+    f.listener_sets.prefetch(keys.listener);
   }
   if (f.active & bit(Cond::port)) f.by_port.prefetch(port_hash(facts.port));
 }
@@ -644,6 +649,8 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   const std::size_t words = f.words;
   std::uint64_t* const cand = out.bits;
   std::uint16_t* const nz = out.word;
+  if (!ctx.keys.ready) prefetch(p, ctx);
+  const Ctx::Keys& keys = ctx.keys;
 
   // The postings the facts hit, looked up kind by kind when first needed: a Post, or posting
   // k of a HostTable record (the domain and URL-host postings).
@@ -731,18 +738,18 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
         if (own) push_record(own, 3);  // Prefilter::DomainPost::url
         break;
       case Cond::user:
-        if (!facts.user.empty())
-          push(f.user_names.find(nocase_hash(facts.user), facts.user, nocase_equal));
+        if (!facts.user.empty()) push(f.user_names.find(keys.user, facts.user, nocase_equal));
         break;
       case Cond::group:
-        for (const auto& g : facts.groups)
-          push(f.group_names.find(nocase_hash(g), std::string_view(g), nocase_equal));
+        for (std::size_t j = 0; j < facts.groups.size(); ++j) {
+          const std::string_view g = facts.groups[j];
+          push(f.group_names.find(j < Ctx::Keys::kMaxGroups ? keys.groups[j] : nocase_hash(g), g,
+                                  nocase_equal));
+        }
         break;
       case Cond::source: {
-        if (f.source_tree.size() < 2) break;
-        const std::size_t lo = ctx.source_interval != ~std::size_t{0}
-                                   ? ctx.source_interval
-                                   : source_interval(f, net_key(facts.client));
+        if (keys.source_interval == ~std::size_t{0}) break;
+        const std::size_t lo = keys.source_interval;
         const auto& items = f.by_source.items();
         for (std::uint32_t j = f.source_first[lo]; j < f.source_first[lo + 1]; ++j)
           push(&items[f.source_nets[j]].value);
@@ -767,10 +774,10 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
           push(&f.by_reputation[static_cast<int>(facts.reputation)]);
         break;
       case Cond::method:
-        push(f.by_method.find(nocase_hash(facts.method), facts.method, nocase_equal));
+        push(f.by_method.find(keys.method, facts.method, nocase_equal));
         break;
       case Cond::listener:
-        push(f.by_listener.find(suffix_hash(facts.listener), facts.listener));
+        push(f.by_listener.find(keys.listener, facts.listener));
         break;
       case Cond::guest:
         push(&f.by_guest[facts.guest ? 1 : 0]);
@@ -853,10 +860,9 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   auto context_holds = [&](const Prefilter::Info& in) {
     if (!context_ready) {
       context_ready = true;
-      if (const auto* m = f.method_sets.find(nocase_hash(facts.method), facts.method, nocase_equal))
+      if (const auto* m = f.method_sets.find(keys.method, facts.method, nocase_equal))
         method_ok = *m;
-      if (const auto* l = f.listener_sets.find(suffix_hash(facts.listener), facts.listener))
-        listener_ok = *l;
+      if (const auto* l = f.listener_sets.find(keys.listener, facts.listener)) listener_ok = *l;
       if (!f.minute_class.empty()) {
         need_time(ctx, p.tz);
         schedule_ok =
