@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   lquery->add_option("--from", lq.from,
                      "From this time (included): RFC 3339, a date, 'now' or -15m, -1h, -2d...");
   lquery->add_option("--to", lq.to, "To this time (excluded), the same forms");
-  lquery->add_option("--client", lq.client, "Client address, exactly");
+  lquery->add_option("--client", lq.client, "Client address, exactly, or network (10.1.0.0/16)");
   lquery->add_option("--user", lq.user, "User, exactly (ASCII case ignored)");
   lquery->add_option("--host", lq.host, "Part of the host name");
   lquery->add_option("--url", lq.url, "Part of the URL");

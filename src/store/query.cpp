@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 
+#include "base/cidr.h"
 #include "base/time.h"
 #include "store/columns.h"
 #include "store/schema.h"
@@ -29,6 +30,37 @@ std::string like_substring(std::string_view s) {
   }
   p += '%';
   return p;
+}
+
+// A client filter naming a network rather than one address.
+bool is_network(std::string_view client) {
+  return client.find('/') != std::string_view::npos;
+}
+
+// SQL pc_in_network(address, network): 1 when the address (text) is in the network (CIDR
+// text), else 0. The network is parsed once per statement.
+void in_network(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  auto text = [](sqlite3_value* v) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(v));
+    return p ? std::string_view(p, static_cast<std::size_t>(sqlite3_value_bytes(v)))
+             : std::string_view();
+  };
+  base::Cidr parsed;
+  const auto* net = static_cast<const base::Cidr*>(sqlite3_get_auxdata(ctx, 1));
+  if (!net) {
+    auto n = base::Cidr::parse(text(argv[1]));
+    if (!n) {
+      sqlite3_result_int(ctx, 0);
+      return;
+    }
+    parsed = *n;
+    net = &parsed;
+    // Kept for the statement's next rows (SQLite frees it at once when it cannot).
+    sqlite3_set_auxdata(ctx, 1, new base::Cidr(parsed),
+                        [](void* p) { delete static_cast<base::Cidr*>(p); });
+  }
+  const auto ip = base::parse_ip(text(argv[0]));
+  sqlite3_result_int(ctx, ip && net->contains(*ip) ? 1 : 0);
 }
 
 // Host substrings matching at most this many host names of a partition are looked up first
@@ -103,7 +135,8 @@ bool build(sqlite3* db, std::int64_t n, const Filter& f, std::string& sql,
   };
   if (f.from) cond("time >= ?", columns::to_micros(*f.from));
   if (f.to) cond("time < ?", columns::to_micros(*f.to));
-  if (!f.client.empty()) cond("client = ?", f.client);
+  if (!f.client.empty())
+    cond(is_network(f.client) ? "pc_in_network(client, ?)" : "client = ?", f.client);
   if (!f.user.empty()) cond("\"user\" = ?", f.user);
   if (host_list) {
     sql += " AND host_id IN (";
@@ -187,6 +220,8 @@ std::string validate(const Filter& f) {
     if (value && value->find('\0') != std::string::npos)
       return std::string(name) + " contains a NUL character";
   }
+  if (is_network(f.client) && !base::Cidr::parse(f.client))
+    return "client is neither an address nor a network (10.1.0.0/16)";
   if (f.from && f.to && *f.from >= *f.to) return "the time range is empty (from is not before to)";
   std::int64_t t, id;
   if (!f.page_token.empty() && !parse_page_token(f.page_token, t, id)) return "invalid page token";
@@ -223,6 +258,12 @@ bool Reader::open(const std::filesystem::path& path, std::string& error) {
             std::to_string(want) + "): start the gateway once to upgrade it";
   if (!error.empty()) return false;
   sql::exec(db.get(), "PRAGMA query_only = 1");
+  if (sqlite3_create_function_v2(db.get(), "pc_in_network", 2,
+                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
+                                 in_network, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    error = "cannot open " + path.string() + ": " + db.error();
+    return false;
+  }
   db_ = std::move(db);
   return true;
 }

@@ -20,7 +20,7 @@ namespace pc::store {
 struct Filter {
   std::optional<std::chrono::system_clock::time_point> from;  // time >= from
   std::optional<std::chrono::system_clock::time_point> to;    // time < to
-  std::string client;                                         // the client address, exactly
+  std::string client;    // the client address exactly, or a network ("10.1.0.0/16", "fd00::/8")
   std::string user;      // the user, exactly, ASCII case ignored
   std::string host;      // a substring of the URL's host, case ignored
   std::string url;       // a substring of the URL, ASCII case ignored

@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 
+#include "base/cidr.h"
 #include "store/store.h"
 #include "store_testing.h"
 
@@ -40,7 +41,8 @@ class QueryTest : public ::testing::Test {
       if (i == 100) r.time = kBase + 99s;     // the same across partitions
       if (i == 150) r.time = kBase + 5500ms;  // older than most of the partition before
       r.request_id = "req-" + std::to_string(i);
-      r.client = "10.0.0." + std::to_string(i % 5);
+      r.client = i % 10 == 9 ? "2001:db8::" + std::to_string(i % 3 + 1)  // in place of .4
+                             : "10.0.0." + std::to_string(i % 5);
       r.user = i % 3 == 0 ? "" : i % 3 == 1 ? "Alice" : "bob";
       r.url = "http://www.Site" + std::to_string(i % 4) + ".example/path/" + std::to_string(i);
       if (i % 50 == 0) r.url += "?q=100%_done";
@@ -161,6 +163,31 @@ TEST_F(QueryTest, ClientExactly) {
   std::string error;
   ASSERT_TRUE(reader_.query(f, page, error));
   EXPECT_TRUE(page.rows.empty());
+}
+
+TEST_F(QueryTest, ClientInNetwork) {
+  auto in = [](const std::string& net) {
+    return [c = *base::Cidr::parse(net)](auto& r) { return c.contains(*base::parse_ip(r.client)); };
+  };
+  for (const char* net :
+       {"10.0.0.0/30", "10.0.0.4/32", "10.0.0.0/8", "2001:db8::/32", "2001:db8::2/127", "::/0"}) {
+    SCOPED_TRACE(net);
+    Filter f;
+    f.client = net;
+    expect_query(f, in(net));
+  }
+  Filter none;
+  none.client = "192.168.0.0/16";
+  Page page;
+  std::string error;
+  ASSERT_TRUE(reader_.query(none, page, error)) << error;
+  EXPECT_TRUE(page.rows.empty());
+  for (const char* bad : {"10.0.0.0/33", "10.0.0/8", "/8", "2001:db8::/129", "10.0.0.0/"}) {
+    Filter f;
+    f.client = bad;
+    EXPECT_FALSE(reader_.query(f, page, error)) << bad;
+    EXPECT_NE(error.find("neither an address nor a network"), std::string::npos) << error;
+  }
 }
 
 TEST_F(QueryTest, UserIgnoringCase) {
