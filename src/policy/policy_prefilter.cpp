@@ -622,12 +622,11 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
   keys.user = nocase_hash(facts.user);
   keys.method = nocase_hash(facts.method);
   keys.listener = suffix_hash(facts.listener);
-  for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
+  for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k) {
     keys.groups[k] = nocase_hash(facts.groups[k]);
+    if (f.active & bit(Cond::group)) f.group_names.prefetch(keys.groups[k]);
+  }
   if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch(keys.user);
-  if (f.active & bit(Cond::group))
-    for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
-      f.group_names.prefetch(keys.groups[k]);
   if (f.active & bit(Cond::source) && f.source_tree.size() >= 2) {
     keys.source_interval = source_interval(f, net_key(facts.client));
     __builtin_prefetch(&f.source_first[keys.source_interval]);
