@@ -283,15 +283,19 @@ std::string_view Ctx::lower_url() {
       url_state_ = 2;
     } else {
       std::size_t i = 0;
+      std::uint64_t bytes = 0;  // every byte ORed: its high bit tells a non-ASCII URL
       for (; i + 8 <= u.size(); i += 8) {
-        const std::uint64_t l = lower_word(load_word(u.data() + i));
+        const std::uint64_t w = load_word(u.data() + i);
+        bytes |= w;
+        const std::uint64_t l = lower_word(w);
         std::memcpy(url_ + i, &l, 8);
       }
-      for (; i < u.size(); ++i) url_[i] = lower_char(u[i]);
+      for (; i < u.size(); ++i) {
+        bytes |= static_cast<unsigned char>(u[i]);
+        url_[i] = lower_char(u[i]);
+      }
       url_len_ = u.size();
-      unsigned char high = 0;
-      for (char c : u) high |= static_cast<unsigned char>(c);
-      url_ascii_ = high < 0x80;
+      url_ascii_ = (bytes & 0x8080808080808080ULL) == 0;
       std::memset(url_pairs_, 0, sizeof url_pairs_);
       for (std::size_t j = 0; j + 1 < u.size(); ++j) {
         const unsigned h = pair_slot(url_[j], url_[j + 1]);
