@@ -699,8 +699,9 @@ struct Prefilter {
   };
 
   // A rule of a sparse anchored posting, with its Info as an index into `infos` (the distinct
-  // Info values of the policy: few, and read by every decision): candidates come with what
-  // remains to check, read in sequence rather than from `info` at random.
+  // Info values of the policy, those of the most rules first: few, and read by every
+  // decision): candidates come with what remains to check, read in sequence rather than from
+  // `info` at random.
   struct Entry {
     std::uint16_t rule;  // below 16,384 (kMaxWords)
     std::uint16_t info;

@@ -551,15 +551,22 @@ void build_prefilter(Policy::Impl& p) {
 
   build_source_intervals(f);
 
-  // Distinct Info values, numbered for the anchored postings.
+  // Distinct Info values, numbered for the anchored postings: those of the most rules first,
+  // so that the few lines of `infos` most candidates read stay in the cache.
   std::vector<std::uint16_t> info_id(p.rules.size(), 0);
   {
-    std::map<std::string, std::uint16_t> ids;
-    for (std::size_t i = 0; i < p.rules.size(); ++i) {
-      std::string key(reinterpret_cast<const char*>(&f.info[i]), sizeof(Prefilter::Info));
-      auto [it, fresh] = ids.emplace(std::move(key), static_cast<std::uint16_t>(f.infos.size()));
-      if (fresh) f.infos.push_back(f.info[i]);
-      info_id[i] = it->second;
+    std::map<std::string, std::vector<std::uint32_t>> rules_of;  // an Info's bytes -> its rules
+    for (std::uint32_t i = 0; i < p.rules.size(); ++i)
+      rules_of[std::string(reinterpret_cast<const char*>(&f.info[i]), sizeof(Prefilter::Info))]
+          .push_back(i);
+    std::vector<const std::vector<std::uint32_t>*> by_use;
+    for (const auto& [bytes, rules] : rules_of) by_use.push_back(&rules);
+    std::stable_sort(by_use.begin(), by_use.end(),
+                     [](const auto* a, const auto* b) { return a->size() > b->size(); });
+    for (const auto* rules : by_use) {
+      const auto id = static_cast<std::uint16_t>(f.infos.size());
+      f.infos.push_back(f.info[rules->front()]);
+      for (const auto i : *rules) info_id[i] = id;
     }
   }
 
