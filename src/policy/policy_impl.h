@@ -384,7 +384,6 @@ class UrlSet {
     std::string_view path;   // prefix / exact; the keyword for keywords
     std::string_view lower;  // keywords: the keyword lower-cased
     Regex re;
-    std::uint32_t memo = kNone;  // keywords and expressions: id of the same text policy-wide
   };
   using Hosts = FlatMap<std::string_view, std::vector<std::uint32_t>>;  // host (suffix_hash)
 
@@ -409,9 +408,16 @@ class UrlSet {
  private:
   // at: the patterns on the facts' host (by_host_), or null.
   std::string_view match(const Facts& f, const std::vector<std::uint32_t>* at, Ctx* ctx) const;
+  // A keyword or expression as the scan of every URL reads it, side by side with the others
+  // of the set: the pattern itself is read only for an expression or a match.
+  struct Scan {
+    std::string_view lower;      // a keyword lower-cased (never empty); empty: an expression
+    std::uint32_t pattern = 0;   // in patterns_
+    std::uint32_t memo = kNone;  // id of the same text policy-wide (number_patterns())
+  };
   std::deque<Pattern> patterns_;
   Hosts by_host_;
-  std::vector<std::uint32_t> scan_;  // keywords and regexes, in order
+  std::vector<Scan> scan_;  // keywords and regexes, in order
 };
 
 class CidrSet {

@@ -370,7 +370,7 @@ bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
   if (p.kind == Pattern::Kind::prefix || p.kind == Pattern::Kind::exact)
     by_host_.insert(suffix_hash(p.host), p.host).push_back(idx);
   else
-    scan_.push_back(idx);
+    scan_.push_back({p.kind == Pattern::Kind::keyword ? p.lower : std::string_view(), idx});
   patterns_.push_back(std::move(p));
   return true;
 }
@@ -415,29 +415,28 @@ std::string_view UrlSet::match(const Facts& f, const std::vector<std::uint32_t>*
         return p.text;
     }
   }
-  for (std::uint32_t i : scan_) {
-    const Pattern& p = patterns_[i];
+  for (const Scan& s : scan_) {
     auto check = [&] {
-      if (p.kind == Pattern::Kind::keyword) {
+      if (!s.lower.empty()) {
         const std::string_view lower_url = ctx ? ctx->lower_url() : std::string_view();
-        return lower_url.data() ? ctx->url_may_contain(p.lower) && contains(lower_url, p.lower)
-                                : icontains(f.url, p.path);
+        return lower_url.data() ? ctx->url_may_contain(s.lower) && contains(lower_url, s.lower)
+                                : icontains(f.url, s.lower);
       }
-      if (!p.re.needs.empty() && ctx && !ctx->url_may_contain_one(p.re.needs)) return false;
-      return p.re.search(f.url);
+      const Regex& re = patterns_[s.pattern].re;
+      if (!re.needs.empty() && ctx && !ctx->url_may_contain_one(re.needs)) return false;
+      return re.search(f.url);
     };
-    if (ctx ? ctx->url_memo.get(p.memo, check) : check()) return p.text;
+    if (ctx ? ctx->url_memo.get(s.memo, check) : check()) return patterns_[s.pattern].text;
   }
   return {};
 }
 
 void UrlSet::number_patterns(std::unordered_map<std::string, std::uint32_t>& ids) {
-  for (std::uint32_t i : scan_) {
-    Pattern& p = patterns_[i];
+  for (Scan& s : scan_) {
     // Same text, same result on the same URL (expressions all compile with re_options()).
-    std::string key =
-        p.kind == Pattern::Kind::keyword ? "k" + std::string(p.lower) : "r" + std::string(p.text);
-    p.memo = ids.emplace(std::move(key), static_cast<std::uint32_t>(ids.size())).first->second;
+    std::string key = !s.lower.empty() ? "k" + std::string(s.lower)
+                                       : "r" + std::string(patterns_[s.pattern].text);
+    s.memo = ids.emplace(std::move(key), static_cast<std::uint32_t>(ids.size())).first->second;
   }
 }
 

@@ -870,6 +870,35 @@ TEST(PolicyRules, UrlExpressionsAgreeWithRe2) {
   EXPECT_GT(blocked, 2000u);  // the URLs do exercise matches
 }
 
+// A keyword matches in any case, also in a URL too long for the decision's lower-cased copy
+// (then compared in place).
+TEST(PolicyRules, KeywordsInLongUrls) {
+  auto p = load(R"(
+[[rules]]
+name = "secret"
+urls = ["*SeCret*"]
+action = "block"
+)");
+  ASSERT_TRUE(p);
+  for (const std::size_t pad : {10, 5000}) {
+    for (const auto& [tail, rule] :
+         {std::pair{"/SECRET", "secret"}, {"/secre", "default"}, {"/x?q=sEcReT", "secret"}}) {
+      const std::string path = "/" + std::string(pad, 'a') + tail;
+      const std::string url = "http://www.example.com" + path;
+      Facts f;
+      f.client = *base::parse_ip("10.0.0.5");
+      f.listener = "main";
+      f.method = "GET";
+      f.scheme = "http";
+      f.host = "www.example.com";
+      f.port = 80;
+      f.path = path;
+      f.url = url;
+      EXPECT_EQ(p->decide(f, Phase::request).rule, rule) << pad << tail;
+    }
+  }
+}
+
 // The same for header filters: a value without one of the literals a match needs is not
 // searched.
 TEST(PolicyRules, HeaderExpressionsAgreeWithRe2) {
