@@ -427,10 +427,11 @@ void read(Reader& r, const toml::table& root, Config& c) {
 
   if (auto* p = r.table(root, "proxy")) {
     r.check_keys(*p,
-                 {"client_networks", "connect_ports", "x_forwarded_for", "max_connections",
-                  "max_connections_per_client"},
+                 {"client_networks", "connect_ports", "deny_destinations", "x_forwarded_for",
+                  "max_connections", "max_connections_per_client"},
                  "proxy");
     r.get_networks(*p, "client_networks", c.client_networks);
+    r.get_networks(*p, "deny_destinations", c.deny_destinations);
     if (const toml::node* n = p->get("connect_ports")) {
       const toml::array* a = n->as_array();
       if (!a)
@@ -814,6 +815,13 @@ std::vector<base::Cidr> default_client_networks() {
   std::vector<base::Cidr> v;
   for (auto s :
        {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"})
+    v.push_back(*base::Cidr::parse(s));
+  return v;
+}
+
+std::vector<base::Cidr> default_deny_destinations() {
+  std::vector<base::Cidr> v;
+  for (auto s : {"0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10"})
     v.push_back(*base::Cidr::parse(s));
   return v;
 }

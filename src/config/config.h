@@ -63,6 +63,9 @@ struct Timeouts {
 
 // Loopback, RFC 1918 and ULA: the proxy is never open to the world by default.
 std::vector<base::Cidr> default_client_networks();
+// "This network" and the unspecified address (which reach the gateway's own host) and
+// link-local addresses (cloud metadata services): the proxy never connects to them by default.
+std::vector<base::Cidr> default_deny_destinations();
 
 // How user and group values in ICAP identity fields are encoded.
 enum class UserEncoding : std::uint8_t { automatic, base64, plain };
@@ -175,6 +178,7 @@ struct Config {
 
   std::vector<base::Cidr> client_networks = default_client_networks();
   std::vector<std::uint16_t> connect_ports{443};
+  std::vector<base::Cidr> deny_destinations = default_deny_destinations();
   XffMode x_forwarded_for = XffMode::add;
   std::size_t max_connections = 20000;
   std::size_t max_connections_per_client = 512;

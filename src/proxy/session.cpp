@@ -350,6 +350,11 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
   // A pooled connection, for requests that can be retried safely (no body to replay).
   if (t.req.method != "CONNECT" && t.info.body == wire::BodyKind::none && !skip_pool_) {
     upstream_ = w_.pool().take(upstream_key_, upstream_peer_);
+    if (upstream_.is_open() &&
+        t.snap->destination_denied(net::to_ip_bytes(upstream_peer_.address()))) {
+      boost::system::error_code ignore;
+      upstream_.close(ignore);  // pooled before a reload denied its address: resolved again
+    }
     if (upstream_.is_open()) {
       upstream_reused_ = true;
       t.rec.upstream = net::endpoint_text(upstream_peer_);
@@ -373,9 +378,15 @@ awaitable<bool> Session::connect_direct(Txn& t, const std::string& host, std::ui
     co_return false;
   }
   for (const auto& a : res.addresses) {
-    if (t.snap->is_self(net::to_ip_bytes(a), port)) {
-      set_reply(
-          t, {pages::Kind::rule_block, 403, Result::denied, "destination is the gateway itself"});
+    const base::IpBytes ip = net::to_ip_bytes(a);
+    // Every address of the name is checked, not only the one connected to: a name that also
+    // resolves to a denied address is refused whole.
+    const char* why = t.snap->is_self(ip, port)        ? "destination is the gateway itself"
+                      : t.snap->destination_denied(ip) ? "destination address denied "
+                                                         "(proxy.deny_destinations)"
+                                                       : nullptr;
+    if (why) {
+      set_reply(t, {pages::Kind::rule_block, 403, Result::denied, why});
       co_await send_reply(t);
       co_return false;
     }

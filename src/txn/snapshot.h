@@ -35,6 +35,11 @@ struct Snapshot {
     return false;
   }
   bool is_self(const base::IpBytes& a, std::uint16_t port) const;
+  bool destination_denied(const base::IpBytes& a) const {
+    for (const auto& n : config->deny_destinations)
+      if (n.contains(a)) return true;
+    return false;
+  }
   bool connect_port_allowed(std::uint16_t port) const {
     for (auto p : config->connect_ports)
       if (p == port) return true;

@@ -19,6 +19,7 @@ using namespace std::chrono_literals;
 struct Options {
   std::string xff = "add";
   std::vector<std::uint16_t> connect_ports{443};
+  std::string deny_destinations;  // a TOML array; empty: the default
   double drain = 5;
 };
 
@@ -29,7 +30,9 @@ std::string config_text(const Options& o) {
     << "[proxy]\nx_forwarded_for = \"" << o.xff << "\"\nconnect_ports = [";
   for (std::size_t i = 0; i < o.connect_ports.size(); ++i)
     t << (i ? ", " : "") << o.connect_ports[i];
-  t << "]\n[timeouts]\nheader_read = 5\nkeepalive_idle = 10\nupstream_connect = 5\n"
+  t << "]\n";
+  if (!o.deny_destinations.empty()) t << "deny_destinations = " << o.deny_destinations << "\n";
+  t << "[timeouts]\nheader_read = 5\nkeepalive_idle = 10\nupstream_connect = 5\n"
     << "upstream_first_byte = 10\nbody_idle = 10\ntunnel_idle = 10\ndrain = " << o.drain << "\n"
     << "[access_log]\npath = \"access.log\"\nformat = \"json\"\n[log]\nlevel = \"warn\"\n"
     // These tests pin the proxy's framing as it relays; scanned delivery (which holds and
@@ -494,6 +497,52 @@ TEST_F(ServerTest, RequestToTheProxyItselfIsRefused) {
   auto r = read_response(c);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 403);
+}
+
+// Denied destinations are refused after resolving and before connecting, for requests and
+// tunnels alike, whether the request names an address or a host that resolves to one.
+TEST_F(ServerTest, DeniedDestinationsAreNeverConnectedTo) {
+  HttpOrigin origin([](const Message&) { return ok_response("secret"); });
+  Options o;
+  o.deny_destinations = R"(["127.0.0.0/8"])";
+  o.connect_ports = {443, origin.port()};
+  start(o);
+  const std::string port = std::to_string(origin.port());
+  for (const std::string& request :
+       {get(origin.port()),
+        "GET http://localhost:" + port + "/ HTTP/1.1\r\nHost: localhost:" + port + "\r\n\r\n",
+        "CONNECT 127.0.0.1:" + port + " HTTP/1.1\r\nHost: 127.0.0.1:" + port + "\r\n\r\n"}) {
+    auto c = client();
+    ASSERT_TRUE(c.send_all(request));
+    auto r = read_response(c);
+    ASSERT_TRUE(r.has_value()) << request;
+    EXPECT_EQ(r->status, 403) << request;
+    EXPECT_EQ(r->body.find("secret"), std::string::npos);
+  }
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(origin.accepts(), 0);
+  const auto lines = wait_log_lines(3);
+  ASSERT_EQ(lines.size(), 3u);
+  for (const auto& l : lines) EXPECT_NE(l.find("deny_destinations"), std::string::npos) << l;
+}
+
+// By default the proxy does not connect to "this network" (0.0.0.0 reaches the gateway's own
+// host) or to link-local addresses (cloud metadata services).
+TEST_F(ServerTest, DefaultDeniesThisNetworkAndLinkLocal) {
+  HttpOrigin origin([](const Message&) { return ok_response("local service"); });
+  start();
+  const std::string port = std::to_string(origin.port());
+  for (const std::string& authority :
+       std::vector<std::string>{"0.0.0.0:" + port, "169.254.169.254", "[fe80::1]:80"}) {
+    auto c = client();
+    ASSERT_TRUE(c.send_all("GET http://" + authority +
+                           "/latest/meta-data/ HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+    auto r = read_response(c);
+    ASSERT_TRUE(r.has_value()) << authority;
+    EXPECT_EQ(r->status, 403) << authority;
+  }
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(origin.accepts(), 0);
 }
 
 TEST_F(ServerTest, MaxForwardsZeroTraceAnsweredLocally) {

@@ -135,6 +135,17 @@ TEST(ConfigShipped, LoadsWithDocumentedValues) {
 
   EXPECT_EQ(c->client_networks.size(), 6u);
   EXPECT_EQ(c->connect_ports, std::vector<std::uint16_t>{443});
+  ASSERT_EQ(c->deny_destinations.size(), 4u);
+  for (const char* ip : {"0.0.0.0", "0.1.2.3", "::", "169.254.169.254", "fe80::1"}) {
+    bool denied = false;
+    for (const auto& n : c->deny_destinations) denied = denied || n.contains(*base::parse_ip(ip));
+    EXPECT_TRUE(denied) << ip;
+  }
+  for (const auto& n : c->deny_destinations) {
+    EXPECT_FALSE(n.contains(*base::parse_ip("127.0.0.1")));
+    EXPECT_FALSE(n.contains(*base::parse_ip("10.1.2.3")));
+    EXPECT_FALSE(n.contains(*base::parse_ip("::1")));
+  }
   EXPECT_EQ(c->x_forwarded_for, XffMode::add);
   EXPECT_EQ(c->max_connections, 20000u);
   EXPECT_EQ(c->max_connections_per_client, 512u);
@@ -354,6 +365,7 @@ port = 1
 [proxy]
 client_networks = ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"]
 connect_ports = [443, 8443, 65535]
+deny_destinations = ["10.9.0.0/16", "2001:db8::/32"]
 x_forwarded_for = "remove"
 max_connections = 10
 max_connections_per_client = 2
@@ -405,6 +417,9 @@ level = "debug"
   EXPECT_TRUE(c->client_networks[2].contains(*base::parse_ip("198.51.100.7")));
   EXPECT_FALSE(c->client_networks[2].contains(*base::parse_ip("198.51.100.8")));
   EXPECT_EQ(c->connect_ports, (std::vector<std::uint16_t>{443, 8443, 65535}));
+  ASSERT_EQ(c->deny_destinations.size(), 2u);
+  EXPECT_TRUE(c->deny_destinations[0].contains(*base::parse_ip("10.9.1.1")));
+  EXPECT_FALSE(c->deny_destinations[0].contains(*base::parse_ip("169.254.169.254")));
   EXPECT_EQ(c->x_forwarded_for, XffMode::remove);
   EXPECT_EQ(c->max_connections, 10u);
   EXPECT_EQ(c->max_connections_per_client, 2u);
