@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <initializer_list>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -811,19 +812,21 @@ std::string default_gateway_name() {
   return "portcullis";
 }
 
-std::vector<base::Cidr> default_client_networks() {
+namespace {
+std::vector<base::Cidr> networks(std::initializer_list<const char*> texts) {
   std::vector<base::Cidr> v;
-  for (auto s :
-       {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"})
-    v.push_back(*base::Cidr::parse(s));
+  for (auto s : texts) v.push_back(*base::Cidr::parse(s));
   return v;
+}
+}  // namespace
+
+std::vector<base::Cidr> default_client_networks() {
+  return networks(
+      {"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"});
 }
 
 std::vector<base::Cidr> default_deny_destinations() {
-  std::vector<base::Cidr> v;
-  for (auto s : {"0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10"})
-    v.push_back(*base::Cidr::parse(s));
-  return v;
+  return networks({"0.0.0.0/8", "::/128", "169.254.0.0/16", "fe80::/10"});
 }
 
 std::string format(const Error& e) {

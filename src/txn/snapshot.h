@@ -29,16 +29,15 @@ struct Snapshot {
   std::vector<std::uint16_t> own_ports;
   std::uint64_t generation = 0;
 
-  bool client_allowed(const base::IpBytes& a) const {
-    for (const auto& n : config->client_networks)
+  static bool in_any(const std::vector<base::Cidr>& nets, const base::IpBytes& a) {
+    for (const auto& n : nets)
       if (n.contains(a)) return true;
     return false;
   }
+  bool client_allowed(const base::IpBytes& a) const { return in_any(config->client_networks, a); }
   bool is_self(const base::IpBytes& a, std::uint16_t port) const;
   bool destination_denied(const base::IpBytes& a) const {
-    for (const auto& n : config->deny_destinations)
-      if (n.contains(a)) return true;
-    return false;
+    return in_any(config->deny_destinations, a);
   }
   bool connect_port_allowed(std::uint16_t port) const {
     for (auto p : config->connect_ports)
