@@ -571,7 +571,7 @@ struct Ctx {
   }
 
   // Results of checks that many rules share, by id, computed once per decision: URL keywords
-  // and expressions (UrlSet::Pattern::memo), header filters (HeaderFilter::id).
+  // and expressions (UrlSet::Scan::memo), header filters (HeaderFilter::id).
   template <std::uint32_t kIds>
   class Memo {
    public:

@@ -812,6 +812,17 @@ struct Re2Rules {
   }
 };
 
+// A policy of objects (TOML tables, named "o0", "o1"... in order) and one blocking rule per
+// object, r<i> naming o<i> under `condition`; the default allows.
+std::string one_rule_each(const std::vector<std::string>& objects, const std::string& condition) {
+  std::string doc = "[default]\naction = \"allow\"\n";
+  for (const auto& o : objects) doc += o;
+  for (std::size_t i = 0; i < objects.size(); ++i)
+    doc += "[[rules]]\nname = \"r" + std::to_string(i) + "\"\n" + condition + " = [\"o" +
+           std::to_string(i) + "\"]\naction = \"block\"\n";
+  return doc;
+}
+
 // URL expressions are searched only when the URL holds one of the literals RE2 says a match
 // needs (besides "http" and "://", which every URL holds): decisions must be those RE2 gives,
 // whatever the case, bytes or expressions.
@@ -827,14 +838,11 @@ TEST(PolicyRules, UrlExpressionsAgreeWithRe2) {
       R"(^https://[0-9]+/)",  // no literal beyond the scheme: searched every time
       R"(WP-Login)",          // case-sensitive
   };
-  std::string doc = "[default]\naction = \"allow\"\n";
+  std::vector<std::string> lists;
   for (std::size_t i = 0; i < patterns.size(); ++i)
-    doc +=
-        "[[url_lists]]\nname = \"l" + std::to_string(i) + "\"\nurls = ['re:" + patterns[i] + "']\n";
-  for (std::size_t i = 0; i < patterns.size(); ++i)
-    doc += "[[rules]]\nname = \"r" + std::to_string(i) + "\"\nurls = [\"l" + std::to_string(i) +
-           "\"]\naction = \"block\"\n";
-  auto p = load(doc);
+    lists.push_back("[[url_lists]]\nname = \"o" + std::to_string(i) +
+                    "\"\nurls = ['re:" + patterns[i] + "']\n");
+  auto p = load(one_rule_each(lists, "urls"));
   ASSERT_TRUE(p);
   const Re2Rules re2_rules(patterns);
 
@@ -900,14 +908,11 @@ TEST(PolicyRules, HeaderExpressionsAgreeWithRe2) {
       R"(Bot$)",
       R"(^[0-9]+$)",  // no literal: searched every time
   };
-  std::string doc = "[default]\naction = \"allow\"\n";
+  std::vector<std::string> filters;
   for (std::size_t i = 0; i < patterns.size(); ++i)
-    doc += "[[header_filters]]\nname = \"h" + std::to_string(i) +
-           "\"\nheader = \"User-Agent\"\nregex = '" + patterns[i] + "'\n";
-  for (std::size_t i = 0; i < patterns.size(); ++i)
-    doc += "[[rules]]\nname = \"r" + std::to_string(i) + "\"\nheaders = [\"h" + std::to_string(i) +
-           "\"]\naction = \"block\"\n";
-  auto p = load(doc);
+    filters.push_back("[[header_filters]]\nname = \"o" + std::to_string(i) +
+                      "\"\nheader = \"User-Agent\"\nregex = '" + patterns[i] + "'\n");
+  auto p = load(one_rule_each(filters, "headers"));
   ASSERT_TRUE(p);
   const Re2Rules re2_rules(patterns);
 
