@@ -693,6 +693,38 @@ TEST_F(ServerTest, ReloadAppliesXForwardedForRemove) {
     EXPECT_EQ(reqs[i].count("X-Forwarded-For"), 0u) << "request " << i;
 }
 
+// A reload that denies an address also stops the reuse of pooled connections to it.
+TEST_F(ServerTest, ReloadedDenyListAppliesToPooledConnections) {
+  HttpOrigin origin([](const Message&) { return ok_response("x"); });
+  start();
+  {
+    auto c = client();
+    ASSERT_TRUE(c.send_all(get(origin.port(), "/before")));
+    auto r = read_response(c);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 200);
+  }
+  ASSERT_EQ(origin.request_count(), 1u);
+
+  Options o;
+  o.deny_destinations = R"(["127.0.0.0/8"])";
+  auto next = make_config(dir_, o);
+  ASSERT_NE(next, nullptr);
+  std::string why;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(server_->reload(next, why, errors));
+  std::this_thread::sleep_for(100ms);  // the new snapshot is posted to the workers
+
+  for (int i = 0; i < 6; ++i) {  // several connections, so that both workers answer
+    auto c = client();
+    ASSERT_TRUE(c.send_all(get(origin.port(), "/after")));
+    auto r = read_response(c);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 403) << i;
+  }
+  EXPECT_EQ(origin.request_count(), 1u);
+}
+
 TEST_F(ServerTest, ReloadWithOtherListenersKeepsTheRunningOnes) {
   start();
   Options o;
