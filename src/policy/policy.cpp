@@ -83,8 +83,7 @@ Hit eval(const Policy::Impl& p, const Rule& r, Cond c, Ctx& ctx) {
       return {};
     case Cond::header:
       for (const auto* h : r.headers)
-        if (ctx.header_memo.get(h->id, [&] { return h->match(f.request_head); }))
-          return yes(h->name);
+        if (ctx.header_memo.get(h->id, [&] { return h->match(ctx); })) return yes(h->name);
       return {};
     case Cond::user:
       if (f.user.empty()) return {};
@@ -244,7 +243,7 @@ bool url_list_holds(const Policy::Impl& p, std::uint32_t id, Ctx& ctx) {
 bool header_list_holds(const Policy::Impl& p, std::uint32_t id, Ctx& ctx) {
   return ctx.list_memo.get(Ctx::kMaxLists + id, [&] {
     for (const auto* h : p.prefilter.header_lists[id])
-      if (ctx.header_memo.get(h->id, [&] { return h->match(ctx.facts.request_head); })) return true;
+      if (ctx.header_memo.get(h->id, [&] { return h->match(ctx); })) return true;
     return false;
   });
 }

@@ -75,6 +75,23 @@ inline std::uint64_t load_word(const char* p) {
   std::memcpy(&x, p, 8);
   return x;
 }
+// s lower-cased (ASCII) into out (room for s.size() bytes), eight bytes at a time; whether
+// every byte of s is ASCII.
+inline bool lower_copy(std::string_view s, char* out) {
+  std::uint64_t bytes = 0;  // every byte ORed: its high bits tell a non-ASCII byte
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    const std::uint64_t w = load_word(s.data() + i);
+    bytes |= w;
+    const std::uint64_t l = lower_word(w);
+    std::memcpy(out + i, &l, 8);
+  }
+  for (; i < s.size(); ++i) {
+    bytes |= static_cast<unsigned char>(s[i]);
+    out[i] = lower_char(s[i]);
+  }
+  return (bytes & 0x8080808080808080ULL) == 0;
+}
 // The n (0..8) bytes at p in a word, the rest zero.
 inline std::uint64_t load_tail(const char* p, std::size_t n) {
   if (n >= 4) {
@@ -441,7 +458,7 @@ struct HeaderFilter {
   std::string_view value;
   std::int64_t number = 0;
   Regex re;
-  bool match(const wire::Head* head) const;
+  bool match(Ctx& ctx) const;  // on the decision's request head
 };
 
 struct Schedule {
@@ -551,6 +568,10 @@ struct Ctx {
   // The URL lower-cased (ASCII) for keyword patterns, made on first use; empty when longer
   // than the buffer (the keywords then compare case-insensitively in place).
   std::string_view lower_url();
+  // The value of field i of the request head lower-cased (ASCII), made on first use, for the
+  // header filters; an empty view (no data) when it does not fit. *ascii: whether every byte
+  // of the value is ASCII.
+  std::string_view lower_field(std::size_t i, bool* ascii);
   // Whether the lower-cased URL may contain text (a lower-case needle): false when one of
   // its pairs of adjacent bytes is in no place of the URL (a 1,024-bit set of byte pairs,
   // made with lower_url). Fast rejection of keywords.
@@ -606,6 +627,14 @@ struct Ctx {
   std::uint64_t url_pairs_[16];
   std::size_t url_len_ = 0;
   char url_[kUrlBuf];
+  static constexpr std::size_t kFields = 32, kFieldBuf = 4096;
+  std::uint32_t fields_made_ = 0;  // bit per field of lower_field() made
+  std::uint32_t fields_used_ = 0;  // of field_buf_
+  struct Field {
+    std::uint16_t at, len;
+    bool fits, ascii;
+  } field_[kFields];
+  char field_buf_[kFieldBuf];
 };
 
 // Candidate rules of one phase. Each rule is posted under one key of its most selective

@@ -89,29 +89,14 @@ bool contains(std::string_view hay, std::string_view needle) {
   return false;
 }
 
-// s lower-cased (ASCII) into buf; an empty view without data when it does not fit.
-template <std::size_t N>
-std::string_view lower_into(std::string_view s, char (&buf)[N]) {
-  if (s.size() > N) return {};
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    const std::uint64_t l = lower_word(load_word(s.data() + i));
-    std::memcpy(buf + i, &l, 8);
-  }
-  for (; i < s.size(); ++i) buf[i] = lower_char(s[i]);
-  return {buf, s.size()};
-}
-
-// Whether a header value may match re: whether it holds one of the literals re's matches
-// need (ASCII case-insensitively); true when unknown (no literal known, a byte above 0x7F,
-// or a value too long to lower-case here).
-bool value_may_match(const Regex& re, std::string_view value) {
+// Whether field i of the decision's request head may match re: whether it holds one of the
+// literals re's matches need (ASCII case-insensitively); true when unknown (no literal known,
+// a byte above 0x7F, or a value too long to lower-case).
+bool field_may_match(const Regex& re, Ctx& ctx, std::size_t i) {
   if (re.needs.empty()) return true;
-  char buf[1024];
-  const std::string_view v = lower_into(value, buf);
-  if (!v.data()) return true;
-  for (char c : v)
-    if (static_cast<unsigned char>(c) >= 0x80) return true;
+  bool ascii = false;
+  const std::string_view v = ctx.lower_field(i, &ascii);
+  if (!v.data() || !ascii) return true;
   for (const auto& atom : re.needs)
     if (contains(v, atom)) return true;
   return false;
@@ -282,20 +267,8 @@ std::string_view Ctx::lower_url() {
     if (u.size() > kUrlBuf) {
       url_state_ = 2;
     } else {
-      std::size_t i = 0;
-      std::uint64_t bytes = 0;  // every byte ORed: its high bit tells a non-ASCII URL
-      for (; i + 8 <= u.size(); i += 8) {
-        const std::uint64_t w = load_word(u.data() + i);
-        bytes |= w;
-        const std::uint64_t l = lower_word(w);
-        std::memcpy(url_ + i, &l, 8);
-      }
-      for (; i < u.size(); ++i) {
-        bytes |= static_cast<unsigned char>(u[i]);
-        url_[i] = lower_char(u[i]);
-      }
+      url_ascii_ = lower_copy(u, url_);
       url_len_ = u.size();
-      url_ascii_ = (bytes & 0x8080808080808080ULL) == 0;
       std::memset(url_pairs_, 0, sizeof url_pairs_);
       for (std::size_t j = 0; j + 1 < u.size(); ++j) {
         const unsigned h = pair_slot(url_[j], url_[j + 1]);
@@ -305,6 +278,25 @@ std::string_view Ctx::lower_url() {
     }
   }
   return url_state_ == 1 ? std::string_view(url_, url_len_) : std::string_view();
+}
+
+std::string_view Ctx::lower_field(std::size_t i, bool* ascii) {
+  if (i >= kFields) return {};
+  Field& fl = field_[i];
+  if (!((fields_made_ >> i) & 1)) {
+    fields_made_ |= std::uint32_t{1} << i;
+    const std::string_view v = facts.request_head->fields[i].value;
+    fl.fits = v.size() <= kFieldBuf - fields_used_;
+    if (fl.fits) {
+      fl.at = static_cast<std::uint16_t>(fields_used_);
+      fl.len = static_cast<std::uint16_t>(v.size());
+      fl.ascii = lower_copy(v, field_buf_ + fields_used_);
+      fields_used_ += static_cast<std::uint32_t>(v.size());
+    }
+  }
+  if (!fl.fits) return {};
+  *ascii = fl.ascii;
+  return {field_buf_ + fl.at, fl.len};
 }
 
 bool UrlSet::add(std::string_view text, Strings& strings, std::string* error) {
@@ -457,14 +449,16 @@ void HeaderFilter::prepare() {
   lower = op == Op::contains ? base::to_lower(value) : std::string();
 }
 
-bool HeaderFilter::match(const wire::Head* head) const {
+bool HeaderFilter::match(Ctx& ctx) const {
+  const wire::Head* head = ctx.facts.request_head;
   if (!head) return false;
-  for (const wire::Field& fld : head->fields) {
+  for (std::size_t i = 0; i < head->fields.size(); ++i) {
+    const wire::Field& fld = head->fields[i];
     if (!base::iequals(fld.name, header)) continue;
     switch (op) {
       case Op::contains: {
-        char buf[1024];
-        const std::string_view v = lower_into(fld.value, buf);
+        bool ascii = false;
+        const std::string_view v = ctx.lower_field(i, &ascii);
         if (v.data() ? contains(v, lower) : icontains(fld.value, value)) return true;
         break;
       }
@@ -472,7 +466,7 @@ bool HeaderFilter::match(const wire::Head* head) const {
         if (base::iequals(fld.value, value)) return true;
         break;
       case Op::regex:
-        if (value_may_match(re, fld.value) && re.search(fld.value)) return true;
+        if (field_may_match(re, ctx, i) && re.search(fld.value)) return true;
         break;
       case Op::greater_than:
       case Op::less_than: {
