@@ -700,11 +700,54 @@ struct Prefilter {
     std::uint32_t id = 0;  // key kinds: names the key in pair anchors
   };
   // Rules anchored on two key kinds at once (a source network and a category, say): they are
-  // candidates only when both hold. Keyed by the ids of the two keys' posts.
+  // candidates only when both hold, found in `pair_postings` under the ids of the two keys'
+  // posts.
   struct Pair {
     Cond a = Cond::count, b = Cond::count;  // kind(a) < kind(b)
-    FlatMap<std::uint64_t, Posting> anchored;
     Bits all;  // every rule anchored on the pair (when the facts cannot be told)
+  };
+  // The postings of every pair anchor, keyed by (id of a's post) << 32 | (id of b's post):
+  // open addressing, at most half full, each slot holding its key (never 0: post ids start at
+  // 1) beside the posting, so that a lookup reads one slot, rarely two. Most pairs a decision
+  // looks up hold no rule: a blocked Bloom filter (two bits of one word a key, 16 bits a key)
+  // answers them first, from memory 8 times smaller than the slots. A decision looks up all
+  // its pairs together, in steps, so that the memory of every lookup is asked for at once:
+  // hash(), prefetch_filter(); may_hold(), prefetch_slot(); find().
+  class PairIndex {
+   public:
+    struct Slot {
+      std::uint64_t key = 0;  // 0: empty
+      Posting posting;
+    };
+    void build(const std::vector<Slot>& items);
+    static std::uint64_t hash(std::uint64_t key) {
+      return hash_finish(key * 0x9e3779b97f4a7c15ULL);
+    }
+    void prefetch_filter(std::uint64_t h) const {
+      if (!slots_.empty()) __builtin_prefetch(&filter_[h & (filter_.size() - 1)]);
+    }
+    bool may_hold(std::uint64_t h) const {
+      if (slots_.empty()) return false;
+      const std::uint64_t bits = filter_bits(h);
+      return (filter_[h & (filter_.size() - 1)] & bits) == bits;
+    }
+    void prefetch_slot(std::uint64_t h) const { __builtin_prefetch(&slots_[h >> shift_]); }
+    // The posting under key (hash h, may_hold(h)), or null.
+    const Posting* find(std::uint64_t key, std::uint64_t h) const {
+      for (std::size_t i = h >> shift_;; i = (i + 1) & (slots_.size() - 1)) {
+        const Slot& s = slots_[i];
+        if (s.key == key) return &s.posting;
+        if (s.key == 0) return nullptr;
+      }
+    }
+
+   private:
+    static std::uint64_t filter_bits(std::uint64_t h) {
+      return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
+    }
+    std::vector<Slot> slots_;  // power of two
+    std::vector<std::uint64_t> filter_;
+    unsigned shift_ = 64;
   };
   struct DomainPost {
     Post of[3];  // domain conditions, per DomainSet::Kind
@@ -759,6 +802,7 @@ struct Prefilter {
   Bits bits;                       // bitsets of either
   Bits anchored[static_cast<int>(Cond::count)];  // every rule anchored on a kind
   std::vector<Pair> pairs;
+  PairIndex pair_postings;
   Posting unanchored;
 
   FlatMap<std::string_view, DomainPost> by_domain;  // domain (suffix_hash) -> rules; moved

@@ -69,10 +69,6 @@ std::uint64_t port_hash(std::uint16_t port) {
   return hash_finish(kHashSeed ^ port);
 }
 
-std::uint64_t pair_hash(std::uint64_t key) {
-  return hash_finish(key * 0x9e3779b97f4a7c15ULL);
-}
-
 // Key kinds a rule may be anchored on two at a time, and the most key pairs one rule may
 // post (a rule with 4 networks and 3 categories posts 12).
 constexpr Cond kPairKinds[] = {Cond::user, Cond::group, Cond::source, Cond::category, Cond::port};
@@ -302,6 +298,25 @@ void sort_distinct(std::uint32_t* v, std::size_t n, std::uint32_t* out) {
 
 }  // namespace
 
+void Prefilter::PairIndex::build(const std::vector<Slot>& items) {
+  std::size_t cap = 8;
+  unsigned bits = 3;
+  while (cap < items.size() * 2) {
+    cap *= 2;
+    ++bits;
+  }
+  shift_ = 64 - bits;
+  slots_.assign(cap, Slot{});
+  filter_.assign(cap / 8, 0);
+  for (const Slot& item : items) {
+    const std::uint64_t h = hash(item.key);
+    std::size_t i = h >> shift_;
+    while (slots_[i].key != 0) i = (i + 1) & (cap - 1);
+    slots_[i] = item;
+    filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+  }
+}
+
 void build_prefilter(Policy::Impl& p) {
   Prefilter& f = p.prefilter;
   const std::size_t words = (p.rules.size() + 127) / 128 * 2;  // even: two words at a time
@@ -329,6 +344,7 @@ void build_prefilter(Policy::Impl& p) {
   std::vector<std::uint32_t> indexed_of(p.rules.size(), 0);
   std::vector<std::uint32_t> anchor_of(p.rules.size(), 0);
   std::uint32_t next_post_id = 0;
+  std::map<std::uint64_t, Posting> pair_posts;  // Prefilter::pair_postings, while building
   std::vector<std::uint32_t> key_ids[static_cast<int>(Cond::count)];  // of the current rule
   SetIds<std::vector<std::string>> method_ids, listener_ids;
   SetIds<std::vector<const Schedule*>> schedule_ids;
@@ -447,8 +463,7 @@ void build_prefilter(Policy::Impl& p) {
       }
       for (std::uint32_t ka : key_ids[kind(pair_a)])
         for (std::uint32_t kb : key_ids[kind(pair_b)]) {
-          const std::uint64_t key = (std::uint64_t{ka} << 32) | kb;
-          add(it->anchored.insert(pair_hash(key), key), i);
+          add(pair_posts[(std::uint64_t{ka} << 32) | kb], i);
         }
       set_bit(it->all.data(), i);
     }
@@ -625,8 +640,12 @@ void build_prefilter(Policy::Impl& p) {
     finish(post.anchored, true);
   });
   finish(f.unanchored, true);
-  for (auto& pair : f.pairs)
-    for (auto& item : pair.anchored.items()) finish(item.value, true);
+  std::vector<Prefilter::PairIndex::Slot> pair_slots;
+  for (auto& [key, posting] : pair_posts) {
+    finish(posting, true);
+    pair_slots.push_back({key, posting});
+  }
+  f.pair_postings.build(pair_slots);
   f.user_names.assign(f.by_user);
   f.group_names.assign(f.by_group);
   f.ids.shrink_to_fit();
@@ -869,7 +888,25 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     else
       for (std::size_t j = begin[kind(c)]; j < end[kind(c)]; ++j) take(anchored_of(hits[j]));
   }
+  // Pair anchors: the key pairs the facts hit, every pair's, looked up together.
   auto id_of = [](const Hit& h) { return h.k < 0 ? h.post()->id : 0; };
+  constexpr std::size_t kMaxPairKeys = 64;
+  std::uint64_t pair_key[kMaxPairKeys], pair_hash[kMaxPairKeys];
+  std::size_t pair_keys = 0;
+  auto take_pairs = [&] {
+    const Prefilter::PairIndex& ix = f.pair_postings;
+    std::size_t maybe = 0;
+    for (std::size_t x = 0; x < pair_keys; ++x) {
+      pair_key[maybe] = pair_key[x];
+      pair_hash[maybe] = pair_hash[x];
+      const bool may = ix.may_hold(pair_hash[x]);
+      if (may) ix.prefetch_slot(pair_hash[x]);
+      maybe += may;
+    }
+    for (std::size_t x = 0; x < maybe; ++x)
+      if (const Posting* v = ix.find(pair_key[x], pair_hash[x])) take(rules(*v, true));
+    pair_keys = 0;
+  };
   for (const auto& pair : f.pairs) {
     if (!(gathered & bit(pair.a))) gather(pair.a);
     if (!(gathered & bit(pair.b))) gather(pair.b);
@@ -881,10 +918,14 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     }
     for (std::size_t ja = begin[kind(pair.a)]; ja < end[kind(pair.a)]; ++ja)
       for (std::size_t jb = begin[kind(pair.b)]; jb < end[kind(pair.b)]; ++jb) {
+        if (pair_keys == kMaxPairKeys) take_pairs();
         const std::uint64_t key = (std::uint64_t{id_of(hits[ja])} << 32) | id_of(hits[jb]);
-        if (const Posting* v = pair.anchored.find(pair_hash(key), key)) take(rules(*v, true));
+        pair_key[pair_keys] = key;
+        pair_hash[pair_keys] = Prefilter::PairIndex::hash(key);
+        f.pair_postings.prefetch_filter(pair_hash[pair_keys++]);
       }
   }
+  take_pairs();
   take(rules(f.unanchored, true));
   out.unverified = unknown;
 

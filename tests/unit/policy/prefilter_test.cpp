@@ -429,6 +429,36 @@ TEST(PolicyPrefilter, ManyCandidates) {
   }
 }
 
+// Rules anchored on a category and a group together, and a decision hitting more key pairs
+// than one batch of pair lookups holds (here 8 categories x 20 groups): every batch is looked
+// up, whichever pair decides.
+TEST(PolicyPrefilter, ManyPairLookups) {
+  std::ostringstream o;
+  for (int c = 0; c < 8; ++c)
+    o << "[[categories]]\nname = \"cat" << c << "\"\ndomains = [\"example.com\"]\n\n";
+  for (int g = 0; g < 20; ++g)
+    for (int c = 0; c < 8; ++c)
+      o << "[[rules]]\nname = \"g" << g << "c" << c << "\"\ngroups = [\"grp" << g
+        << "\"]\ncategories = [\"cat" << c << "\"]\n"
+        << (g < 19 || c < 7 ? "methods = [\"DELETE\"]\n" : "") << "action = \"block\"\n\n";
+  auto p = load(o.str());
+  ASSERT_TRUE(p);
+  Rng rng(11);
+  Txn t;
+  t.make(rng);
+  t.host = "www.example.com";
+  t.method = "GET";
+  t.groups.clear();
+  for (int g = 0; g < 20; ++g) t.groups.push_back("grp" + std::to_string(g));
+  Facts f = t.facts(*p);
+  expect_same(*p, f, Phase::request, "many pairs");
+  EXPECT_EQ(p->decide(f, Phase::request).rule, "g19c7");
+  t.method = "DELETE";
+  f = t.facts(*p);
+  expect_same(*p, f, Phase::request, "many pairs, delete");
+  EXPECT_EQ(p->decide(f, Phase::request).rule, "g0c0");
+}
+
 // More distinct lists of methods, listeners and schedules than the per-rule masks take (64):
 // those kinds go through their postings.
 TEST(PolicyPrefilter, ManyContextLists) {
