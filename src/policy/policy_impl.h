@@ -315,6 +315,11 @@ class NameTable {
   }
   // Asks for the memory a find(h, ...) reads first.
   void prefetch(std::uint64_t h) const { index_.prefetch(h); }
+  // Asks for the item a find(h, ...) reads (once its slot is there; the first with h's tag).
+  void prefetch_item(std::uint64_t h) const {
+    if (const std::uint32_t ref = index_.find(h, [](std::uint32_t) { return true; }))
+      __builtin_prefetch(&items_[ref - 1]);
+  }
   template <class Eq>
   const V* find(std::uint64_t h, std::string_view key, Eq&& eq) const {
     const std::uint32_t ref = index_.find(h, [&](std::uint32_t r) {

@@ -694,6 +694,12 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
     f.listener_sets.prefetch(keys.listener);
   }
   if (f.active & bit(Cond::port)) f.by_port.prefetch(port_hash(facts.port));
+  // The slots asked for above have had the time of the source search to arrive: the user's
+  // and the groups' items are asked for now.
+  if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch_item(keys.user);
+  if (f.active & bit(Cond::group))
+    for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
+      f.group_names.prefetch_item(keys.groups[k]);
 }
 
 void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
