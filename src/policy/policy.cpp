@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 #include <sstream>
 
 #include "base/strings.h"
@@ -322,20 +323,44 @@ void set_category(const Policy::Impl& p, Decision& d, std::uint16_t id) {
   if (id < p.category_source.size()) d.source = p.category_source[id];
 }
 
+// The decision of rule r, which holds: its action, and what explains it (the value that holds
+// of its first condition, its category). Users and groups are told apart by their hashes
+// (Ctx::keys), categories by id, both through the rule's ExplainItems: the rule's lists and
+// the names they point to are not read.
 Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
   Decision d;
   d.action = r.action;
   d.rule = r.name;
-  for (unsigned c = 0; c < static_cast<unsigned>(Cond::count); ++c) {
-    if (!(r.conds & (1U << c))) continue;
-    Hit h = eval(p, r, static_cast<Cond>(c), ctx);
-    d.condition = detail::cond_name(static_cast<Cond>(c));
-    d.detail = h.detail;
-    break;
+  const Facts& f = ctx.facts;
+  const detail::ExplainItem* const items = p.explain.data() + r.explain;
+  const detail::ExplainItem* category = nullptr;
+  for (std::uint16_t i = 0; i < r.explain_categories && !category; ++i)
+    if (f.categories.has(static_cast<std::uint16_t>(items[i].key))) category = &items[i];
+  // The first of the rule's values (items from `values`) that one of the facts' keys equals.
+  auto named = [&](std::span<const std::uint64_t> keys) -> std::string_view {
+    const detail::ExplainItem* values = items + r.explain_categories;
+    for (const std::uint64_t key : keys)
+      for (std::uint16_t i = 0; i < r.explain_values; ++i)
+        if (values[i].key == key) return values[i].text;
+    return {};
+  };
+  if (r.conds) {
+    const auto first = static_cast<Cond>(__builtin_ctz(r.conds));
+    d.condition = detail::cond_name(first);
+    const std::size_t groups = std::min(f.groups.size(), Ctx::Keys::kMaxGroups);
+    if (first == Cond::category)
+      d.detail = category ? category->text : std::string_view();
+    else if (first == Cond::user && r.explain_values && ctx.keys.ready && !f.user.empty())
+      d.detail = named({&ctx.keys.user, 1});
+    else if (first == Cond::group && r.explain_values && ctx.keys.ready &&
+             f.groups.size() == groups)
+      d.detail = named({ctx.keys.groups, groups});
+    else
+      d.detail = eval(p, r, first, ctx).detail;
   }
-  if (r.conds & detail::bit(Cond::category)) {
-    Hit h = eval(p, r, Cond::category, ctx);
-    if (h.ok) set_category(p, d, h.category);
+  if (category && p.categories) {
+    d.category = category->text;
+    d.source = category->source;
   }
   return d;
 }
@@ -650,7 +675,29 @@ std::string Policy::explain(const Facts& f, Phase phase) const {
   return o.str();
 }
 
+namespace {
+
+// The items explaining each rule's categories, and its users or groups when they come first.
+void build_explain(Policy::Impl& p) {
+  for (Rule& r : p.rules) {
+    r.explain = static_cast<std::uint32_t>(p.explain.size());
+    for (auto id : r.categories)
+      p.explain.push_back({id, p.categories ? p.categories->category_name(id) : "?",
+                           id < p.category_source.size() ? p.category_source[id] : ""});
+    r.explain_categories = static_cast<std::uint16_t>(r.categories.size());
+    const auto first = static_cast<Cond>(__builtin_ctz(r.conds | (1U << 31)));
+    const auto& values = first == Cond::user ? r.users : r.groups;
+    if ((first == Cond::user || first == Cond::group) && values.size() <= 0xffff) {
+      for (auto v : values) p.explain.push_back({detail::nocase_hash(v), v, ""});
+      r.explain_values = static_cast<std::uint16_t>(values.size());
+    }
+  }
+}
+
+}  // namespace
+
 void Policy::Impl::build_indexes() {
+  build_explain(*this);
   std::unordered_map<std::string, std::uint32_t> pattern_ids;
   for (auto& set : url_sets) set.number_patterns(pattern_ids);
   approved_urls.number_patterns(pattern_ids);

@@ -7,6 +7,7 @@
 #include <re2/re2.h>
 
 #include <bitset>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -520,8 +521,10 @@ struct alignas(64) Rule {
   std::uint8_t domain_sets = 0;
   std::uint32_t domain_set[kInlineSets] = {kNone, kNone, kNone};
   std::uint32_t url_set = kNone;
-  int line = 0;
-  std::string_view note;
+  // Its items in Policy::Impl::explain, from `explain`: one per category it names, then one
+  // per value of its first condition when that is users or groups.
+  std::uint32_t explain = 0;
+  std::uint16_t explain_categories = 0, explain_values = 0;
 
   std::vector<const DomainSet*> domains;
   std::vector<const UrlSet*> urls;
@@ -534,8 +537,20 @@ struct alignas(64) Rule {
   std::vector<const HeaderFilter*> headers;
   std::vector<const Schedule*> schedules;
   std::vector<std::string_view> content_types, file_types;
+  int line = 0;
+  std::string_view note;
 
   bool response() const { return (conds & kResponseConds) != 0; }
+};
+
+// What explaining a decision reads of a value a rule names (Rule::explain): the value's key as
+// the decision has it (a category id; the nocase_hash of a user or group name) beside the text
+// the decision reports, so that the explanation reads one short array rather than the rule's
+// lists and the names they point to.
+struct ExplainItem {
+  std::uint64_t key;
+  std::string_view text;
+  std::string_view source;  // a category's database ("name version")
 };
 
 // Per-decision scratch: what is derived from the facts once (the host's names and their
@@ -997,6 +1012,7 @@ struct Policy::Impl {
   detail::UrlSet approved_urls, blocked_urls;
 
   std::vector<detail::Rule> rules;
+  std::vector<detail::ExplainItem> explain;  // Rule::explain
   Action default_action = Action::allow;
   detail::PhaseIndex request_index, response_index;
   detail::Prefilter prefilter;
