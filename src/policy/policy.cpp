@@ -235,8 +235,20 @@ std::uint32_t scan(const Policy::Impl& p, const PhaseIndex& ix, Ctx& ctx, std::u
 // Whether the facts hit one of the URL sets (header filters) of a list; once per decision.
 bool url_list_holds(const Policy::Impl& p, std::uint32_t id, Ctx& ctx) {
   return ctx.list_memo.get(id, [&] {
-    for (const auto* set : p.prefilter.url_lists[id])
-      if (!set->match(ctx.facts, ctx).empty()) return true;
+    using Check = detail::Prefilter::UrlCheck;
+    const auto& f = p.prefilter;
+    for (std::uint32_t k = f.url_list_at[id]; k < f.url_list_at[id + 1]; ++k) {
+      const Check& c = f.url_checks[k];
+      if (c.kind == Check::hosts) {
+        if (!static_cast<const detail::UrlSet*>(c.ref)->match_hosts(ctx).empty()) return true;
+      } else if (ctx.url_memo.get(c.memo, [&] {
+                   return c.kind == Check::keyword
+                              ? detail::url_has_keyword(ctx, c.text())
+                              : detail::url_matches(ctx, *static_cast<const detail::Regex*>(c.ref));
+                 })) {
+        return true;
+      }
+    }
     return false;
   });
 }

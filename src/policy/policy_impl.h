@@ -386,6 +386,11 @@ struct Regex {
     return RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *re);
   }
 };
+struct Ctx;
+// Whether the decision's URL holds keyword (lower-case), ASCII case-insensitively.
+bool url_has_keyword(Ctx& ctx, std::string_view keyword);
+// Whether re matches the decision's URL.
+bool url_matches(Ctx& ctx, const Regex& re);
 // Compiles pattern; an empty Regex with *error on a bad one. `given`: text every searched
 // text holds (required_atoms()).
 Regex compile_regex(std::string_view pattern, std::string* error, std::string_view given = {});
@@ -417,6 +422,16 @@ class UrlSet {
   // The match among the host-bound patterns of the set numbered id in the decision's
   // HostTable (ctx.table set), on the decision's facts.
   static std::string_view match_hosts_in(Ctx& ctx, std::uint32_t id);
+  // The match among the patterns on the decision's host only (no keywords or expressions).
+  std::string_view match_hosts(Ctx& ctx) const;
+  bool has_hosts() const { return !by_host_.empty(); }
+  // Calls fn(keyword lower-cased, or empty for an expression; Ctx::url_memo id; the
+  // expression, or null) for each keyword and expression, in order.
+  template <class F>
+  void each_scan(F&& fn) const {
+    for (const Scan& s : scan_)
+      fn(s.lower, s.memo, s.lower.empty() ? &patterns_[s.pattern].re : nullptr);
+  }
   bool empty() const { return patterns_.empty(); }
   // True when every pattern names its host (no keywords or expressions): then the set can
   // only match hosts in hosts().
@@ -631,7 +646,7 @@ struct Ctx {
     std::uint64_t known_[kIds / 64] = {}, value_[kIds / 64] = {};
   };
   Memo<256> url_memo, header_memo;
-  // The URL and header conditions of rules, by list (Prefilter::url_lists, header_lists).
+  // The URL and header conditions of rules, by list (Prefilter::url_list_at, header_lists).
   static constexpr std::uint32_t kMaxLists = 512;  // of each
   Memo<2 * kMaxLists> list_memo;
 
@@ -787,7 +802,7 @@ struct Prefilter {
   struct Info {
     std::uint32_t rest;  // bit(Cond): other conditions, checked in full on the Rule
     std::uint16_t url_list, header_list;      // 0: none; else 1 + the rule's URL sets (not
-                                              // host-bound) / header filters, in url_lists /
+                                              // host-bound) / header filters, in url_list_at /
                                               // header_lists
     std::uint16_t keys;                       // bit(Cond): key kinds to check through postings
     std::uint8_t context;                     // non-zero when one of the following is set
@@ -853,8 +868,25 @@ struct Prefilter {
   std::vector<std::uint16_t> minute_class;                 // weekday * 1440 + minute -> class
   std::vector<std::uint64_t> class_sets;                   // class -> schedule lists holding
   // Distinct lists of URL sets and of header filters that rules name (Info::url_list,
-  // header_list): many rules share one, checked once per decision (Ctx::list_memo).
-  std::vector<std::vector<const UrlSet*>> url_lists;
+  // header_list): many rules share one, checked once per decision (Ctx::list_memo). A URL
+  // list is kept as what checking it reads, side by side in one array (its checks from
+  // url_list_at[id] to url_list_at[id + 1]) rather than the sets, their patterns and the
+  // keywords' bytes: for each set of the list, its patterns on the host (when it has some),
+  // then its keywords and expressions.
+  struct UrlCheck {
+    enum Kind : std::uint8_t { hosts, keyword, expression };
+    static constexpr std::size_t kInline = 15;
+    const void* ref;     // hosts: the UrlSet; expression: its Regex; keyword: its bytes
+    std::uint32_t memo;  // Ctx::url_memo id of a keyword or expression
+    std::uint32_t size;  // keyword length
+    Kind kind;
+    char inline_keyword[kInline];  // the keyword (lower-case) when it fits
+    std::string_view text() const {
+      return {size <= kInline ? inline_keyword : static_cast<const char*>(ref), size};
+    }
+  };
+  std::vector<UrlCheck> url_checks;
+  std::vector<std::uint32_t> url_list_at;
   std::vector<std::vector<const HeaderFilter*>> header_lists;
 };
 

@@ -384,6 +384,33 @@ std::string_view UrlSet::match_hosts_in(Ctx& ctx, std::uint32_t id) {
   return {};
 }
 
+std::string_view UrlSet::match_hosts(Ctx& ctx) const {
+  if (by_host_.empty()) return {};
+  if (id != kNone && ctx.table && !ctx.table->empty()) return match_hosts_in(ctx, id);
+  const Facts& f = ctx.facts;
+  const auto* at = by_host_.find(ctx.host.own_hash(), f.host);
+  if (at)
+    for (std::uint32_t i : *at) {
+      const Pattern& p = patterns_[i];
+      if (!p.scheme.empty() && p.scheme != f.scheme) continue;
+      if (p.port != 0 && p.port != f.port) continue;
+      if (p.kind == Pattern::Kind::exact ? f.path == p.path : f.path.starts_with(p.path))
+        return p.text;
+    }
+  return {};
+}
+
+bool url_has_keyword(Ctx& ctx, std::string_view keyword) {
+  const std::string_view lower_url = ctx.lower_url();
+  return lower_url.data() ? ctx.url_may_contain(keyword) && contains(lower_url, keyword)
+                          : icontains(ctx.facts.url, keyword);
+}
+
+bool url_matches(Ctx& ctx, const Regex& re) {
+  if (!re.needs.empty() && !ctx.url_may_contain_one(re.needs)) return false;
+  return re.search(ctx.facts.url);
+}
+
 std::string_view UrlSet::match(const Facts& f, Ctx& ctx) const {
   const std::vector<std::uint32_t>* at = nullptr;
   if (!by_host_.empty()) {
@@ -409,14 +436,10 @@ std::string_view UrlSet::match(const Facts& f, const std::vector<std::uint32_t>*
   }
   for (const Scan& s : scan_) {
     auto check = [&] {
-      if (!s.lower.empty()) {
-        const std::string_view lower_url = ctx ? ctx->lower_url() : std::string_view();
-        return lower_url.data() ? ctx->url_may_contain(s.lower) && contains(lower_url, s.lower)
-                                : icontains(f.url, s.lower);
-      }
-      const Regex& re = patterns_[s.pattern].re;
-      if (!re.needs.empty() && ctx && !ctx->url_may_contain_one(re.needs)) return false;
-      return re.search(f.url);
+      if (ctx && &f == &ctx->facts)
+        return !s.lower.empty() ? url_has_keyword(*ctx, s.lower)
+                                : url_matches(*ctx, patterns_[s.pattern].re);
+      return !s.lower.empty() ? icontains(f.url, s.lower) : patterns_[s.pattern].re.search(f.url);
     };
     if (ctx ? ctx->url_memo.get(s.memo, check) : check()) return patterns_[s.pattern].text;
   }

@@ -547,6 +547,7 @@ void build_prefilter(Policy::Impl& p) {
     }
   }
 
+  std::vector<std::vector<const UrlSet*>> url_lists;
   std::map<std::vector<const UrlSet*>, std::uint16_t> url_list_ids;
   std::map<std::vector<const HeaderFilter*>, std::uint16_t> header_list_ids;
   for (const Rule& r : p.rules) {
@@ -561,8 +562,8 @@ void build_prefilter(Policy::Impl& p) {
       std::vector<const UrlSet*> sets(r.urls.begin(), r.urls.end());
       std::sort(sets.begin(), sets.end());
       sets.erase(std::unique(sets.begin(), sets.end()), sets.end());
-      auto [it, fresh] = url_list_ids.emplace(sets, static_cast<std::uint16_t>(f.url_lists.size()));
-      if (fresh && f.url_lists.size() < Ctx::kMaxLists) f.url_lists.push_back(sets);
+      auto [it, fresh] = url_list_ids.emplace(sets, static_cast<std::uint16_t>(url_lists.size()));
+      if (fresh && url_lists.size() < Ctx::kMaxLists) url_lists.push_back(sets);
       if (it->second < Ctx::kMaxLists) {
         in.url_list = static_cast<std::uint16_t>(1 + it->second);
         in.rest &= ~bit(Cond::url);
@@ -593,6 +594,25 @@ void build_prefilter(Policy::Impl& p) {
   }
 
   build_source_intervals(f);
+
+  for (const auto& sets : url_lists) {
+    f.url_list_at.push_back(static_cast<std::uint32_t>(f.url_checks.size()));
+    for (const UrlSet* set : sets) {
+      if (set->has_hosts()) f.url_checks.push_back({set, 0, 0, Prefilter::UrlCheck::hosts, {}});
+      set->each_scan([&](std::string_view keyword, std::uint32_t memo, const Regex* re) {
+        Prefilter::UrlCheck c{re, memo, 0, Prefilter::UrlCheck::expression, {}};
+        if (!re) {
+          c.kind = Prefilter::UrlCheck::keyword;
+          c.ref = keyword.data();
+          c.size = static_cast<std::uint32_t>(keyword.size());
+          if (keyword.size() <= Prefilter::UrlCheck::kInline)
+            std::memcpy(c.inline_keyword, keyword.data(), keyword.size());
+        }
+        f.url_checks.push_back(c);
+      });
+    }
+  }
+  f.url_list_at.push_back(static_cast<std::uint32_t>(f.url_checks.size()));
 
   // Distinct Info values, numbered for the anchored postings: those of the most rules first,
   // so that the few lines of `infos` most candidates read stay in the cache.
