@@ -763,8 +763,8 @@ struct Prefilter {
     }
     bool may_hold(std::uint64_t h) const {
       if (slots_.empty()) return false;
-      const std::uint64_t bits = filter_bits(h);
-      return (filter_[h & (filter_.size() - 1)] & bits) == bits;
+      const std::uint64_t want = filter_bits(h);
+      return (filter_[h & (filter_.size() - 1)] & want) == want;
     }
     void prefetch_slot(std::uint64_t h) const { __builtin_prefetch(&slots_[h >> shift_]); }
     // The posting under key (hash h, may_hold(h)), or null.

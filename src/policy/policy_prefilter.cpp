@@ -300,12 +300,12 @@ void sort_distinct(std::uint32_t* v, std::size_t n, std::uint32_t* out) {
 
 void Prefilter::PairIndex::build(const std::vector<Slot>& items) {
   std::size_t cap = 8;
-  unsigned bits = 3;
+  unsigned log2_cap = 3;
   while (cap < items.size() * 2) {
     cap *= 2;
-    ++bits;
+    ++log2_cap;
   }
-  shift_ = 64 - bits;
+  shift_ = 64 - log2_cap;
   slots_.assign(cap, Slot{});
   filter_.assign(cap / 8, 0);
   for (const Slot& item : items) {
@@ -916,8 +916,8 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   }
   // Pair anchors: the key pairs the facts hit, every pair's, looked up together.
   auto id_of = [](const Hit& h) { return h.k < 0 ? h.post()->id : 0; };
-  constexpr std::size_t kMaxPairKeys = 64;
-  std::uint64_t pair_key[kMaxPairKeys], pair_hash[kMaxPairKeys];
+  constexpr std::size_t kPairBatch = 64;  // lookups asked for at once
+  std::uint64_t pair_key[kPairBatch], pair_hash[kPairBatch];
   std::size_t pair_keys = 0;
   auto take_pairs = [&] {
     const Prefilter::PairIndex& ix = f.pair_postings;
@@ -944,7 +944,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     }
     for (std::size_t ja = begin[kind(pair.a)]; ja < end[kind(pair.a)]; ++ja)
       for (std::size_t jb = begin[kind(pair.b)]; jb < end[kind(pair.b)]; ++jb) {
-        if (pair_keys == kMaxPairKeys) take_pairs();
+        if (pair_keys == kPairBatch) take_pairs();
         const std::uint64_t key = (std::uint64_t{id_of(hits[ja])} << 32) | id_of(hits[jb]);
         pair_key[pair_keys] = key;
         pair_hash[pair_keys] = Prefilter::PairIndex::hash(key);
