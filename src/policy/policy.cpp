@@ -25,11 +25,10 @@ namespace {
 struct Hit {
   bool ok = false;
   std::string_view detail;
-  std::uint16_t category = 0;
 };
 
 Hit yes(std::string_view d) {
-  return {true, d, 0};
+  return {true, d};
 }
 
 bool media_type_matches(std::string_view pattern, std::string_view type) {
@@ -73,11 +72,8 @@ Hit eval(const Policy::Impl& p, const Rule& r, Cond c, Ctx& ctx) {
       return {};
     case Cond::category:
       for (auto id : r.categories)
-        if (f.categories.has(id)) {
-          Hit h = yes(p.categories ? p.categories->category_name(id) : std::string_view("?"));
-          h.category = id;
-          return h;
-        }
+        if (f.categories.has(id))
+          return yes(p.categories ? p.categories->category_name(id) : std::string_view("?"));
       return {};
     case Cond::reputation:
       if (reputation_matches(f.reputation, r.reputation)) return yes(to_string(f.reputation));

@@ -444,8 +444,10 @@ class UrlSet {
   void number_patterns(std::unordered_map<std::string, std::uint32_t>& ids);
 
  private:
-  // at: the patterns on the facts' host (by_host_), or null.
-  std::string_view match(const Facts& f, const std::vector<std::uint32_t>* at, Ctx* ctx) const;
+  // at: the patterns on the facts' host (by_host_), or null; scan: the keywords and
+  // expressions too.
+  std::string_view match(const Facts& f, const std::vector<std::uint32_t>* at, Ctx* ctx,
+                         bool scan) const;
   // A keyword or expression as the scan of every URL reads it, side by side with the others
   // of the set: the pattern itself is read only for an expression or a match.
   struct Scan {

@@ -387,17 +387,7 @@ std::string_view UrlSet::match_hosts_in(Ctx& ctx, std::uint32_t id) {
 std::string_view UrlSet::match_hosts(Ctx& ctx) const {
   if (by_host_.empty()) return {};
   if (id != kNone && ctx.table && !ctx.table->empty()) return match_hosts_in(ctx, id);
-  const Facts& f = ctx.facts;
-  const auto* at = by_host_.find(ctx.host.own_hash(), f.host);
-  if (at)
-    for (std::uint32_t i : *at) {
-      const Pattern& p = patterns_[i];
-      if (!p.scheme.empty() && p.scheme != f.scheme) continue;
-      if (p.port != 0 && p.port != f.port) continue;
-      if (p.kind == Pattern::Kind::exact ? f.path == p.path : f.path.starts_with(p.path))
-        return p.text;
-    }
-  return {};
+  return match(ctx.facts, by_host_.find(ctx.host.own_hash(), ctx.facts.host), nullptr, false);
 }
 
 bool url_has_keyword(Ctx& ctx, std::string_view keyword) {
@@ -420,11 +410,11 @@ std::string_view UrlSet::match(const Facts& f, Ctx& ctx) const {
       at = by_host_.find(&f == &ctx.facts ? ctx.host.own_hash() : suffix_hash(f.host), f.host);
     }
   }
-  return match(f, at, &ctx);
+  return match(f, at, &ctx, true);
 }
 
-std::string_view UrlSet::match(const Facts& f, const std::vector<std::uint32_t>* at,
-                               Ctx* ctx) const {
+std::string_view UrlSet::match(const Facts& f, const std::vector<std::uint32_t>* at, Ctx* ctx,
+                               bool scan) const {
   if (at) {
     for (std::uint32_t i : *at) {
       const Pattern& p = patterns_[i];
@@ -434,6 +424,7 @@ std::string_view UrlSet::match(const Facts& f, const std::vector<std::uint32_t>*
         return p.text;
     }
   }
+  if (!scan) return {};
   for (const Scan& s : scan_) {
     auto check = [&] {
       if (ctx && &f == &ctx->facts)
