@@ -1041,13 +1041,12 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     }
     std::uint32_t sorted[kMaxList];
     sort_distinct(took, n_list, sorted);
-    for (std::size_t x = 0; x < n_list; ++x) cl[x] = {sorted[x] >> 16, f.infos[sorted[x] & 0xffff]};
     std::size_t listed = 0;
-    for (std::size_t x = 0; x < n_list; ++x) keyed[cl[x].rule >> 6] = 0;
+    for (std::size_t x = 0; x < n_list; ++x) keyed[sorted[x] >> 22] = 0;  // the rule's word
     for (std::size_t x = 0; x < n_list; ++x) {
-      const Prefilter::Info& in = cl[x].info;
+      const Prefilter::Info& in = f.infos[sorted[x] & 0xffff];
       if (!in.keys) continue;
-      const std::uint32_t i = cl[x].rule;
+      const std::uint32_t i = sorted[x] >> 16;
       if (!keyed[i >> 6]) base[i >> 6] = static_cast<std::uint16_t>(listed);
       keyed[i >> 6] |= std::uint64_t{1} << (i & 63);
       need |= in.keys;
@@ -1057,9 +1056,10 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     }
     if (listed) verify(listed, 0, words * 64);
     std::size_t kept = 0;
-    for (std::size_t x = 0; x < n_list; ++x) {
-      cl[kept] = cl[x];
-      kept += (cand[cl[x].rule >> 6] >> (cl[x].rule & 63)) & 1;
+    for (std::size_t x = 0; x < n_list; ++x) {  // each entry written once, not copied back
+      const std::uint32_t i = sorted[x] >> 16;
+      cl[kept] = {i, f.infos[sorted[x] & 0xffff]};
+      kept += (cand[i >> 6] >> (i & 63)) & 1;
     }
     out.listed = true;
     out.count = kept;
