@@ -43,11 +43,18 @@ def portcullis_bin():
     return os.path.abspath(os.environ.get("PORTCULLIS_BIN", DEFAULT_BIN))
 
 
+_handed_out = set()  # ports free_port() gave: the kernel may offer a closed one again
+
+
 def free_port(host="127.0.0.1"):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_until(pred, timeout=5.0, interval=0.05):
