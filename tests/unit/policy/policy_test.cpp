@@ -900,6 +900,82 @@ action = "block"
 
 // The same for header filters: a value without one of the literals a match needs is not
 // searched.
+// Header filters read each field's value lower-cased once per decision: several filters on
+// one field, values too long for that copy and fields past the ones it keeps (compared in
+// place then) all decide alike.
+TEST(PolicyRules, HeaderFiltersOnLongValuesAndManyFields) {
+  auto p = load(R"(
+[[header_filters]]
+name = "none"
+header = "User-Agent"
+contains = "zzz"
+
+[[header_filters]]
+name = "bot"
+header = "User-Agent"
+contains = "BoT"
+
+[[header_filters]]
+name = "scan"
+header = "User-Agent"
+regex = '(?i)sqlmap'
+
+[[header_filters]]
+name = "late"
+header = "X-Late"
+contains = "Yes"
+
+[[rules]]
+name = "none"
+headers = ["none"]
+action = "block"
+
+[[rules]]
+name = "bot"
+headers = ["bot"]
+action = "block"
+
+[[rules]]
+name = "scan"
+headers = ["scan"]
+action = "block"
+
+[[rules]]
+name = "late"
+headers = ["late"]
+action = "block"
+)");
+  ASSERT_TRUE(p);
+  const std::string pad(5000, 'a');
+  std::vector<std::pair<std::string, std::string>> many;  // 40 fields before X-Late
+  for (int i = 0; i < 40; ++i) many.emplace_back("X-F" + std::to_string(i), "v");
+  struct HeaderCase {
+    std::vector<std::pair<std::string, std::string>> headers;
+    const char* rule;
+  };
+  std::vector<HeaderCase> cases = {
+      {{{"User-Agent", "Mozilla ROBOT"}}, "bot"},
+      {{{"User-Agent", "Mozilla"}}, "default"},
+      {{{"User-Agent", pad + "bOt"}}, "bot"},
+      {{{"User-Agent", pad + "SqlMap"}}, "scan"},
+      {{{"User-Agent", pad}}, "default"},
+      {{{"User-Agent", "Mozilla"}, {"X-Late", "yes"}}, "late"},  // two fields lowered
+      {{{"X-A", std::string(3000, 'b')}, {"User-Agent", std::string(3000, 'c') + "BOT"}}, "bot"},
+  };
+  for (const char* late : {"YES", "no"}) {
+    HeaderCase c{many, late[0] == 'Y' ? "late" : "default"};
+    c.headers.emplace_back("X-Late", late);
+    cases.push_back(c);
+  }
+  for (const auto& c : cases) {
+    Req r;
+    r.headers = c.headers;
+    EXPECT_EQ(p->decide(r.facts(*p), Phase::request).rule, c.rule)
+        << c.headers.size() << " fields, last " << c.headers.back().first << " of "
+        << c.headers.back().second.size() << " bytes";
+  }
+}
+
 TEST(PolicyRules, HeaderExpressionsAgreeWithRe2) {
   const std::vector<std::string> patterns = {
       R"(^(curl|Wget|python-requests)/)",
