@@ -331,10 +331,22 @@ void set_category(const Policy::Impl& p, Decision& d, std::uint16_t id) {
   if (id < p.category_source.size()) d.source = p.category_source[id];
 }
 
+// The first of a rule's source networks (n ExplainItems from `items`) that holds the client of
+// source interval `interval`, as Prefilter::source_id numbers them.
+std::string_view network(const detail::ExplainItem* items, std::uint16_t n,
+                         const detail::Prefilter& f, std::size_t interval) {
+  const auto& nets = f.by_source.items();
+  for (std::uint16_t i = 0; i < n; ++i)
+    for (std::uint32_t j = f.source_first[interval]; j < f.source_first[interval + 1]; ++j)
+      if (nets[f.source_nets[j]].value.id == items[i].key) return items[i].text;
+  return {};
+}
+
 // The decision of rule r, which holds: its action, and what explains it (the value that holds
 // of its first condition, its category). Users and groups are told apart by their hashes
-// (Ctx::keys), categories by id, both through the rule's ExplainItems: the rule's lists and
-// the names they point to are not read.
+// (Ctx::keys), categories by id, source networks by the prefilter's ids of those holding the
+// client, all through the rule's ExplainItems: the rule's lists, the sets and the names they
+// point to are not read. eval() explains the other conditions.
 Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
   Decision d;
   d.action = r.action;
@@ -363,8 +375,11 @@ Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
     else if (first == Cond::group && r.explain_values && ctx.keys.ready &&
              f.groups.size() == groups)
       d.detail = named({ctx.keys.groups, groups});
-    else
-      d.detail = eval(p, r, first, ctx).detail;
+    else if (first == Cond::source && r.explain_values &&
+             ctx.keys.source_interval != ~std::size_t{0})
+      d.detail = network(items + r.explain_categories, r.explain_values, p.prefilter,
+                         ctx.keys.source_interval);
+    if (d.detail.empty()) d.detail = eval(p, r, first, ctx).detail;
   }
   if (category && p.categories) {
     d.category = category->text;
@@ -685,8 +700,12 @@ std::string Policy::explain(const Facts& f, Phase phase) const {
 
 namespace {
 
-// The items explaining each rule's categories, and its users or groups when they come first.
+// The items explaining each rule's categories, and when they come first its users or groups,
+// or its source networks (the prefilter's id of each network of each of its sources, in
+// order, with what eval() reports of it: the group's name, else the network as written).
 void build_explain(Policy::Impl& p) {
+  const detail::Prefilter& f = p.prefilter;
+  const bool sources = f.usable && (f.active & detail::bit(Cond::source));
   for (Rule& r : p.rules) {
     r.explain = static_cast<std::uint32_t>(p.explain.size());
     for (auto id : r.categories)
@@ -698,6 +717,19 @@ void build_explain(Policy::Impl& p) {
     if ((first == Cond::user || first == Cond::group) && values.size() <= 0xffff) {
       for (auto v : values) p.explain.push_back({detail::nocase_hash(v), v, ""});
       r.explain_values = static_cast<std::uint16_t>(values.size());
+    } else if (first == Cond::source && sources) {
+      const std::size_t at = p.explain.size();
+      bool known = true;
+      for (const auto& [set, group] : r.sources)
+        for (const auto& [net, text] : set->nets()) {
+          const std::uint32_t id = f.source_id(net);
+          known = known && id != 0;
+          p.explain.push_back({id, group.empty() ? text : group, ""});
+        }
+      if (known && p.explain.size() - at <= 0xffff)
+        r.explain_values = static_cast<std::uint16_t>(p.explain.size() - at);
+      else
+        p.explain.resize(at);  // explained by eval()
     }
   }
 }
@@ -705,7 +737,6 @@ void build_explain(Policy::Impl& p) {
 }  // namespace
 
 void Policy::Impl::build_indexes() {
-  build_explain(*this);
   std::unordered_map<std::string, std::uint32_t> pattern_ids;
   for (auto& set : url_sets) set.number_patterns(pattern_ids);
   approved_urls.number_patterns(pattern_ids);
@@ -716,6 +747,7 @@ void Policy::Impl::build_indexes() {
     h.prepare();
   }
   detail::build_prefilter(*this);
+  build_explain(*this);
   hosts.build(*this);
   prefilter.by_domain = {};      // in the host table's records now
   if (prefilter.usable) return;  // the phase indexes serve policies too large for it

@@ -539,7 +539,8 @@ struct alignas(64) Rule {
   std::uint32_t domain_set[kInlineSets] = {kNone, kNone, kNone};
   std::uint32_t url_set = kNone;
   // Its items in Policy::Impl::explain, from `explain`: one per category it names, then one
-  // per value of its first condition when that is users or groups.
+  // per value of its first condition when that is users or groups, or per network of its
+  // sources when those come first.
   std::uint32_t explain = 0;
   std::uint16_t explain_categories = 0, explain_values = 0;
 
@@ -561,7 +562,8 @@ struct alignas(64) Rule {
 };
 
 // What explaining a decision reads of a value a rule names (Rule::explain): the value's key as
-// the decision has it (a category id; the nocase_hash of a user or group name) beside the text
+// the decision has it (a category id; the nocase_hash of a user or group name; the id of a
+// source network, Prefilter::source_id) beside the text
 // the decision reports, so that the explanation reads one short array rather than the rule's
 // lists and the names they point to.
 struct ExplainItem {
@@ -858,6 +860,9 @@ struct Prefilter {
   std::vector<std::uint32_t> source_rank;
   std::vector<std::uint32_t> source_first;  // per interval (+ one): its first in source_nets
   std::vector<std::uint32_t> source_nets;   // by_source items covering each interval
+  // The Post id of network `net` in by_source (0: none): what explaining a rule's source
+  // condition matches against the networks holding the client (Rule::explain).
+  std::uint32_t source_id(const base::Cidr& net) const;
   // Context kinds: postings (for anchors, and for checks when there are more than kMaxSets
   // lists), and per key the method / listener / schedule lists (bit per set) it satisfies.
   FlatMap<std::string_view, Post> by_method;    // lower-case, nocase_hash

@@ -254,6 +254,17 @@ void build_source_intervals(Prefilter& f) {
   fill(fill, 1);
 }
 
+}  // namespace
+
+std::uint32_t Prefilter::source_id(const base::Cidr& net) const {
+  const SourceKey key{static_cast<std::uint32_t>(net.prefix),
+                      masked(net_key(net.net), net_mask(net.prefix))};
+  const Post* post = by_source.find(source_hash(key), key);
+  return post ? post->id : 0;
+}
+
+namespace {
+
 // The interval of f's source cuts holding `key`: its place in sorted order.
 std::size_t source_interval(const Prefilter& f, const Prefilter::NetKey& key) {
   const Prefilter::NetKey* t = f.source_tree.data();
@@ -441,8 +452,8 @@ void build_prefilter(Policy::Impl& p) {
     if (indexed & bit(Cond::source))
       for (const auto& [set, group] : r.sources)
         for (const auto& [net, text] : set->nets()) {
-          Prefilter::SourceKey key{static_cast<std::uint32_t>(net.prefix),
-                                   masked(net_key(net.net), net_mask(net.prefix))};
+          const Prefilter::SourceKey key{static_cast<std::uint32_t>(net.prefix),
+                                         masked(net_key(net.net), net_mask(net.prefix))};
           post(f.by_source.insert(source_hash(key), key), Cond::source);
         }
     if (indexed & bit(Cond::port))

@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "base/cidr.h"
@@ -403,6 +404,57 @@ TEST(PolicyPrefilter, ManySourceNetworks) {
       t.method = method;
       expect_same(*p, t.facts(*p), Phase::request, "client " + c);
     }
+  }
+}
+
+// A rule whose first condition is its source is explained by the first of its sources, in
+// order, holding the client, and within an unnamed set by its first network holding it:
+// nested networks, an address in a group and written in the rule, IPv4 and IPv6.
+TEST(PolicyPrefilter, SourceExplainedByFirstNetworkHolding) {
+  auto p = load(R"(
+[[ip_groups]]
+name = "outer"
+addresses = ["10.0.0.0/8", "10.1.0.0/16"]
+
+[[ip_groups]]
+name = "inner"
+addresses = ["10.1.2.0/24", "2001:db8::/32"]
+
+[[rules]]
+name = "posts"
+source = ["10.1.2.3", "inner", "outer"]
+methods = ["POST"]
+action = "block"
+
+[[rules]]
+name = "nested"
+source = ["10.2.0.0/16", "10.2.0.0/24", "outer"]
+action = "warn"
+
+[[rules]]
+name = "groups"
+source = ["outer", "inner"]
+action = "monitor"
+)");
+  ASSERT_TRUE(p);
+  Rng rng(5);
+  Txn t;
+  t.make(rng);
+  const std::vector<std::tuple<std::string, std::string, std::string, std::string>> cases = {
+      {"10.1.2.3", "POST", "posts", "10.1.2.3"},    {"10.1.2.4", "POST", "posts", "inner"},
+      {"10.9.9.9", "POST", "posts", "outer"},       {"2001:db8::7", "POST", "posts", "inner"},
+      {"10.2.0.5", "GET", "nested", "10.2.0.0/16"}, {"10.2.7.5", "GET", "nested", "10.2.0.0/16"},
+      {"10.1.2.4", "GET", "nested", "outer"},       {"2001:db8::7", "GET", "groups", "inner"},
+  };
+  for (const auto& [client, method, rule, detail] : cases) {
+    t.client = *base::parse_ip(client);
+    t.method = method;
+    const Facts f = t.facts(*p);
+    const Decision d = p->decide(f, Phase::request);
+    EXPECT_EQ(d.rule, rule) << client << " " << method;
+    EXPECT_EQ(d.condition, "source") << client << " " << method;
+    EXPECT_EQ(d.detail, detail) << client << " " << method;
+    expect_same(*p, f, Phase::request, "client " + client);
   }
 }
 
