@@ -563,9 +563,8 @@ struct alignas(64) Rule {
 
 // What explaining a decision reads of a value a rule names (Rule::explain): the value's key as
 // the decision has it (a category id; the nocase_hash of a user or group name; the id of a
-// source network, Prefilter::source_id) beside the text
-// the decision reports, so that the explanation reads one short array rather than the rule's
-// lists and the names they point to.
+// source network, Prefilter::source_id) beside the text the decision reports, so that the
+// explanation reads one short array rather than the rule's lists and the names they point to.
 struct ExplainItem {
   std::uint64_t key;
   std::string_view text;

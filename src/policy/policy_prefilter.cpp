@@ -65,6 +65,10 @@ std::uint64_t source_hash(const Prefilter::SourceKey& k) {
   return hash_finish(h);
 }
 
+Prefilter::SourceKey source_key(const base::Cidr& net) {
+  return {static_cast<std::uint32_t>(net.prefix), masked(net_key(net.net), net_mask(net.prefix))};
+}
+
 std::uint64_t port_hash(std::uint16_t port) {
   return hash_finish(kHashSeed ^ port);
 }
@@ -257,8 +261,7 @@ void build_source_intervals(Prefilter& f) {
 }  // namespace
 
 std::uint32_t Prefilter::source_id(const base::Cidr& net) const {
-  const SourceKey key{static_cast<std::uint32_t>(net.prefix),
-                      masked(net_key(net.net), net_mask(net.prefix))};
+  const SourceKey key = source_key(net);
   const Post* post = by_source.find(source_hash(key), key);
   return post ? post->id : 0;
 }
@@ -452,8 +455,7 @@ void build_prefilter(Policy::Impl& p) {
     if (indexed & bit(Cond::source))
       for (const auto& [set, group] : r.sources)
         for (const auto& [net, text] : set->nets()) {
-          const Prefilter::SourceKey key{static_cast<std::uint32_t>(net.prefix),
-                                         masked(net_key(net.net), net_mask(net.prefix))};
+          const Prefilter::SourceKey key = source_key(net);
           post(f.by_source.insert(source_hash(key), key), Cond::source);
         }
     if (indexed & bit(Cond::port))
