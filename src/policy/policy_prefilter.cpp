@@ -970,31 +970,34 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
 
   // 2. Context kinds, per rule, against the lists of methods, listeners and schedules the
   //    facts satisfy (computed on first use).
-  bool context_ready = false;
-  std::uint64_t method_ok = 0, listener_ok = 0, schedule_ok = 0;
-  std::uint32_t reputation_ok = 0;
-  auto context_holds = [&](const Prefilter::Info& in) -> bool {
-    if (!context_ready && in.context) {
-      context_ready = true;
-      if (const auto* m = f.method_sets.find(keys.method, facts.method, nocase_equal))
-        method_ok = *m;
-      if (const auto* l = f.listener_sets.find(keys.listener, facts.listener)) listener_ok = *l;
-      if (!f.minute_class.empty()) {
-        need_time(ctx, p.tz);
-        schedule_ok =
-            f.class_sets[f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]];
-      }
-      for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
-        if (reputation_matches(facts.reputation, s)) reputation_ok |= 1U << static_cast<int>(s);
+  struct {
+    bool ready = false;
+    std::uint64_t method = 0, listener = 0, schedule = 0;
+    std::uint32_t reputation = 0;
+  } ok;
+  auto context_init = [&]() __attribute__((noinline)) {
+    ok.ready = true;
+    if (const auto* m = f.method_sets.find(keys.method, facts.method, nocase_equal)) ok.method = *m;
+    if (const auto* l = f.listener_sets.find(keys.listener, facts.listener)) ok.listener = *l;
+    if (!f.minute_class.empty()) {
+      need_time(ctx, p.tz);
+      ok.schedule =
+          f.class_sets[f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]];
     }
+    for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
+      if (reputation_matches(facts.reputation, s)) ok.reputation |= 1U << static_cast<int>(s);
+  };
+  // Inlined in the candidates' loops (a call per candidate costs more than the check).
+  auto context_holds = [&](const Prefilter::Info& in) __attribute__((always_inline))->bool {
+    if (!ok.ready && in.context) context_init();
     // Without a branch on the Info (which rules hold is unpredictable): a field of 0 (not
     // checked here) reads bit 63 and holds anyway; an Info without context holds.
     auto in_set = [](std::uint64_t set, std::uint8_t v) {
       return (v == 0) | static_cast<bool>((set >> ((v - 1U) & 63U)) & 1U);
     };
     return ((in.guest == 0) | ((in.guest == 2) == facts.guest)) &
-           in_set(reputation_ok, in.reputation) & in_set(method_ok, in.method) &
-           in_set(listener_ok, in.listener) & in_set(schedule_ok, in.schedule);
+           in_set(ok.reputation, in.reputation) & in_set(ok.method, in.method) &
+           in_set(ok.listener, in.listener) & in_set(ok.schedule, in.schedule);
   };
   auto drop = [&](std::uint32_t i) { cand[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); };
 
