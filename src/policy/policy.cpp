@@ -331,17 +331,6 @@ void set_category(const Policy::Impl& p, Decision& d, std::uint16_t id) {
   if (id < p.category_source.size()) d.source = p.category_source[id];
 }
 
-// The first of a rule's source networks (n ExplainItems from `items`) that holds the client of
-// source interval `interval`, as Prefilter::source_id numbers them.
-std::string_view network(const detail::ExplainItem* items, std::uint16_t n,
-                         const detail::Prefilter& f, std::size_t interval) {
-  const auto& nets = f.by_source.items();
-  for (std::uint16_t i = 0; i < n; ++i)
-    for (std::uint32_t j = f.source_first[interval]; j < f.source_first[interval + 1]; ++j)
-      if (nets[f.source_nets[j]].value.id == items[i].key) return items[i].text;
-  return {};
-}
-
 // The decision of rule r, which holds: its action, and what explains it (the value that holds
 // of its first condition, its category). Users and groups are told apart by their hashes
 // (Ctx::keys), categories by id, source networks by the prefilter's ids of those holding the
@@ -377,8 +366,8 @@ Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
       d.detail = named({ctx.keys.groups, groups});
     else if (first == Cond::source && r.explain_values &&
              ctx.keys.source_interval != ~std::size_t{0})
-      d.detail = network(items + r.explain_categories, r.explain_values, p.prefilter,
-                         ctx.keys.source_interval);
+      d.detail = p.prefilter.first_holding(items + r.explain_categories, r.explain_values,
+                                           ctx.keys.source_interval);
     if (d.detail.empty()) d.detail = eval(p, r, first, ctx).detail;
   }
   if (category && p.categories) {

@@ -862,6 +862,10 @@ struct Prefilter {
   // The Post id of network `net` in by_source (0: none): what explaining a rule's source
   // condition matches against the networks holding the client (Rule::explain).
   std::uint32_t source_id(const base::Cidr& net) const;
+  // The text of the first of n networks (ExplainItems keyed by source_id) that holds the
+  // clients of source interval `interval`; empty when none does.
+  std::string_view first_holding(const ExplainItem* items, std::uint16_t n,
+                                 std::size_t interval) const;
   // Context kinds: postings (for anchors, and for checks when there are more than kMaxSets
   // lists), and per key the method / listener / schedule lists (bit per set) it satisfies.
   FlatMap<std::string_view, Post> by_method;    // lower-case, nocase_hash

@@ -266,6 +266,15 @@ std::uint32_t Prefilter::source_id(const base::Cidr& net) const {
   return post ? post->id : 0;
 }
 
+std::string_view Prefilter::first_holding(const ExplainItem* items, std::uint16_t n,
+                                          std::size_t interval) const {
+  const auto& nets = by_source.items();
+  for (std::uint16_t i = 0; i < n; ++i)
+    for (std::uint32_t j = source_first[interval]; j < source_first[interval + 1]; ++j)
+      if (nets[source_nets[j]].value.id == items[i].key) return items[i].text;
+  return {};
+}
+
 namespace {
 
 // The interval of f's source cuts holding `key`: its place in sorted order.
