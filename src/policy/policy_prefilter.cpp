@@ -1088,11 +1088,6 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     }
     out.listed = true;
     out.count = kept;
-    // The first candidates are the likeliest to decide: their rules' lines are asked for now.
-    for (std::size_t x = 0; x < kept && x < 2; ++x) {
-      const auto* r = reinterpret_cast<const char*>(&p.rules[cl[x].rule]);
-      for (std::size_t at = 0; at < sizeof(Rule); at += 64) __builtin_prefetch(r + at);
-    }
     return;
   }
 
