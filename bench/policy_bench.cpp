@@ -454,6 +454,16 @@ std::uint64_t warm(const Facts& f) {
   return sum;
 }
 
+}  // namespace
+
+// In-process A/B of two code paths (bench/README.md): a scratch build of the engine that
+// defines this variable and branches on it gets BM_DecisionLatency's decisions alternating
+// between variant 0 and 1 in blocks of 1,000 transactions (flipped at each pass over the
+// mix), with their percentiles apart. Undefined (null) in the engine as it ships.
+extern "C" int pc_policy_variant __attribute__((weak));
+
+namespace {
+
 // Latency, one decision at a time over the whole mix (1,000,000 decisions: each transaction
 // five times). classify=1: classify + decide; 0: decide alone on classified facts; 2:
 // classify alone. Also p99 per kind of host (db: in the database; unlisted: nowhere; listed:
@@ -466,13 +476,17 @@ void BM_DecisionLatency(benchmark::State& st) {
   const auto& txns = state().txns;
   const auto& cls = state().classified;
   std::vector<std::uint32_t> ns;
-  std::vector<std::uint8_t> kind;
+  std::vector<std::uint8_t> kind, variant;
   ns.reserve(1 << 20);
   kind.reserve(1 << 20);
+  variant.reserve(1 << 20);
+  const bool ab = &pc_policy_variant != nullptr;
   std::size_t i = 0;
   const std::size_t lim = facts_limit(txns.size());
   for (auto _ : st) {
     std::chrono::steady_clock::time_point t0, t1;
+    const auto var = static_cast<std::uint8_t>((ns.size() / lim + i / 1000) & 1);
+    if (ab) pc_policy_variant = var;
     if (classify_only) {
       Facts f = txns[i].facts;
       benchmark::DoNotOptimize(warm(f));
@@ -501,11 +515,19 @@ void BM_DecisionLatency(benchmark::State& st) {
           std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
       const std::string& k = txns[i].kind;
       kind.push_back(k.rfind("db_", 0) == 0 ? 0 : k == "unlisted" ? 1 : 2);
+      variant.push_back(var);
     }
     if (++i == lim) i = 0;
   }
-  std::vector<std::uint32_t> per[3];
-  for (std::size_t j = 0; j < ns.size(); ++j) per[kind[j]].push_back(ns[j]);
+  std::vector<std::uint32_t> per[3], by_variant[2];
+  for (std::size_t j = 0; j < ns.size(); ++j) {
+    per[kind[j]].push_back(ns[j]);
+    by_variant[variant[j]].push_back(ns[j]);
+  }
+  if (ab) {
+    set_percentiles(st, by_variant[0], "v0_");
+    set_percentiles(st, by_variant[1], "v1_");
+  }
   set_percentiles(st, ns, "");
   const char* names[] = {"db_", "unlisted_", "listed_"};
   for (int k = 0; k < 3; ++k) {
