@@ -331,11 +331,18 @@ void set_category(const Policy::Impl& p, Decision& d, std::uint16_t id) {
   if (id < p.category_source.size()) d.source = p.category_source[id];
 }
 
+// What explains a category a rule names: its name and its database.
+detail::ExplainItem category_item(const Policy::Impl& p, std::uint16_t id) {
+  return {id, p.categories ? p.categories->category_name(id) : "?",
+          id < p.category_source.size() ? p.category_source[id] : ""};
+}
+
 // The decision of rule r, which holds: its action, and what explains it (the value that holds
 // of its first condition, its category). Users and groups are told apart by their hashes
-// (Ctx::keys), categories by id, source networks by the prefilter's ids of those holding the
-// client, all through the rule's ExplainItems: the rule's lists, the sets and the names they
-// point to are not read. eval() explains the other conditions.
+// (Ctx::keys), categories by id (Rule::category, when it has room for them), source networks
+// by the prefilter's ids of those holding the client, all through the rule's ExplainItems: the
+// rule's lists, the sets and the names they point to are not read. eval() explains the other
+// conditions.
 Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
   Decision d;
   d.action = r.action;
@@ -343,8 +350,17 @@ Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
   const Facts& f = ctx.facts;
   const detail::ExplainItem* const items = p.explain.data() + r.explain;
   const detail::ExplainItem* category = nullptr;
-  for (std::uint16_t i = 0; i < r.explain_categories && !category; ++i)
-    if (f.categories.has(static_cast<std::uint16_t>(items[i].key))) category = &items[i];
+  detail::ExplainItem inline_category;
+  if (r.explain_categories <= Rule::kInlineCategories) {
+    for (std::uint16_t i = 0; i < r.explain_categories && !category; ++i)
+      if (const std::uint16_t id = r.category[i]; f.categories.has(id)) {
+        inline_category = category_item(p, id);
+        category = &inline_category;
+      }
+  } else {
+    for (std::uint16_t i = 0; i < r.explain_categories && !category; ++i)
+      if (f.categories.has(static_cast<std::uint16_t>(items[i].key))) category = &items[i];
+  }
   // The first of the rule's values (items from `values`) that one of the facts' keys equals.
   auto named = [&](std::span<const std::uint64_t> keys) -> std::string_view {
     const detail::ExplainItem* values = items + r.explain_categories;
@@ -697,10 +713,10 @@ void build_explain(Policy::Impl& p) {
   const bool sources = f.usable && (f.active & detail::bit(Cond::source));
   for (Rule& r : p.rules) {
     r.explain = static_cast<std::uint32_t>(p.explain.size());
-    for (auto id : r.categories)
-      p.explain.push_back({id, p.categories ? p.categories->category_name(id) : "?",
-                           id < p.category_source.size() ? p.category_source[id] : ""});
+    for (auto id : r.categories) p.explain.push_back(category_item(p, id));
     r.explain_categories = static_cast<std::uint16_t>(r.categories.size());
+    if (r.categories.size() <= Rule::kInlineCategories)
+      std::copy(r.categories.begin(), r.categories.end(), r.category);
     const auto first = static_cast<Cond>(__builtin_ctz(r.conds | (1U << 31)));
     const auto& values = first == Cond::user ? r.users : r.groups;
     if ((first == Cond::user || first == Cond::group) && values.size() <= 0xffff) {

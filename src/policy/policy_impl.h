@@ -522,14 +522,19 @@ struct PortRange {
   std::string_view text;
 };
 
-// What a decision reads of every rule it checks or reports (index to url_set) comes first,
-// in the rule's first cache line.
+// What a decision reads of every rule it checks or reports (conds to explain_values) comes
+// first, in the rule's first cache line.
 struct alignas(64) Rule {
-  std::uint32_t index = 0;  // position in the document (0-based)
   std::uint32_t conds = 0;  // bit(Cond) per condition present
+  std::uint32_t index = 0;  // position in the document (0-based)
   std::string_view name;
   Action action = Action::allow;
   bool enabled = true;
+  // The ids of its categories when it names at most kInlineCategories of them (as many as
+  // explain_categories): explaining a decision finds the one that holds here rather than in
+  // its ExplainItems.
+  static constexpr std::size_t kInlineCategories = 4;
+  std::uint16_t category[kInlineCategories] = {};
   // The HostTable ids (DomainSet::id) of the rule's domain sets, in order, when it has at
   // most kInlineSets of them (domain_sets of them; 0: look in domains); the id of its URL set
   // when it has one only and that one is host-bound (UrlSet::id; else kNone). Checking or

@@ -654,6 +654,42 @@ TEST(PolicyTable, CategoryAndSourceInDecision) {
   EXPECT_EQ(d.source, "policy");
 }
 
+// A rule's categories are explained from the rule itself when it names a few, from its list of
+// explanations when it names more: either way the decision names the one that holds.
+TEST(PolicyTable, DecisionNamesTheRuleCategoryThatHolds) {
+  std::ostringstream doc;
+  for (int c = 0; c < 6; ++c)
+    doc << "[[categories]]\nname = \"cat" << c << "\"\ndomains = [\"host" << c << ".example\"]\n\n";
+  doc << "[[rules]]\nname = \"few\"\naction = \"block\"\ncategories = [\"cat0\", \"cat1\"]\n\n"
+      << "[[rules]]\nname = \"many\"\naction = \"warn\"\n"
+      << "categories = [\"cat2\", \"cat3\", \"cat4\", \"cat5\", \"cat1\"]\n";
+  auto p = load(doc.str());
+  ASSERT_TRUE(p);
+  const struct {
+    const char* host;
+    const char* rule;
+    const char* category;
+  } cases[] = {{"host1.example", "few", "cat1"},
+               {"host0.example", "few", "cat0"},
+               {"host5.example", "many", "cat5"},
+               {"host3.example", "many", "cat3"},
+               {"www.example.com", "default", ""}};
+  for (const auto& c : cases) {
+    Req r;
+    r.url = std::string("http://") + c.host + "/";
+    Facts f = r.facts(*p);
+    Decision d = p->decide(f, Phase::request);
+    SCOPED_TRACE(c.host);
+    EXPECT_EQ(d.rule, c.rule);
+    EXPECT_EQ(d.category, c.category);
+    if (std::string_view(c.rule) != "default") {
+      EXPECT_EQ(d.condition, "category");
+      EXPECT_EQ(d.detail, c.category);
+      EXPECT_EQ(d.source, "policy");
+    }
+  }
+}
+
 TEST(PolicyPhases, RequestDecisionIsProvisionalWhileResponseRulesRemain) {
   auto p = load(kTable);
   ASSERT_TRUE(p);
