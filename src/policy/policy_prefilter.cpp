@@ -736,6 +736,10 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
     f.listener_sets.prefetch(keys.listener);
   }
   if (f.active & bit(Cond::port)) f.by_port.prefetch(port_hash(facts.port));
+  if (!f.minute_class.empty()) {  // the schedules' class of the minute (context_init)
+    need_time(ctx, p.tz);
+    __builtin_prefetch(&f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]);
+  }
   // The slots asked for above have had the time of the source search to arrive: the user's
   // and the groups' items are asked for now.
   if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch_item(keys.user);
