@@ -190,7 +190,8 @@ void HostTable::build(Policy::Impl& p) {
         postings[4 + k] = &post.all;
       }
       for (int k = 0; k < kPostings; ++k)
-        head.n[k] = postings[k]->dense() ? kDense : static_cast<std::uint16_t>(postings[k]->n);
+        head.n[k] =
+            postings[k]->dense() ? kDense : static_cast<std::uint16_t>(postings[k]->count());
     }
     put(&head, sizeof head);
     put(b.key.data(), b.key.size());
@@ -216,10 +217,9 @@ void HostTable::build(Policy::Impl& p) {
       const Prefilter::Posting& v = *postings[k];
       if (v.dense())
         put(&v.off, sizeof v.off);
-      else if (k < 4)
-        put(f.entries.data() + v.off, v.n * sizeof(Prefilter::Entry));
       else
-        put(f.ids.data() + v.off, v.n * sizeof(std::uint16_t));
+        put(f.rules_at(v, k < 4),
+            v.count() * (k < 4 ? sizeof(Prefilter::Entry) : sizeof(std::uint16_t)));
     }
     while ((bytes.size() - start) % 8) bytes.push_back(0);
     head.tail = static_cast<std::uint32_t>(bytes.size() - start);

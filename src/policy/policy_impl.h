@@ -728,13 +728,17 @@ struct Prefilter {
   using Bits = std::vector<std::uint64_t>;
   // Rules under one key, ascending: in `ids` (or `entries` for anchored postings), or a bitset
   // of `words` words in `bits` when they are many (more than max(words / 4, 32)). Postings
-  // live in these pools, those of one key side by side.
+  // live in these pools, those of one key side by side; a posting of one rule (most pair
+  // postings) holds it in place of its offset, so that reading it costs no other fetch.
   struct Posting {
     static constexpr std::uint32_t kDense = 0x80000000U;
-    std::uint32_t off = 0;  // into ids or entries, or (kDense) into bits
-    std::uint32_t n = 0;    // rules, | kDense for a bitset
+    static constexpr std::uint32_t kInPlace = 0x40000000U;
+    std::uint32_t off = 0;  // into ids or entries, (kDense) into bits, or (kInPlace) the rule:
+                            // the bytes of its Entry (anchored) or of its number
+    std::uint32_t n = 0;    // rules, | kDense for a bitset, | kInPlace for one rule in `off`
     bool empty() const { return n == 0; }
     bool dense() const { return (n & kDense) != 0; }
+    std::uint32_t count() const { return n & ~(kDense | kInPlace); }
   };
   // The rules whose condition of one kind holds for one key: those anchored on that kind, and
   // the others (`all`; a rule is never checked through the postings of its anchor's kind).
@@ -832,6 +836,14 @@ struct Prefilter {
     std::uint32_t rule;
     Info info;
   };
+
+  // Where the rules of posting v (not dense) are: Entry items (of_entries: an anchored
+  // posting) or 16-bit numbers.
+  const unsigned char* rules_at(const Posting& v, bool of_entries) const {
+    if (v.n & Posting::kInPlace) return reinterpret_cast<const unsigned char*>(&v.off);
+    return of_entries ? reinterpret_cast<const unsigned char*>(entries.data() + v.off)
+                      : reinterpret_cast<const unsigned char*>(ids.data() + v.off);
+  }
 
   bool usable = false;  // rule count fits kMaxWords
   std::size_t words = 0;

@@ -667,6 +667,16 @@ void build_prefilter(Policy::Impl& p) {
       v.n = n | Posting::kDense;
       f.bits.resize(f.bits.size() + words, 0);
       for (auto i : list) set_bit(f.bits.data() + v.off, i);
+    } else if (n == 1) {
+      v.n = 1 | Posting::kInPlace;
+      v.off = 0;
+      const auto rule = static_cast<std::uint16_t>(list[0]);
+      if (anchored) {
+        const Prefilter::Entry e{rule, info_id[rule]};
+        std::memcpy(&v.off, &e, sizeof e);
+      } else {
+        std::memcpy(&v.off, &rule, sizeof rule);
+      }
     } else if (anchored) {
       v.off = static_cast<std::uint32_t>(f.entries.size());
       v.n = n;
@@ -774,9 +784,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   };
   auto rules = [&](const Posting& v, bool anchored) -> Rules {
     if (v.dense()) return {reinterpret_cast<const unsigned char*>(f.bits.data() + v.off), 0, true};
-    if (anchored)
-      return {reinterpret_cast<const unsigned char*>(f.entries.data() + v.off), v.n, false};
-    return {reinterpret_cast<const unsigned char*>(f.ids.data() + v.off), v.n, false};
+    return {f.rules_at(v, anchored), v.count(), false};
   };
   auto record_rules = [&](const unsigned char* rec, int k) -> Rules {
     const HostTable::Record r(rec);
