@@ -386,9 +386,11 @@ TEST(PolicyPrefilter, ManySourceNetworks) {
       const unsigned len = std::vector<unsigned>{8, 16, 20, 24, 24, 30, 32}[rng() % 7];
       const std::string base = "10." + std::to_string(a) + "." + std::to_string(b) + ".";
       net = base + std::to_string(c) + "/" + std::to_string(len);
-      for (int d : {-1, 0, 1}) {  // around the network's start
-        const int last = static_cast<int>(c & (len >= 24 ? ~((1U << (32 - len)) - 1) : 0U)) + d;
-        if (last >= 0 && last < 256) clients.push_back(base + std::to_string(last));
+      const int start = static_cast<int>(c & (len >= 24 ? ~((1U << (32 - len)) - 1) : 0U));
+      const int end = len >= 24 ? start + (1 << (32 - len)) - 1 : 255;
+      for (int d : {-1, 0, 1}) {  // around its start and end (of its /24 when shorter)
+        for (int last : {start + d, end + d})
+          if (last >= 0 && last < 256) clients.push_back(base + std::to_string(last));
       }
     }
     o << "[[rules]]\nname = \"s" << r << "\"\nsource = [\"" << net << "\"]\n"
