@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
@@ -124,6 +125,7 @@ Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cf
   shared_ = std::make_unique<txn::Shared>(*access_log_);
   shared_->id_prefix = random_prefix();
   std::vector<std::string> errors;
+  const Stamps before = stamp({cfg_->policy_file});
   auto snap = txn::build_snapshot(cfg_, ++generation_, errors);
   if (!snap) {
     std::string all;
@@ -139,7 +141,7 @@ Server::Server(std::shared_ptr<const config::Config> cfg) : configured_(cfg), cf
   shared_->scan = scan_.get();
   snap = txn::with_engines(*snap, load_engines_logged(cfg_->scan), generation_);
   current_ = snap;
-  remember_inputs();
+  remember_inputs(before);
   if (cfg_->has_protocol(config::Protocol::icaps)) {
     const auto& ic = cfg_->icap;
     auto err = tls::ensure_self_signed(ic.tls_certificate, ic.tls_key, cfg_->name);
@@ -323,7 +325,6 @@ void Server::publish(std::shared_ptr<const txn::Snapshot> snap, bool before_star
       policy_loaded_ = std::chrono::system_clock::now();
     status_snap_ = snap;
   }
-  remember_inputs();
   // What building the snapshot allocated and freed (a policy's load peaks well above what it
   // keeps) goes back to the system.
   base::release_free_memory();
@@ -334,12 +335,28 @@ void Server::publish(std::shared_ptr<const txn::Snapshot> snap, bool before_star
   for (auto& w : workers_) asio::post(w->io, [w = w.get(), snap] { w->apply(snap); });
 }
 
-void Server::remember_inputs() {
+Server::Stamps Server::stamp(const std::vector<std::filesystem::path>& files) {
+  Stamps out;
+  for (const auto& p : files) {
+    std::error_code ec;
+    out.emplace_back(p, std::filesystem::last_write_time(p, ec));
+  }
+  return out;
+}
+
+void Server::remember_inputs(const Stamps& before) {
   inputs_.clear();
   for (const auto& p : current_->policy->inputs()) {
-    std::error_code ec;
-    inputs_.emplace_back(p, std::filesystem::last_write_time(p, ec));
+    auto at =
+        std::find_if(before.begin(), before.end(), [&](const auto& s) { return s.first == p; });
+    inputs_.push_back(at != before.end() ? *at : stamp({p}).front());
   }
+}
+
+std::vector<std::filesystem::path> Server::input_files() const {
+  std::vector<std::filesystem::path> out;
+  for (const auto& [p, t] : inputs_) out.push_back(p);
+  return out;
 }
 
 bool Server::policy_changed() const {
@@ -352,17 +369,19 @@ bool Server::policy_changed() const {
 
 bool Server::reload_policy(std::vector<std::string>& errors) {
   if (cfg_->policy_file.empty()) return true;
+  const Stamps before = stamp(input_files());
   std::vector<policy::LoadError> perrs;
   auto pol = policy::Policy::load_file(cfg_->policy_file, perrs);
   for (const auto& e : perrs) errors.push_back(policy::format(e));
   if (!pol) {
     if (errors.empty()) errors.push_back(cfg_->policy_file.string() + ": cannot load the policy");
     count_reload(kPolicy, false, errors);
-    remember_inputs();  // do not retry until the files change again
+    remember_inputs(before);  // do not retry until the files change again
     return false;
   }
   count_reload(kPolicy, true, errors);
   publish(txn::with_policy(*current_, std::move(pol), ++generation_), false);
+  remember_inputs(before);
   return true;
 }
 
@@ -399,6 +418,9 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   cfg->syslog = cfg_->syslog;
   cfg->log_store = cfg_->log_store;
   cfg->monitoring = cfg_->monitoring;
+  std::vector<std::filesystem::path> files = input_files();
+  files.push_back(cfg->policy_file);
+  const Stamps before = stamp(files);
   auto snap = txn::build_snapshot(cfg, ++generation_, errors);
   if (!snap) {
     count_reload(kConfig, false, errors);
@@ -415,6 +437,7 @@ bool Server::reload(std::shared_ptr<const config::Config> loaded, std::string& w
   if (access_file_) access_file_->set_format(log_format(*cfg));
   cfg_ = cfg;
   publish(snap, false);
+  remember_inputs(before);
   return true;
 }
 

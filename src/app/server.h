@@ -84,14 +84,19 @@ class Server {
   // syslog destination cannot be set up: TLS files, spool folder).
   std::unique_ptr<telemetry::AccessLog> make_access_log(const config::Config& c);
   void publish(std::shared_ptr<const txn::Snapshot> snap, bool before_start);
-  void remember_inputs();
+  using Stamps = std::vector<std::pair<std::filesystem::path, std::filesystem::file_time_type>>;
+  static Stamps stamp(const std::vector<std::filesystem::path>& files);  // modification times
+  // The running policy's files, for policy_changed(): each with its time in `before` (taken
+  // before the policy was read, so that a change while it was read is seen), else as now.
+  void remember_inputs(const Stamps& before);
+  std::vector<std::filesystem::path> input_files() const;  // of inputs_
   std::shared_ptr<const txn::Engines> load_engines_logged(const config::Scan& scan);
   txn::Listener::OnAccept on_accept(const config::Listener& l);
   void register_collectors();
   enum Reload { kConfig, kPolicy, kEngines, kReloadKinds };
   void count_reload(Reload what, bool ok, const std::vector<std::string>& errors);
   std::shared_ptr<const txn::Snapshot> current_;
-  std::vector<std::pair<std::filesystem::path, std::filesystem::file_time_type>> inputs_;
+  Stamps inputs_;
   std::shared_ptr<const config::Config> configured_;  // as loaded (listener ports may be 0)
   std::shared_ptr<const config::Config> cfg_;         // as running
   std::unique_ptr<telemetry::AccessLog> access_log_;
