@@ -876,6 +876,17 @@ struct Prefilter {
   std::vector<std::uint32_t> source_rank;
   std::vector<std::uint32_t> source_first;  // per interval (+ one): its first in source_nets
   std::vector<std::uint32_t> source_nets;   // by_source items covering each interval
+  // The same per interval, as copies of the networks' posts (outer first) in one cache line,
+  // which a decision asks for as soon as it knows the interval and reads without going
+  // through source_first, source_nets and by_source; an interval held by more than kNest
+  // networks is read through those.
+  static constexpr std::size_t kNest = 3;
+  static constexpr std::uint32_t kOverflow = 0xffffffffU;
+  struct alignas(64) SourceGroup {
+    Post post[kNest];
+    std::uint32_t count = 0;  // posts in `post`, or kOverflow
+  };
+  std::vector<SourceGroup> source_groups;
   // The Post id of network `net` in by_source (0: none): what explaining a rule's source
   // condition matches against the networks holding the client (Rule::explain).
   std::uint32_t source_id(const base::Cidr& net) const;

@@ -698,6 +698,17 @@ void build_prefilter(Policy::Impl& p) {
     pair_slots.push_back({key, posting});
   }
   f.pair_postings.build(pair_slots);
+  // Once the posts are final: their copies per source interval.
+  if (!f.source_first.empty()) {
+    f.source_groups.assign(f.source_first.size() - 1, {});
+    for (std::size_t lo = 0; lo < f.source_groups.size(); ++lo) {
+      Prefilter::SourceGroup& g = f.source_groups[lo];
+      const std::uint32_t n = f.source_first[lo + 1] - f.source_first[lo];
+      g.count = n > Prefilter::kNest ? Prefilter::kOverflow : n;
+      for (std::uint32_t k = 0; k < n && k < Prefilter::kNest; ++k)
+        g.post[k] = f.by_source.items()[f.source_nets[f.source_first[lo] + k]].value;
+    }
+  }
   f.user_names.assign(f.by_user);
   f.group_names.assign(f.by_group);
   f.ids.shrink_to_fit();
@@ -735,7 +746,7 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
   if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch(keys.user);
   if (f.active & bit(Cond::source) && f.source_tree.size() >= 2) {
     keys.source_interval = source_interval(f, net_key(facts.client));
-    __builtin_prefetch(&f.source_first[keys.source_interval]);
+    __builtin_prefetch(&f.source_groups[keys.source_interval]);
   }
   if (f.active & bit(Cond::method)) {
     f.by_method.prefetch(keys.method);
@@ -863,6 +874,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       case Cond::source: {
         if (keys.source_interval == ~std::size_t{0}) break;
         const std::size_t lo = keys.source_interval;
+        const Prefilter::SourceGroup& g = f.source_groups[lo];
+        if (g.count != Prefilter::kOverflow) {
+          for (std::uint32_t q = 0; q < g.count; ++q) push(&g.post[q]);
+          break;
+        }
         const auto& items = f.by_source.items();
         for (std::uint32_t j = f.source_first[lo]; j < f.source_first[lo + 1]; ++j)
           push(&items[f.source_nets[j]].value);
