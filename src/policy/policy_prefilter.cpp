@@ -268,10 +268,17 @@ std::uint32_t Prefilter::source_id(const base::Cidr& net) const {
 
 std::string_view Prefilter::first_holding(const ExplainItem* items, std::uint16_t n,
                                           std::size_t interval) const {
+  const SourceGroup& g = source_groups[interval];
   const auto& nets = by_source.items();
-  for (std::uint16_t i = 0; i < n; ++i)
+  auto holds = [&](std::uint64_t id) {
+    if (g.count != kOverflow)
+      return std::any_of(g.post, g.post + g.count, [&](const Post& post) { return post.id == id; });
     for (std::uint32_t j = source_first[interval]; j < source_first[interval + 1]; ++j)
-      if (nets[source_nets[j]].value.id == items[i].key) return items[i].text;
+      if (nets[source_nets[j]].value.id == id) return true;
+    return false;
+  };
+  for (std::uint16_t i = 0; i < n; ++i)
+    if (holds(items[i].key)) return items[i].text;
   return {};
 }
 
