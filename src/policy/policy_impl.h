@@ -874,6 +874,11 @@ struct Prefilter {
   // levels down while it compares, instead of waiting for each level in turn.
   std::vector<NetKey> source_tree;
   std::vector<std::uint32_t> source_rank;
+  // The same for IPv4 clients in a quarter of the memory: the starts within ::ffff:0:0/96 as
+  // 32-bit addresses, from index 1 in the same order, with each one's place among them; the
+  // first of them is start number source_base4 (those below are IPv6).
+  std::vector<std::uint32_t> source_tree4, source_rank4;
+  std::uint32_t source_base4 = 0;
   std::vector<std::uint32_t> source_first;  // per interval (+ one): its first in source_nets
   std::vector<std::uint32_t> source_nets;   // by_source items covering each interval
   // The same per interval, as copies of the networks' posts (outer first) in one cache line,
