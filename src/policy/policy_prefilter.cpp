@@ -298,34 +298,37 @@ std::string_view Prefilter::first_holding(const ExplainItem* items, std::uint16_
 
 namespace {
 
-// The interval of f's source cuts holding `key`: its place in sorted order.
-std::size_t source_interval(const Prefilter& f, const Prefilter::NetKey& key) {
-  if (key.hi == 0 && key.lo >> 32 == 0xffff) {  // IPv4: the 32-bit tree
-    const auto x = static_cast<std::uint32_t>(key.lo);
-    const std::uint32_t* t = f.source_tree4.data();
-    const std::size_t n = f.source_tree4.size() - 1;
-    std::size_t k = 1;
-    while (k <= n) {
-      __builtin_prefetch(t + 16 * k);  // the sixteen nodes four levels down: one line
-      k = 2 * k + (t[k] <= x);
-    }
-    k >>= __builtin_ffsll(static_cast<long long>(~k));
-    // The starts at or below x, less one; none in this space: the last interval below it.
-    return f.source_base4 + (k == 0 ? n : f.source_rank4[k]) - 1;
-  }
-  const Prefilter::NetKey* t = f.source_tree.data();
-  const std::size_t n = f.source_tree.size() - 1;
-  const U128 v = wide(key);
+// The index in tree[1..n] (breadth-first order, Prefilter::source_tree) of the first node
+// above a key, at_most(node) telling whether node <= key; 0: none. It asks for the nodes that
+// fill one cache line, levels down, while it compares, and no branch depends on the key.
+template <class T, class AtMost>
+std::size_t first_above(const std::vector<T>& tree, AtMost at_most) {
+  constexpr std::size_t kLine = 64 / sizeof(T);  // nodes a line holds, log2 of them levels down
+  const T* t = tree.data();
+  const std::size_t n = tree.size() - 1;
   std::size_t k = 1;
   while (k <= n) {
-    __builtin_prefetch(t + 4 * k);  // the four nodes two levels down: one or two lines
-    __builtin_prefetch(t + 4 * k + 3);
-    k = 2 * k + (wide(t[k]) <= v);  // one 128-bit comparison: no branch to mispredict
+    __builtin_prefetch(t + kLine * k);
+    __builtin_prefetch(t + kLine * k + kLine - 1);
+    k = 2 * k + at_most(t[k]);
   }
-  // The path turned left last at the first start above the key; none: the key is in the
-  // last interval. The first start (0) is never above a key.
-  k >>= __builtin_ffsll(static_cast<long long>(~k));
-  return k == 0 ? n - 1 : f.source_rank[k] - 1;
+  // The path turned left last at the first node above the key.
+  return k >> __builtin_ffsll(static_cast<long long>(~k));
+}
+
+// The interval of f's source cuts holding `key`: the starts at or below it, less one (the
+// first start, 0, is never above a key). An IPv4 key is searched among the 32-bit starts;
+// none at or below it there: the last interval below that space.
+std::size_t source_interval(const Prefilter& f, const Prefilter::NetKey& key) {
+  if (key.hi == 0 && key.lo >> 32 == 0xffff) {
+    const auto x = static_cast<std::uint32_t>(key.lo);
+    const std::size_t k = first_above(f.source_tree4, [&](std::uint32_t c) { return c <= x; });
+    return f.source_base4 + (k == 0 ? f.source_tree4.size() - 1 : f.source_rank4[k]) - 1;
+  }
+  const U128 v = wide(key);
+  const std::size_t k =
+      first_above(f.source_tree, [&](const Prefilter::NetKey& c) { return wide(c) <= v; });
+  return (k == 0 ? f.source_tree.size() - 1 : f.source_rank[k]) - 1;
 }
 
 // Sorts the n distinct values of v (below 2^31; v has room for 4 more) into out, ascending:
