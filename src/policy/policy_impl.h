@@ -870,8 +870,9 @@ struct Prefilter {
   FlatMap<SourceKey, Post> by_source;  // network (prefix length, masked address) -> rules
   // The address space cut where networks start or end: the sorted starts of its intervals
   // (the first is 0), stored in breadth-first (Eytzinger) order from index 1, with each
-  // one's place in sorted order. The search for a client's interval fetches the nodes two
-  // levels down while it compares, instead of waiting for each level in turn.
+  // one's place in sorted order. The search for a client's interval fetches the nodes a cache
+  // line holds, levels down (two here, four in source_tree4), while it compares, instead of
+  // waiting for each level in turn.
   std::vector<NetKey> source_tree;
   std::vector<std::uint32_t> source_rank;
   // The same for IPv4 clients in a quarter of the memory: the starts within ::ffff:0:0/96 as
