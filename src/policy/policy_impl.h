@@ -738,6 +738,7 @@ struct Prefilter {
     std::uint32_t n = 0;    // rules, | kDense for a bitset, | kInPlace for one rule in `off`
     bool empty() const { return n == 0; }
     bool dense() const { return (n & kDense) != 0; }
+    bool in_place() const { return (n & kInPlace) != 0; }
     std::uint32_t count() const { return n & ~(kDense | kInPlace); }
   };
   // The rules whose condition of one kind holds for one key: those anchored on that kind, and
@@ -840,7 +841,7 @@ struct Prefilter {
   // Where the rules of posting v (not dense) are: Entry items (of_entries: an anchored
   // posting) or 16-bit numbers.
   const unsigned char* rules_at(const Posting& v, bool of_entries) const {
-    if (v.n & Posting::kInPlace) return reinterpret_cast<const unsigned char*>(&v.off);
+    if (v.in_place()) return reinterpret_cast<const unsigned char*>(&v.off);
     return of_entries ? reinterpret_cast<const unsigned char*>(entries.data() + v.off)
                       : reinterpret_cast<const unsigned char*>(ids.data() + v.off);
   }
@@ -893,6 +894,20 @@ struct Prefilter {
     std::uint32_t count = 0;  // posts in `post`, or kOverflow
   };
   std::vector<SourceGroup> source_groups;
+  // Calls stop(post) for the post of each network holding source interval `interval`, outer
+  // first, until one returns true; whether one did.
+  template <class F>
+  bool each_holding(std::size_t interval, F&& stop) const {
+    const SourceGroup& g = source_groups[interval];
+    if (g.count != kOverflow) {
+      for (std::uint32_t k = 0; k < g.count; ++k)
+        if (stop(g.post[k])) return true;
+      return false;
+    }
+    for (std::uint32_t j = source_first[interval]; j < source_first[interval + 1]; ++j)
+      if (stop(by_source.items()[source_nets[j]].value)) return true;
+    return false;
+  }
   // The Post id of network `net` in by_source (0: none): what explaining a rule's source
   // condition matches against the networks holding the client (Rule::explain).
   std::uint32_t source_id(const base::Cidr& net) const;

@@ -282,17 +282,9 @@ std::uint32_t Prefilter::source_id(const base::Cidr& net) const {
 
 std::string_view Prefilter::first_holding(const ExplainItem* items, std::uint16_t n,
                                           std::size_t interval) const {
-  const SourceGroup& g = source_groups[interval];
-  const auto& nets = by_source.items();
-  auto holds = [&](std::uint64_t id) {
-    if (g.count != kOverflow)
-      return std::any_of(g.post, g.post + g.count, [&](const Post& post) { return post.id == id; });
-    for (std::uint32_t j = source_first[interval]; j < source_first[interval + 1]; ++j)
-      if (nets[source_nets[j]].value.id == id) return true;
-    return false;
-  };
   for (std::uint16_t i = 0; i < n; ++i)
-    if (holds(items[i].key)) return items[i].text;
+    if (each_holding(interval, [&](const Post& post) { return post.id == items[i].key; }))
+      return items[i].text;
   return {};
 }
 
@@ -910,15 +902,10 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
         break;
       case Cond::source: {
         if (keys.source_interval == ~std::size_t{0}) break;
-        const std::size_t lo = keys.source_interval;
-        const Prefilter::SourceGroup& g = f.source_groups[lo];
-        if (g.count != Prefilter::kOverflow) {
-          for (std::uint32_t q = 0; q < g.count; ++q) push(&g.post[q]);
-          break;
-        }
-        const auto& items = f.by_source.items();
-        for (std::uint32_t j = f.source_first[lo]; j < f.source_first[lo + 1]; ++j)
-          push(&items[f.source_nets[j]].value);
+        f.each_holding(keys.source_interval, [&](const Post& post) {
+          push(&post);
+          return false;
+        });
         break;
       }
       case Cond::category:
