@@ -349,18 +349,16 @@ Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
   d.rule = r.name;
   const Facts& f = ctx.facts;
   const detail::ExplainItem* const items = p.explain.data() + r.explain;
+  // The first of its categories the facts have: from its first line when it names a few.
+  const bool inline_ids = r.explain_categories <= Rule::kInlineCategories;
   const detail::ExplainItem* category = nullptr;
-  detail::ExplainItem inline_category;
-  if (r.explain_categories <= Rule::kInlineCategories) {
-    for (std::uint16_t i = 0; i < r.explain_categories && !category; ++i)
-      if (const std::uint16_t id = r.category[i]; f.categories.has(id)) {
-        inline_category = category_item(p, id);
-        category = &inline_category;
-      }
-  } else {
-    for (std::uint16_t i = 0; i < r.explain_categories && !category; ++i)
-      if (f.categories.has(static_cast<std::uint16_t>(items[i].key))) category = &items[i];
-  }
+  detail::ExplainItem held;
+  for (std::uint16_t i = 0; i < r.explain_categories && !category; ++i)
+    if (const auto id = inline_ids ? r.category[i] : static_cast<std::uint16_t>(items[i].key);
+        f.categories.has(id)) {
+      held = category_item(p, id);
+      category = &held;
+    }
   // The first of the rule's values (items from `values`) that one of the facts' keys equals.
   auto named = [&](std::span<const std::uint64_t> keys) -> std::string_view {
     const detail::ExplainItem* values = items + r.explain_categories;
