@@ -54,41 +54,39 @@ const unsigned char* HostTable::find(std::uint64_t h, std::string_view name) con
   return rec ? at(rec) : nullptr;
 }
 
-void HostTable::find_all(const HostKeys& host, const unsigned char** out) const {
-  const std::size_t n = host.size();
-  if (index_.empty()) {
-    for (std::size_t i = 0; i < n; ++i) out[i] = nullptr;
-    return;
-  }
-  // Three passes, so that the memory of every name is asked for before any is waited on:
-  // the filter and the first slot, the slot whose tag matches and its record, the name.
-  constexpr std::size_t kSkip = ~std::size_t{0};
-  std::size_t slot[HostKeys::kMax];
-  for (std::size_t i = 0; i < n; ++i) {
-    out[i] = nullptr;
+void HostTable::lookup_slots(const HostKeys& host, std::uint32_t* slot) const {
+  for (std::size_t i = 0; i < host.size(); ++i) {
     const std::uint64_t h = host.hash(i);
-    slot[i] = index_.may_hold(h) ? index_.home(h) : kSkip;
-    if (slot[i] != kSkip) __builtin_prefetch(&index_.slot(slot[i]));
+    slot[i] = index_.may_hold(h) ? static_cast<std::uint32_t>(index_.home(h)) : kNoSlot;
+    if (slot[i] != kNoSlot) __builtin_prefetch(&index_.slot(slot[i]));
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (slot[i] == kSkip) continue;
+}
+
+void HostTable::lookup_records(const HostKeys& host, std::uint32_t* slot) const {
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    if (slot[i] == kNoSlot) continue;
     const auto tag = static_cast<std::uint32_t>(host.hash(i));
     for (std::size_t j = slot[i];; j = index_.next(j)) {
       const SlotIndex::Slot s = index_.slot(j);
       if (s.ref == 0) {
-        slot[i] = kSkip;
+        slot[i] = kNoSlot;
         break;
       }
       if (s.tag == tag) {
-        slot[i] = j;
+        slot[i] = static_cast<std::uint32_t>(j);
         __builtin_prefetch(at(s.ref));
         __builtin_prefetch(at(s.ref) + sizeof(Line));  // most records with postings span two
         break;
       }
     }
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (slot[i] == kSkip) continue;
+}
+
+void HostTable::lookup_names(const HostKeys& host, const std::uint32_t* slot,
+                             const unsigned char** out) const {
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    out[i] = nullptr;
+    if (slot[i] == kNoSlot) continue;
     const std::string_view name = host.name(i);
     const auto tag = static_cast<std::uint32_t>(host.hash(i));
     for (std::size_t j = slot[i];; j = index_.next(j)) {
@@ -240,10 +238,27 @@ void HostTable::build(Policy::Impl& p) {
     index_.place(suffix_hash(recs[r].key), offset[r] + 1);
 }
 
+void Ctx::start_records() {
+  if (host_stage_ > 0) return;
+  host_stage_ = 1;
+  if (table && !table->empty() && host.complete()) table->lookup_slots(host, host_slots_);
+}
+
+void Ctx::fetch_records() {
+  start_records();
+  if (host_stage_ > 1) return;
+  host_stage_ = 2;
+  if (table && !table->empty() && host.complete()) table->lookup_records(host, host_slots_);
+}
+
 const unsigned char* const* Ctx::records() {
-  if (!records_ready_) {
-    records_ready_ = true;
-    if (table && host.complete()) table->find_all(host, records_);
+  if (host_stage_ < 3) {
+    fetch_records();
+    host_stage_ = 3;
+    if (table && !table->empty() && host.complete())
+      table->lookup_names(host, host_slots_, records_);
+    else
+      for (std::size_t i = 0; i < host.size(); ++i) records_[i] = nullptr;
   }
   return records_;
 }

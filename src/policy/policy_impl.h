@@ -224,7 +224,7 @@ class SlotIndex {
     const std::uint64_t bits = filter_bits(h);
     return (filter_[h & (filter_.size() - 1)] & bits) == bits;
   }
-  // For lookups that walk the slots themselves (HostTable::find_all).
+  // For lookups that walk the slots themselves (HostTable::lookup_slots and after).
   bool empty() const { return slots_.empty(); }
   std::size_t slots() const { return slots_.size(); }
   std::size_t home(std::uint64_t h) const { return h >> shift_; }
@@ -589,6 +589,10 @@ struct Ctx {
   // The HostTable record of each of the host's names (as HostKeys numbers them; null: none),
   // looked up on first use, all names at once.
   const unsigned char* const* records();
+  // The first two steps of that lookup, taken early by prefetch() (records() takes those
+  // not yet taken).
+  void start_records();
+  void fetch_records();
   // The record of the host itself, or null.
   const unsigned char* own_record();
   // Calls f(record, own) for each of the host's names with a record, most specific first,
@@ -663,7 +667,8 @@ struct Ctx {
   static unsigned pair_slot(char a, char b) {
     return ((static_cast<unsigned char>(a) * 37U) ^ static_cast<unsigned char>(b)) & 1023U;
   }
-  bool records_ready_ = false;
+  int host_stage_ = 0;  // HostTable lookup steps done: 1 slots, 2 records asked for, 3 found
+  std::uint32_t host_slots_[HostKeys::kMax];
   const unsigned char* records_[HostKeys::kMax];
   int url_state_ = 0;      // 0: not made yet, 1: made, 2: too long
   bool url_ascii_ = true;  // no byte of the URL is 0x80 or above
@@ -1027,8 +1032,16 @@ class HostTable {
   void build(Policy::Impl& p);
   // The record of name (hash suffix_hash(name)), or null.
   const unsigned char* find(std::uint64_t h, std::string_view name) const;
-  // The records of every name of host, out[i] for host.name(i) (host.complete()).
-  void find_all(const HostKeys& host, const unsigned char** out) const;
+  // The records of every name of host, out[i] for host.name(i) (host.complete(), not
+  // empty()), in three steps, so that the memory of every name is asked for before any is
+  // waited on, and other work can go on between the steps: the filter, then asks for the
+  // first slot of each name (slot[i], kNoSlot: none); the slot whose tag matches, then asks
+  // for its record; the records' names compared.
+  static constexpr std::uint32_t kNoSlot = ~std::uint32_t{0};
+  void lookup_slots(const HostKeys& host, std::uint32_t* slot) const;
+  void lookup_records(const HostKeys& host, std::uint32_t* slot) const;
+  void lookup_names(const HostKeys& host, const std::uint32_t* slot,
+                    const unsigned char** out) const;
   bool empty() const { return index_.empty(); }
 
  private:
@@ -1072,10 +1085,10 @@ struct Candidates {
 };
 
 void build_prefilter(Policy::Impl& p);  // policy_prefilter.cpp
-// Fills ctx.keys and asks for the first memory of every lookup candidates() makes on the
-// facts (the user, the groups, the client's networks, the method, listener and port), so
-// that it arrives while the decision looks up the host: called first (candidates() calls it
-// when it was not).
+// Fills ctx.keys and asks for the first memory of every lookup the decision makes on the
+// facts (the host's names in the HostTable, the user, the groups, the client's networks, the
+// method, listener and port), so that they arrive together rather than one after the other:
+// called first (candidates() calls it when it was not).
 void prefetch(const Policy::Impl& p, Ctx& ctx);
 void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out);
 void need_time(Ctx& ctx, const TimeZone& tz);  // fills weekday and minute once

@@ -765,6 +765,7 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
   const Facts& facts = ctx.facts;
   Ctx::Keys& keys = ctx.keys;
   keys.ready = true;
+  ctx.start_records();  // the host's names: their slots now, their records below
   keys.user = nocase_hash(facts.user);
   keys.method = nocase_hash(facts.method);
   keys.listener = suffix_hash(facts.listener);
@@ -790,8 +791,9 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
     need_time(ctx, p.tz);
     __builtin_prefetch(&f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]);
   }
-  // The slots asked for above have had the time of the source search to arrive: the user's
-  // and the groups' items are asked for now.
+  // The slots asked for above have had the time of the source search to arrive: the host's
+  // records, the user's and the groups' items are asked for now.
+  ctx.fetch_records();
   if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch_item(keys.user);
   if (f.active & bit(Cond::group))
     for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
