@@ -1134,12 +1134,18 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       got[listed++] = 0;
     }
     if (listed) verify(listed, 0, words * 64);
-    std::size_t kept = 0;
-    for (std::size_t x = 0; x < n_list; ++x) {  // each entry written once, not copied back
+    // Each entry written once, not copied back. The first with nothing left to check decides
+    // unless one before it does: its rule, which the decision then reads, is asked for now.
+    std::size_t kept = 0, sure = kMaxList;
+    for (std::size_t x = 0; x < n_list; ++x) {
       const std::uint32_t i = sorted[x] >> 16;
-      cl[kept] = {i, f.infos[sorted[x] & 0xffff]};
-      kept += (cand[i >> 6] >> (i & 63)) & 1;
+      const Prefilter::Info& in = f.infos[sorted[x] & 0xffff];
+      cl[kept] = {i, in};
+      const bool keep = (cand[i >> 6] >> (i & 63)) & 1;
+      if (sure == kMaxList && keep && !(in.rest | in.url_list | in.header_list)) sure = kept;
+      kept += keep;
     }
+    if (sure != kMaxList) __builtin_prefetch(&p.rules[cl[sure].rule]);
     out.listed = true;
     out.count = kept;
     return;
