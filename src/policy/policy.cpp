@@ -303,13 +303,19 @@ std::uint32_t scan_all(const Policy::Impl& p, bool response, Ctx& ctx, std::uint
   return kNone;
 }
 
-// How a decision finds its rules: the prefilter's candidates (computed on first use, not at
-// all when a list decides), the phase indexes for policies too large for it, or every rule.
+// How a decision finds its rules: the prefilter's candidates (computed once, by
+// need_candidates()), the phase indexes for policies too large for it, or every rule.
 struct Finder {
   bool naive = false;
   bool ready = false;
   Candidates cands;  // uninitialised words: written before being read
 };
+
+void need_candidates(const Policy::Impl& p, Ctx& ctx, Finder& fd) {
+  if (fd.ready || fd.naive || !p.prefilter.usable) return;
+  detail::candidates(p, ctx, fd.cands);
+  fd.ready = true;
+}
 
 std::uint32_t find_rule(const Policy::Impl& p, bool response, Ctx& ctx, Finder& fd,
                         std::uint32_t limit, bool request_side_only) {
@@ -317,10 +323,7 @@ std::uint32_t find_rule(const Policy::Impl& p, bool response, Ctx& ctx, Finder& 
   const detail::Prefilter& f = p.prefilter;
   if (!f.usable)
     return scan(p, response ? p.response_index : p.request_index, ctx, limit, request_side_only);
-  if (!fd.ready) {
-    detail::candidates(p, ctx, fd.cands);
-    fd.ready = true;
-  }
+  need_candidates(p, ctx, fd);
   return scan_candidates(p, fd.cands, response ? f.response : f.request, ctx, limit,
                          request_side_only);
 }
@@ -410,6 +413,9 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands) {
   Outcome out;
   Decision& d = out.decision;
   const Facts& f = ctx.facts;
+  // The candidates before the lists, though a list may decide (rarely): the lists read the
+  // host's records, which arrive meanwhile (candidates() reads them last).
+  need_candidates(p, ctx, cands);
   if (auto e = list_match(p.approved_domains, p.approved_urls, ctx); !e.empty()) {
     d.action = Action::allow;
     d.rule = "approved list";
