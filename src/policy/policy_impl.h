@@ -589,8 +589,8 @@ struct Ctx {
   // The HostTable record of each of the host's names (as HostKeys numbers them; null: none),
   // looked up on first use, all names at once.
   const unsigned char* const* records();
-  // The first two steps of that lookup, taken early by prefetch() (records() takes those
-  // not yet taken).
+  // The first two steps of that lookup, taken early by prefetch() and candidates()
+  // (records() takes those not yet taken).
   void start_records();
   void fetch_records();
   // The record of the host itself, or null.

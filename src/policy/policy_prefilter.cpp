@@ -791,9 +791,8 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
     need_time(ctx, p.tz);
     __builtin_prefetch(&f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]);
   }
-  // The slots asked for above have had the time of the source search to arrive: the host's
-  // records, the user's and the groups' items are asked for now.
-  ctx.fetch_records();
+  // The slots asked for above have had the time of the source search to arrive: the user's
+  // and the groups' items are asked for now (the host's records a little later: candidates()).
   if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch_item(keys.user);
   if (f.active & bit(Cond::group))
     for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
@@ -982,18 +981,26 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       ++taken;
     }
   };
-  // Kinds in order, the host's (domain, URL) last: its records, asked for by prefetch(),
-  // have the time of the others to arrive.
+  // Kinds in order, the host's (domain, URL) last. The host's records are asked for once the
+  // first kind is taken (their slots, asked for by prefetch(), have had the time to arrive)
+  // and have the time of the other kinds to arrive.
   constexpr std::uint32_t kHost = bit(Cond::domain) | bit(Cond::url);
   const std::uint64_t anchor_order =
       (std::uint64_t{f.anchors & kHost} << 32) | (f.anchors & ~kHost);
+  bool records_asked = false;
+  auto ask_records = [&] {
+    if (!records_asked) ctx.fetch_records();
+    records_asked = true;
+  };
   for (std::uint64_t m = anchor_order; m; m &= m - 1) {
     const auto c = static_cast<Cond>(__builtin_ctzll(m) & 31);
+    if (bit(c) & kHost) ask_records();
     gather(c);
     if (unknown & bit(c))
       or_bits(f.anchored[kind(c)].data());
     else
       for (std::size_t j = begin[kind(c)]; j < end[kind(c)]; ++j) take(anchored_of(hits[j]));
+    ask_records();
   }
   // Pair anchors: the key pairs the facts hit, every pair's, looked up together.
   auto id_of = [](const Hit& h) { return h.k < 0 ? h.post()->id : 0; };
