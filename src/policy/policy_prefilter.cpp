@@ -942,9 +942,41 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     end[k] = static_cast<std::uint16_t>(n);
   };
 
+  // Context kinds, per rule, against the lists of methods, listeners and schedules the facts
+  // satisfy (computed on first use).
+  struct {
+    bool ready = false;
+    std::uint64_t method = 0, listener = 0, schedule = 0;
+    std::uint32_t reputation = 0;
+  } ok;
+  auto context_init = [&]() __attribute__((noinline)) {
+    ok.ready = true;
+    if (const auto* m = f.method_sets.find(keys.method, facts.method, nocase_equal)) ok.method = *m;
+    if (const auto* l = f.listener_sets.find(keys.listener, facts.listener)) ok.listener = *l;
+    if (!f.minute_class.empty()) {
+      need_time(ctx, p.tz);
+      ok.schedule =
+          f.class_sets[f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]];
+    }
+    for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
+      if (reputation_matches(facts.reputation, s)) ok.reputation |= 1U << static_cast<int>(s);
+  };
+  // Inlined in the candidates' loops (a call per candidate costs more than the check).
+  auto context_holds = [&](const Prefilter::Info& in) __attribute__((always_inline))->bool {
+    if (!ok.ready && in.context) context_init();
+    // Without a branch on the Info (which rules hold is unpredictable): a field of 0 (not
+    // checked here) reads bit 63 and holds anyway; an Info without context holds.
+    auto in_set = [](std::uint64_t set, std::uint8_t v) {
+      return (v == 0) | static_cast<bool>((set >> ((v - 1U) & 63U)) & 1U);
+    };
+    return ((in.guest == 0) | ((in.guest == 2) == facts.guest)) &
+           in_set(ok.reputation, in.reputation) & in_set(ok.method, in.method) &
+           in_set(ok.listener, in.listener) & in_set(ok.schedule, in.schedule);
+  };
   // 1. The union of the anchored postings hit: every rule that may match is in it. Sparse
-  //    postings hold each rule with its Info, collected (unsorted, once each) into
-  //    out.entry; a bitset posting, or more rules than kMaxList, leave the bitset alone.
+  //    postings hold each rule with its Info: those whose context holds are collected
+  //    (unsorted, once each) as they are taken; a bitset posting, or more rules than
+  //    kMaxList, leave the bitset alone.
   using Entry = Prefilter::Candidate;
   constexpr std::size_t kMaxList = Candidates::kMaxList;
   Entry* const cl = out.entry;
@@ -974,11 +1006,13 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       Prefilter::Entry e;
       std::memcpy(&e, at, sizeof e);
       std::uint64_t& word = cand[e.rule >> 6];
-      const std::uint64_t m = std::uint64_t{1} << (e.rule & 63);
-      if (word & m) continue;
-      word |= m;
+      if ((word >> (e.rule & 63)) & 1) continue;
+      // Without a branch on whether its context holds (unpredictable): one that does not is
+      // left out of the bitset and overwritten in `took`.
+      const bool holds = context_holds(f.infos[e.info]);
+      word |= std::uint64_t{holds} << (e.rule & 63);
       if (taken < kMaxList) took[taken] = (std::uint32_t{e.rule} << 16) | e.info;
-      ++taken;
+      taken += holds;
     }
   };
   // Kinds in order, the host's (domain, URL) last. The host's records are asked for once the
@@ -1043,40 +1077,9 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   take(rules(f.unanchored, true));
   out.unverified = unknown;
 
-  // 2. Context kinds, per rule, against the lists of methods, listeners and schedules the
-  //    facts satisfy (computed on first use).
-  struct {
-    bool ready = false;
-    std::uint64_t method = 0, listener = 0, schedule = 0;
-    std::uint32_t reputation = 0;
-  } ok;
-  auto context_init = [&]() __attribute__((noinline)) {
-    ok.ready = true;
-    if (const auto* m = f.method_sets.find(keys.method, facts.method, nocase_equal)) ok.method = *m;
-    if (const auto* l = f.listener_sets.find(keys.listener, facts.listener)) ok.listener = *l;
-    if (!f.minute_class.empty()) {
-      need_time(ctx, p.tz);
-      ok.schedule =
-          f.class_sets[f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]];
-    }
-    for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
-      if (reputation_matches(facts.reputation, s)) ok.reputation |= 1U << static_cast<int>(s);
-  };
-  // Inlined in the candidates' loops (a call per candidate costs more than the check).
-  auto context_holds = [&](const Prefilter::Info& in) __attribute__((always_inline))->bool {
-    if (!ok.ready && in.context) context_init();
-    // Without a branch on the Info (which rules hold is unpredictable): a field of 0 (not
-    // checked here) reads bit 63 and holds anyway; an Info without context holds.
-    auto in_set = [](std::uint64_t set, std::uint8_t v) {
-      return (v == 0) | static_cast<bool>((set >> ((v - 1U) & 63U)) & 1U);
-    };
-    return ((in.guest == 0) | ((in.guest == 2) == facts.guest)) &
-           in_set(ok.reputation, in.reputation) & in_set(ok.method, in.method) &
-           in_set(ok.listener, in.listener) & in_set(ok.schedule, in.schedule);
-  };
   auto drop = [&](std::uint32_t i) { cand[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); };
 
-  // 3. Key kinds: the candidates that need them are listed (rule, kinds wanted, got) in rule
+  // 2. Key kinds: the candidates that need them are listed (rule, kinds wanted, got) in rule
   //    order; a posting hit marks those it holds: a rule's place in the list is base[word] +
   //    the popcount of keyed[word] below it. Those missing a kind are dropped. verify() takes
   //    the listed rules, all in [lo, hi).
@@ -1120,16 +1123,8 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   };
 
   if (!dense && taken <= kMaxList) {
-    // The usual case: the entries collected, checked on their Info, sorted.
-    std::size_t n_list = 0;
-    for (std::size_t x = 0; x < taken; ++x) {  // those whose context holds, without a branch
-      const std::uint32_t rule = took[x] >> 16;
-      const Prefilter::Info& in = f.infos[took[x] & 0xffff];
-      const bool holds = context_holds(in);
-      cand[rule >> 6] &= ~(std::uint64_t{!holds} << (rule & 63));
-      took[n_list] = took[x];
-      n_list += holds;
-    }
+    // The usual case: the entries collected, sorted.
+    const std::size_t n_list = taken;
     std::uint32_t sorted[kMaxList];
     sort_distinct(took, n_list, sorted);
     std::size_t listed = 0;
