@@ -1015,9 +1015,56 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       taken += holds;
     }
   };
-  // Kinds in order, the host's (domain, URL) last. The host's records are asked for once the
-  // first kind is taken (their slots, asked for by prefetch(), have had the time to arrive)
-  // and have the time of the other kinds to arrive.
+  // Pair anchors: the key pairs the facts hit, every pair's, looked up together, in steps:
+  // the filter's words asked for as the keys are made, the slots the filter lets through
+  // asked for before the anchored postings are taken (while they arrive), then read.
+  auto id_of = [](const Hit& h) { return h.k < 0 ? h.post()->id : 0; };
+  constexpr std::size_t kPairBatch = 64;  // lookups asked for at once
+  std::uint64_t pair_key[kPairBatch], pair_hash[kPairBatch];
+  std::size_t pair_keys = 0, pair_maybe = 0;
+  auto ask_pairs = [&] {
+    const Prefilter::PairIndex& ix = f.pair_postings;
+    pair_maybe = 0;
+    for (std::size_t x = 0; x < pair_keys; ++x) {
+      pair_key[pair_maybe] = pair_key[x];
+      pair_hash[pair_maybe] = pair_hash[x];
+      const bool may = ix.may_hold(pair_hash[x]);
+      if (may) ix.prefetch_slot(pair_hash[x]);
+      pair_maybe += may;
+    }
+  };
+  auto take_pairs = [&] {
+    const Prefilter::PairIndex& ix = f.pair_postings;
+    for (std::size_t x = 0; x < pair_maybe; ++x)
+      if (const Posting* v = ix.find(pair_key[x], pair_hash[x])) take(rules(*v, true));
+    pair_keys = pair_maybe = 0;
+  };
+  std::uint32_t pairs_unknown = 0;  // added to `unknown` once the anchors are taken
+  for (const auto& pair : f.pairs) {
+    if (!(gathered & bit(pair.a))) gather(pair.a);
+    if (!(gathered & bit(pair.b))) gather(pair.b);
+    if (unknown & (bit(pair.a) | bit(pair.b))) {
+      // Not told: every rule on the pair, with both kinds checked in full.
+      or_bits(pair.all.data());
+      pairs_unknown |= bit(pair.a) | bit(pair.b);
+      continue;
+    }
+    for (std::size_t ja = begin[kind(pair.a)]; ja < end[kind(pair.a)]; ++ja)
+      for (std::size_t jb = begin[kind(pair.b)]; jb < end[kind(pair.b)]; ++jb) {
+        if (pair_keys == kPairBatch) {
+          ask_pairs();
+          take_pairs();
+        }
+        const std::uint64_t key = (std::uint64_t{id_of(hits[ja])} << 32) | id_of(hits[jb]);
+        pair_key[pair_keys] = key;
+        pair_hash[pair_keys] = Prefilter::PairIndex::hash(key);
+        f.pair_postings.prefetch_filter(pair_hash[pair_keys++]);
+      }
+  }
+  ask_pairs();
+  // Anchors, kind by kind, the host's (domain, URL) last. The host's records are asked for
+  // once the first kind is taken (their slots, asked for by prefetch(), have had the time to
+  // arrive) and have the time of the other kinds to arrive.
   constexpr std::uint32_t kHost = bit(Cond::domain) | bit(Cond::url);
   const std::uint64_t anchor_order =
       (std::uint64_t{f.anchors & kHost} << 32) | (f.anchors & ~kHost);
@@ -1029,50 +1076,14 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   for (std::uint64_t m = anchor_order; m; m &= m - 1) {
     const auto c = static_cast<Cond>(__builtin_ctzll(m) & 31);
     if (bit(c) & kHost) ask_records();
-    gather(c);
+    if (!(gathered & bit(c))) gather(c);
     if (unknown & bit(c))
       or_bits(f.anchored[kind(c)].data());
     else
       for (std::size_t j = begin[kind(c)]; j < end[kind(c)]; ++j) take(anchored_of(hits[j]));
     ask_records();
   }
-  // Pair anchors: the key pairs the facts hit, every pair's, looked up together.
-  auto id_of = [](const Hit& h) { return h.k < 0 ? h.post()->id : 0; };
-  constexpr std::size_t kPairBatch = 64;  // lookups asked for at once
-  std::uint64_t pair_key[kPairBatch], pair_hash[kPairBatch];
-  std::size_t pair_keys = 0;
-  auto take_pairs = [&] {
-    const Prefilter::PairIndex& ix = f.pair_postings;
-    std::size_t maybe = 0;
-    for (std::size_t x = 0; x < pair_keys; ++x) {
-      pair_key[maybe] = pair_key[x];
-      pair_hash[maybe] = pair_hash[x];
-      const bool may = ix.may_hold(pair_hash[x]);
-      if (may) ix.prefetch_slot(pair_hash[x]);
-      maybe += may;
-    }
-    for (std::size_t x = 0; x < maybe; ++x)
-      if (const Posting* v = ix.find(pair_key[x], pair_hash[x])) take(rules(*v, true));
-    pair_keys = 0;
-  };
-  for (const auto& pair : f.pairs) {
-    if (!(gathered & bit(pair.a))) gather(pair.a);
-    if (!(gathered & bit(pair.b))) gather(pair.b);
-    if (unknown & (bit(pair.a) | bit(pair.b))) {
-      // Not told: every rule on the pair, with both kinds checked in full.
-      or_bits(pair.all.data());
-      unknown |= bit(pair.a) | bit(pair.b);
-      continue;
-    }
-    for (std::size_t ja = begin[kind(pair.a)]; ja < end[kind(pair.a)]; ++ja)
-      for (std::size_t jb = begin[kind(pair.b)]; jb < end[kind(pair.b)]; ++jb) {
-        if (pair_keys == kPairBatch) take_pairs();
-        const std::uint64_t key = (std::uint64_t{id_of(hits[ja])} << 32) | id_of(hits[jb]);
-        pair_key[pair_keys] = key;
-        pair_hash[pair_keys] = Prefilter::PairIndex::hash(key);
-        f.pair_postings.prefetch_filter(pair_hash[pair_keys++]);
-      }
-  }
+  unknown |= pairs_unknown;
   take_pairs();
   take(rules(f.unanchored, true));
   out.unverified = unknown;
