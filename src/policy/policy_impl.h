@@ -170,12 +170,39 @@ class HostKeys {
   std::uint32_t pos_[kMax];  // where each name starts in host_
 };
 
-// The slots of the policy's hash tables (FlatMap, NameTable, HostTable): open addressing,
-// linear probing, at most half full, over 64-bit hashes computed by the caller. A slot is 8
-// bytes (32 bits of the hash and a reference, 1 + an item's index or offset; 0: empty), so a
-// key is compared only when they match. Indexes of 2,048 slots and more also keep a blocked
-// Bloom filter (16 bits an item, two bits in one word, ~2% false positives) that most failed
-// lookups stop at: one word of a small array rather than a slot.
+// A blocked Bloom filter in front of a hash table of `slots` slots (a power of two, at most
+// half full): 8 bits a slot, so 16 bits or more a key, both bits of a key in one word
+// (chosen by the low bits of its hash; the table's slot comes from the high bits), about 2%
+// false positives. Most lookups of keys the table does not hold stop at one word of an array
+// 8 times smaller than the slots. An empty filter lets every key through.
+class BlockedFilter {
+ public:
+  void reset(std::size_t slots) { words_.assign(std::max<std::size_t>(slots / 8, 1), 0); }
+  void clear() { words_.clear(); }
+  bool empty() const { return words_.empty(); }
+  void add(std::uint64_t h) { words_[h & (words_.size() - 1)] |= bits(h); }
+  // False when h was certainly not added; true when it may have been.
+  bool may_hold(std::uint64_t h) const {
+    if (words_.empty()) return true;
+    const std::uint64_t want = bits(h);
+    return (words_[h & (words_.size() - 1)] & want) == want;
+  }
+  void prefetch(std::uint64_t h) const {
+    if (!words_.empty()) __builtin_prefetch(&words_[h & (words_.size() - 1)]);
+  }
+
+ private:
+  static std::uint64_t bits(std::uint64_t h) {
+    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
+  }
+  std::vector<std::uint64_t> words_;  // power of two
+};
+
+// The slots of the policy's hash tables (FlatMap, HostTable): open addressing, linear
+// probing, at most half full, over 64-bit hashes computed by the caller. A slot is 8 bytes
+// (32 bits of the hash and a reference, 1 + an item's index or offset; 0: empty), so a key is
+// compared only when they match. Indexes of kFilterFrom slots and more also keep a
+// BlockedFilter that most failed lookups stop at.
 class SlotIndex {
  public:
   struct Slot {
@@ -192,15 +219,16 @@ class SlotIndex {
     shift_ = 64 - bits;
     slots_.assign(cap, Slot{});
     filter_.clear();
-    if (cap >= kFilterFrom) filter_.assign(cap * 8 / 64, 0);
+    if (cap >= kFilterFrom) filter_.reset(cap);
   }
   // Files ref under hash h (an item not filed yet; the index has room).
   void place(std::uint64_t h, std::uint32_t ref) {
     std::size_t i = home(h);
     while (slots_[i].ref != 0) i = next(i);
     slots_[i] = {static_cast<std::uint32_t>(h), ref};
-    if (!filter_.empty()) filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+    if (slots_.size() >= kFilterFrom) filter_.add(h);
   }
+  static constexpr std::size_t kFilterFrom = 2048;  // slots
   // The ref of the first item under h for which is(ref) holds (tags compared first); 0: none.
   template <class Is>
   std::uint32_t find(std::uint64_t h, Is&& is) const {
@@ -215,15 +243,11 @@ class SlotIndex {
   // Asks for the memory a find(h, ...) reads first.
   void prefetch(std::uint64_t h) const {
     if (slots_.empty()) return;
-    if (!filter_.empty()) __builtin_prefetch(&filter_[h & (filter_.size() - 1)]);
+    filter_.prefetch(h);
     __builtin_prefetch(&slots_[home(h)]);
   }
   // False when h is certainly not filed (the filter); true when it may be.
-  bool may_hold(std::uint64_t h) const {
-    if (filter_.empty()) return true;
-    const std::uint64_t bits = filter_bits(h);
-    return (filter_[h & (filter_.size() - 1)] & bits) == bits;
-  }
+  bool may_hold(std::uint64_t h) const { return filter_.may_hold(h); }
   // For lookups that walk the slots themselves (HostTable::lookup_slots and after).
   bool empty() const { return slots_.empty(); }
   std::size_t slots() const { return slots_.size(); }
@@ -232,13 +256,8 @@ class SlotIndex {
   const Slot& slot(std::size_t i) const { return slots_[i]; }
 
  private:
-  static constexpr std::size_t kFilterFrom = 2048;  // slots
-  // Blocked: both bits of a key in one word (chosen by the low bits of the hash).
-  static std::uint64_t filter_bits(std::uint64_t h) {
-    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
-  }
   std::vector<Slot> slots_;  // power of two
-  std::vector<std::uint64_t> filter_;
+  BlockedFilter filter_;
   unsigned shift_ = 64;
 };
 
@@ -293,54 +312,65 @@ class FlatMap {
 struct Ctx;
 class HostTable;
 
-// A read-only table of names for lookups that usually find their name (users, groups): like
-// FlatMap, but each item is one cache line holding the value and the name itself (when it
-// has at most kInline bytes), so that a lookup reads a slot and an item and nothing else.
+// A read-only table of names for lookups that usually find their name (users, groups): open
+// addressing (linear probing, at most half full) over the items themselves, each one cache
+// line holding the value and the name (and the name's bytes when it has at most kInline of
+// them), so that a lookup reads one line, rarely two; a BlockedFilter in front (from
+// SlotIndex::kFilterFrom items) for the names it does not hold.
 template <class V>
 class NameTable {
  public:
-  static constexpr std::size_t kInline = 48 - sizeof(V);
+  static constexpr std::size_t kInline = 47 - sizeof(V);
   static_assert(sizeof(V) <= 40, "NameTable values fit in the item's line");
 
   void assign(const FlatMap<std::string_view, V>& map) {
     const auto& from = map.items();
-    items_.assign(from.size(), Item{});
-    index_.reset(from.size());
-    for (std::size_t n = 0; n < from.size(); ++n) {
-      Item& it = items_[n];
-      it.key = from[n].key;
-      it.value = from[n].value;
+    std::size_t cap = 8;
+    unsigned bits = 3;
+    for (; cap < from.size() * 2; cap *= 2) ++bits;
+    shift_ = 64 - bits;
+    items_.assign(cap, Item{});
+    filter_.clear();
+    if (cap >= SlotIndex::kFilterFrom) filter_.reset(cap);
+    for (const auto& f : from) {
+      std::size_t i = f.hash >> shift_;
+      while (items_[i].used) i = (i + 1) & (cap - 1);
+      Item& it = items_[i];
+      it.key = f.key;
+      it.value = f.value;
+      it.used = true;
       if (it.key.size() <= kInline) std::memcpy(it.inline_key, it.key.data(), it.key.size());
-      index_.place(from[n].hash, static_cast<std::uint32_t>(n + 1));
+      if (!filter_.empty()) filter_.add(f.hash);
     }
   }
-  // Asks for the memory a find(h, ...) reads first.
-  void prefetch(std::uint64_t h) const { index_.prefetch(h); }
-  // Asks for the item a find(h, ...) reads (once its slot is there; the first with h's tag).
-  void prefetch_item(std::uint64_t h) const {
-    if (const std::uint32_t ref = index_.find(h, [](std::uint32_t) { return true; }))
-      __builtin_prefetch(&items_[ref - 1]);
+  // Asks for the item a find(h, ...) reads first, when the filter lets h through.
+  void prefetch(std::uint64_t h) const {
+    if (!items_.empty() && filter_.may_hold(h)) __builtin_prefetch(&items_[h >> shift_]);
   }
   template <class Eq>
   const V* find(std::uint64_t h, std::string_view key, Eq&& eq) const {
-    const std::uint32_t ref = index_.find(h, [&](std::uint32_t r) {
-      const Item& it = items_[r - 1];
-      if (it.key.size() != key.size()) return false;
+    if (items_.empty() || !filter_.may_hold(h)) return nullptr;
+    for (std::size_t i = h >> shift_;; i = (i + 1) & (items_.size() - 1)) {
+      const Item& it = items_[i];
+      if (!it.used) return nullptr;
+      if (it.key.size() != key.size()) continue;
       const std::string_view name =
           it.key.size() <= kInline ? std::string_view(it.inline_key, it.key.size()) : it.key;
-      return eq(name, key);
-    });
-    return ref ? &items_[ref - 1].value : nullptr;
+      if (eq(name, key)) return &it.value;
+    }
   }
 
  private:
   struct alignas(64) Item {
     std::string_view key;
     V value;
+    bool used = false;
     char inline_key[kInline];  // the key's bytes when it fits
   };
-  SlotIndex index_;
-  std::vector<Item> items_;
+  static_assert(sizeof(Item) == 64);
+  std::vector<Item> items_;  // power of two
+  BlockedFilter filter_;
+  unsigned shift_ = 64;
 };
 
 // Domain entries: "example.com" (it and its subdomains), ".example.com" (subdomains only),
@@ -776,14 +806,8 @@ struct Prefilter {
     static std::uint64_t hash(std::uint64_t key) {
       return hash_finish(key * 0x9e3779b97f4a7c15ULL);
     }
-    void prefetch_filter(std::uint64_t h) const {
-      if (!slots_.empty()) __builtin_prefetch(&filter_[h & (filter_.size() - 1)]);
-    }
-    bool may_hold(std::uint64_t h) const {
-      if (slots_.empty()) return false;
-      const std::uint64_t want = filter_bits(h);
-      return (filter_[h & (filter_.size() - 1)] & want) == want;
-    }
+    void prefetch_filter(std::uint64_t h) const { filter_.prefetch(h); }
+    bool may_hold(std::uint64_t h) const { return !slots_.empty() && filter_.may_hold(h); }
     void prefetch_slot(std::uint64_t h) const { __builtin_prefetch(&slots_[h >> shift_]); }
     // The posting under key (hash h, may_hold(h)), or null.
     const Posting* find(std::uint64_t key, std::uint64_t h) const {
@@ -795,11 +819,8 @@ struct Prefilter {
     }
 
    private:
-    static std::uint64_t filter_bits(std::uint64_t h) {
-      return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
-    }
     std::vector<Slot> slots_;  // power of two
-    std::vector<std::uint64_t> filter_;
+    BlockedFilter filter_;
     unsigned shift_ = 64;
   };
   struct DomainPost {

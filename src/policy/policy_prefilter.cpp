@@ -359,13 +359,13 @@ void Prefilter::PairIndex::build(const std::vector<Slot>& items) {
   }
   shift_ = 64 - log2_cap;
   slots_.assign(cap, Slot{});
-  filter_.assign(cap / 8, 0);
+  filter_.reset(cap);
   for (const Slot& item : items) {
     const std::uint64_t h = hash(item.key);
     std::size_t i = h >> shift_;
     while (slots_[i].key != 0) i = (i + 1) & (cap - 1);
     slots_[i] = item;
-    filter_[h & (filter_.size() - 1)] |= filter_bits(h);
+    filter_.add(h);
   }
 }
 
@@ -791,12 +791,6 @@ void prefetch(const Policy::Impl& p, Ctx& ctx) {
     need_time(ctx, p.tz);
     __builtin_prefetch(&f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]);
   }
-  // The slots asked for above have had the time of the source search to arrive: the user's
-  // and the groups' items are asked for now (the host's records a little later: candidates()).
-  if (f.active & bit(Cond::user) && !facts.user.empty()) f.user_names.prefetch_item(keys.user);
-  if (f.active & bit(Cond::group))
-    for (std::size_t k = 0; k < facts.groups.size() && k < Ctx::Keys::kMaxGroups; ++k)
-      f.group_names.prefetch_item(keys.groups[k]);
 }
 
 void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {

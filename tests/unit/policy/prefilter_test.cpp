@@ -540,6 +540,44 @@ TEST(PolicyPrefilter, ManyContextLists) {
   }
 }
 
+// Users and groups by the thousand (their tables then have a filter in front): every name
+// the policy holds finds its rule, in any case, whatever its length; names it does not hold
+// (some differing in their last byte only) find none.
+TEST(PolicyPrefilter, ManyNames) {
+  std::ostringstream o;
+  auto user = [](int u) {
+    return "user" + std::to_string(u) + (u % 5 == 0 ? "-whose-name-is-too-long-to-be-inline" : "");
+  };
+  for (int u = 0; u < 1500; ++u)
+    o << "[[rules]]\nname = \"u" << u << "\"\nusers = [\"" << user(u) << "\"]\ngroups = [\"Grp" << u
+      << "\"]\naction = \"" << (u % 2 ? "block" : "warn") << "\"\n\n";
+  for (int g = 0; g < 1500; ++g)
+    o << "[[rules]]\nname = \"g" << g << "\"\ngroups = [\"Grp" << g
+      << "\"]\naction = \"block\"\n\n";
+  auto p = load(o.str());
+  ASSERT_TRUE(p);
+  Rng rng(12);
+  Txn t;
+  t.make(rng);
+  for (int u = 0; u < 1500; u += 7) {
+    std::string name = user(u);
+    if (u % 3 == 0) name[0] = 'U';
+    t.user = name;
+    t.groups = {"grp" + std::to_string(u)};
+    Facts f = t.facts(*p);
+    expect_same(*p, f, Phase::request, name);
+    EXPECT_EQ(p->decide(f, Phase::request).rule, "u" + std::to_string(u)) << name;
+    t.user = name + "x";  // not held
+    f = t.facts(*p);
+    expect_same(*p, f, Phase::request, t.user);
+    EXPECT_EQ(p->decide(f, Phase::request).rule, "g" + std::to_string(u)) << t.user;
+    t.groups = {"grp" + std::to_string(u) + "0000"};
+    f = t.facts(*p);
+    expect_same(*p, f, Phase::request, t.groups[0]);
+    EXPECT_EQ(p->decide(f, Phase::request).rule, "default") << t.groups[0];
+  }
+}
+
 // More distinct lists of URL keywords than one decision remembers (512): the others are
 // checked on the rule each time.
 TEST(PolicyPrefilter, ManyUrlLists) {
