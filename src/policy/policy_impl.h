@@ -226,7 +226,7 @@ class SlotIndex {
     std::size_t i = home(h);
     while (slots_[i].ref != 0) i = next(i);
     slots_[i] = {static_cast<std::uint32_t>(h), ref};
-    if (slots_.size() >= kFilterFrom) filter_.add(h);
+    if (!filter_.empty()) filter_.add(h);
   }
   static constexpr std::size_t kFilterFrom = 2048;  // slots
   // The ref of the first item under h for which is(ref) holds (tags compared first); 0: none.
@@ -792,8 +792,7 @@ struct Prefilter {
   // The postings of every pair anchor, keyed by (id of a's post) << 32 | (id of b's post):
   // open addressing, at most half full, each slot holding its key (never 0: post ids start at
   // 1) beside the posting, so that a lookup reads one slot, rarely two. Most pairs a decision
-  // looks up hold no rule: a blocked Bloom filter (two bits of one word a key, 16 bits a key)
-  // answers them first, from memory 8 times smaller than the slots. A decision looks up all
+  // looks up hold no rule: a BlockedFilter answers them first. A decision looks up all
   // its pairs together, in steps, so that the memory of every lookup is asked for at once:
   // hash(), prefetch_filter(); may_hold(), prefetch_slot(); find().
   class PairIndex {

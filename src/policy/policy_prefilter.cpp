@@ -1129,12 +1129,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
 
   if (!dense && taken <= kMaxList) {
     // The usual case: the entries collected, sorted.
-    const std::size_t n_list = taken;
     std::uint32_t sorted[kMaxList];
-    sort_distinct(took, n_list, sorted);
+    sort_distinct(took, taken, sorted);
     std::size_t listed = 0;
-    for (std::size_t x = 0; x < n_list; ++x) keyed[sorted[x] >> 22] = 0;  // the rule's word
-    for (std::size_t x = 0; x < n_list; ++x) {
+    for (std::size_t x = 0; x < taken; ++x) keyed[sorted[x] >> 22] = 0;  // the rule's word
+    for (std::size_t x = 0; x < taken; ++x) {
       const Prefilter::Info& in = f.infos[sorted[x] & 0xffff];
       if (!in.keys) continue;
       const std::uint32_t i = sorted[x] >> 16;
@@ -1149,7 +1148,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     // Each entry written once, not copied back. The first with nothing left to check decides
     // unless one before it does: its rule, which the decision then reads, is asked for now.
     std::size_t kept = 0, sure = kMaxList;
-    for (std::size_t x = 0; x < n_list; ++x) {
+    for (std::size_t x = 0; x < taken; ++x) {
       const std::uint32_t i = sorted[x] >> 16;
       const Prefilter::Info& in = f.infos[sorted[x] & 0xffff];
       cl[kept] = {i, in};
