@@ -542,7 +542,7 @@ TEST(PolicyPrefilter, ManyContextLists) {
 
 // Users and groups by the thousand (their tables then have a filter in front): every name
 // the policy holds finds its rule, in any case, whatever its length; names it does not hold
-// (some differing in their last byte only) find none.
+// (a held name with bytes added) find none.
 TEST(PolicyPrefilter, ManyNames) {
   std::ostringstream o;
   auto user = [](int u) {
