@@ -24,7 +24,6 @@
 #include <libpsl.h>
 #include <re2/re2.h>
 #include <re2/set.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -35,6 +34,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/memory.h"
 #include "policy/atoms.h"
 
 namespace pc::policy {
@@ -215,58 +215,7 @@ struct Entry {
   std::uint32_t val;
 };
 
-// Zero-filled anonymous memory; regions of 2 MiB and more are aligned for transparent huge
-// pages and advised to use them.
-class Region {
- public:
-  Region() = default;
-  explicit Region(std::size_t bytes) {
-    if (bytes == 0) return;
-    constexpr std::size_t kPage = 4096, kHuge = std::size_t{2} << 20;
-    size_ = (bytes + kPage - 1) / kPage * kPage;
-    if (size_ < kHuge) {
-      void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (p == MAP_FAILED) throw std::bad_alloc();
-      data_ = p;
-      return;
-    }
-    size_ = (size_ + kHuge - 1) / kHuge * kHuge;
-    void* p =
-        ::mmap(nullptr, size_ + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    auto base = reinterpret_cast<std::uintptr_t>(p);
-    auto aligned = (base + kHuge - 1) / kHuge * kHuge;
-    if (aligned > base) ::munmap(p, aligned - base);
-    if (std::size_t tail = base + size_ + kHuge - (aligned + size_); tail != 0)
-      ::munmap(reinterpret_cast<void*>(aligned + size_), tail);
-    data_ = reinterpret_cast<void*>(aligned);
-#ifdef MADV_HUGEPAGE
-    ::madvise(data_, size_, MADV_HUGEPAGE);
-#endif
-  }
-  Region(Region&& o) noexcept : data_(o.data_), size_(o.size_) {
-    o.data_ = nullptr;
-  }
-  Region& operator=(Region&& o) noexcept {
-    std::swap(data_, o.data_);
-    std::swap(size_, o.size_);
-    return *this;
-  }
-  ~Region() {
-    if (data_) ::munmap(data_, size_);
-  }
-  template <class T>
-  T* as() const {
-    return static_cast<T*>(data_);
-  }
-  std::size_t size() const {
-    return data_ ? size_ : 0;
-  }
-
- private:
-  void* data_ = nullptr;
-  std::size_t size_ = 0;
-};
+using base::Region;
 
 struct Expression {
   std::string pattern;
