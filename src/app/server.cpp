@@ -637,6 +637,7 @@ std::string Server::status_json() const {
   str("file", cfg.policy_file.string());
   str("revision", fmt::format("{:016x}", snap->policy->revision()));
   num("rules", snap->policy->rule_count());
+  num("table_bytes", snap->policy->table_bytes());
   str("loaded", utc_text(policy_loaded));
   o += '}';
 

@@ -90,6 +90,8 @@ class Policy {
   // "file:line: message".
   const std::vector<std::string>& warnings() const;
   std::size_t rule_count() const;
+  // Bytes of the tables decisions read, packed into a mapping of their own once compiled.
+  std::size_t table_bytes() const;
 
   struct Impl;
 

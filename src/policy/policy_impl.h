@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/cidr.h"
+#include "base/memory.h"
 #include "policy/atoms.h"
 #include "policy/catdb.h"
 #include "policy/facts.h"
@@ -27,6 +28,12 @@
 namespace pc::policy::detail {
 
 inline constexpr std::uint32_t kNone = 0xffffffffU;
+
+// The tables a decision reads: built on the heap, then moved together into the policy's
+// Arena once final (Policy::Impl::pack()). Each class holding some lists them to
+// each_table(f), which calls f(table) for every one.
+template <class T>
+using Table = std::vector<T, base::ArenaAllocator<T>>;
 
 // Owns strings for the lifetime of the Policy; views into it stay valid (deque elements never
 // move).
@@ -195,7 +202,15 @@ class BlockedFilter {
   static std::uint64_t bits(std::uint64_t h) {
     return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
   }
-  std::vector<std::uint64_t> words_;  // power of two
+
+ public:
+  template <class F>
+  void each_table(F&& f) {
+    f(words_);
+  }
+
+ private:
+  Table<std::uint64_t> words_;  // power of two
 };
 
 // The slots of the policy's hash tables (FlatMap, HostTable): open addressing, linear
@@ -254,9 +269,14 @@ class SlotIndex {
   std::size_t home(std::uint64_t h) const { return h >> shift_; }
   std::size_t next(std::size_t i) const { return (i + 1) & (slots_.size() - 1); }
   const Slot& slot(std::size_t i) const { return slots_[i]; }
+  template <class F>
+  void each_table(F&& f) {
+    f(slots_);
+    filter_.each_table(f);
+  }
 
  private:
-  std::vector<Slot> slots_;  // power of two
+  Table<Slot> slots_;  // power of two
   BlockedFilter filter_;
   unsigned shift_ = 64;
 };
@@ -301,12 +321,17 @@ class FlatMap {
   void prefetch(std::uint64_t h) const { index_.prefetch(h); }
   bool empty() const { return items_.empty(); }
   std::size_t size() const { return items_.size(); }
-  const std::vector<Item>& items() const { return items_; }
-  std::vector<Item>& items() { return items_; }
+  const Table<Item>& items() const { return items_; }
+  Table<Item>& items() { return items_; }
+  template <class F>
+  void each_table(F&& f) {
+    index_.each_table(f);
+    f(items_);
+  }
 
  private:
   SlotIndex index_;
-  std::vector<Item> items_;
+  Table<Item> items_;
 };
 
 struct Ctx;
@@ -359,6 +384,11 @@ class NameTable {
       if (eq(name, key)) return &it.value;
     }
   }
+  template <class F>
+  void each_table(F&& f) {
+    f(items_);
+    filter_.each_table(f);
+  }
 
  private:
   struct alignas(64) Item {
@@ -368,7 +398,7 @@ class NameTable {
     char inline_key[kInline];  // the key's bytes when it fits
   };
   static_assert(sizeof(Item) == 64);
-  std::vector<Item> items_;  // power of two
+  Table<Item> items_;  // power of two
   BlockedFilter filter_;
   unsigned shift_ = 64;
 };
@@ -394,7 +424,7 @@ class DomainSet {
   static std::string_view match_in(Ctx& ctx, std::uint32_t id);
   bool empty() const { return entries_.empty(); }
   std::size_t size() const { return entries_.size(); }
-  const std::vector<Map::Item>& slots() const { return map_.items(); }
+  const Table<Map::Item>& slots() const { return map_.items(); }
   const std::vector<std::string_view>& entries() const { return entries_; }
   std::uint32_t id = kNone;  // in the policy's HostTable; kNone: not in it
 
@@ -466,7 +496,7 @@ class UrlSet {
   // True when every pattern names its host (no keywords or expressions): then the set can
   // only match hosts in hosts().
   bool host_bound() const { return scan_.empty(); }
-  const std::vector<Hosts::Item>& hosts() const { return by_host_.items(); }
+  const Table<Hosts::Item>& hosts() const { return by_host_.items(); }
   const Pattern& pattern(std::uint32_t i) const { return patterns_[i]; }
   std::uint32_t id = kNone;  // in the policy's HostTable; kNone: not in it
   // Numbers the keywords and expressions by text (ids shared by every set of the policy), so
@@ -760,7 +790,7 @@ struct Prefilter {
                                                  // kind is not filtered (and checked in full)
   static constexpr std::size_t kMaxSets = 64;    // distinct method, listener or schedule lists
                                                  // checked per rule; beyond, through postings
-  using Bits = std::vector<std::uint64_t>;
+  using Bits = Table<std::uint64_t>;
   // Rules under one key, ascending: in `ids` (or `entries` for anchored postings), or a bitset
   // of `words` words in `bits` when they are many (more than max(words / 4, 32)). Postings
   // live in these pools, those of one key side by side; a posting of one rule (most pair
@@ -802,6 +832,11 @@ struct Prefilter {
       Posting posting;
     };
     void build(const std::vector<Slot>& items);
+    template <class F>
+    void each_table(F&& f) {
+      f(slots_);
+      filter_.each_table(f);
+    }
     static std::uint64_t hash(std::uint64_t key) {
       return hash_finish(key * 0x9e3779b97f4a7c15ULL);
     }
@@ -818,7 +853,7 @@ struct Prefilter {
     }
 
    private:
-    std::vector<Slot> slots_;  // power of two
+    Table<Slot> slots_;  // power of two
     BlockedFilter filter_;
     unsigned shift_ = 64;
   };
@@ -873,22 +908,22 @@ struct Prefilter {
 
   bool usable = false;  // rule count fits kMaxWords
   std::size_t words = 0;
-  Bits request, response;          // enabled rules of each phase
-  std::uint32_t active = 0;        // bit(Cond) per kind with at least one indexed rule
-  std::uint32_t anchors = 0;       // bit(Cond) per kind at least one rule is anchored on
-  std::vector<Info> info;          // per rule
-  std::vector<Info> infos;         // distinct values of `info`
-  std::vector<std::uint16_t> ids;  // posting pools: rules of `all` postings,
-  std::vector<Entry> entries;      // of anchored postings,
-  Bits bits;                       // bitsets of either
+  Bits request, response;     // enabled rules of each phase
+  std::uint32_t active = 0;   // bit(Cond) per kind with at least one indexed rule
+  std::uint32_t anchors = 0;  // bit(Cond) per kind at least one rule is anchored on
+  Table<Info> info;           // per rule
+  Table<Info> infos;          // distinct values of `info`
+  Table<std::uint16_t> ids;   // posting pools: rules of `all` postings,
+  Table<Entry> entries;       // of anchored postings,
+  Bits bits;                  // bitsets of either
   Bits anchored[static_cast<int>(Cond::count)];  // every rule anchored on a kind
-  std::vector<Pair> pairs;
+  Table<Pair> pairs;
   PairIndex pair_postings;
   Posting unanchored;
 
   FlatMap<std::string_view, DomainPost> by_domain;  // domain (suffix_hash) -> rules; moved
                                                     // into HostTable records once built
-  std::vector<Post> by_category;                    // category id -> rules
+  Table<Post> by_category;                          // category id -> rules
   FlatMap<std::string_view, Post> by_user;          // lower-case, nocase_hash
   FlatMap<std::string_view, Post> by_group;         // lower-case, nocase_hash
   NameTable<Post> user_names, group_names;          // the same, for decisions
@@ -899,15 +934,15 @@ struct Prefilter {
   // one's place in sorted order. The search for a client's interval fetches the nodes a cache
   // line holds, levels down (two here, four in source_tree4), while it compares, instead of
   // waiting for each level in turn.
-  std::vector<NetKey> source_tree;
-  std::vector<std::uint32_t> source_rank;
+  Table<NetKey> source_tree;
+  Table<std::uint32_t> source_rank;
   // The same for IPv4 clients in a quarter of the memory: the starts within ::ffff:0:0/96 as
   // 32-bit addresses, from index 1 in the same order, with each one's place among them; the
   // first of them is start number source_base4 (those below are IPv6).
-  std::vector<std::uint32_t> source_tree4, source_rank4;
+  Table<std::uint32_t> source_tree4, source_rank4;
   std::uint32_t source_base4 = 0;
-  std::vector<std::uint32_t> source_first;  // per interval (+ one): its first in source_nets
-  std::vector<std::uint32_t> source_nets;   // by_source items covering each interval
+  Table<std::uint32_t> source_first;  // per interval (+ one): its first in source_nets
+  Table<std::uint32_t> source_nets;   // by_source items covering each interval
   // The same per interval, as copies of the networks' posts (outer first) in one cache line,
   // which a decision asks for as soon as it knows the interval and reads without going
   // through source_first, source_nets and by_source; an interval held by more than kNest
@@ -918,7 +953,7 @@ struct Prefilter {
     Post post[kNest];
     std::uint32_t count = 0;  // posts in `post`, or kOverflow
   };
-  std::vector<SourceGroup> source_groups;
+  Table<SourceGroup> source_groups;
   // Calls stop(post) for the post of each network holding source interval `interval`, outer
   // first, until one returns true; whether one did.
   template <class F>
@@ -946,11 +981,11 @@ struct Prefilter {
   FlatMap<std::string_view, Post> by_listener;  // exact, suffix_hash
   Post by_guest[2];                             // guest = false, true
   Post by_reputation[5];                        // per Reputation level of the facts
-  std::vector<std::pair<const Schedule*, Post>> by_schedule;
+  Table<std::pair<const Schedule*, Post>> by_schedule;
   FlatMap<std::string_view, std::uint64_t> method_sets;    // lower-case, nocase_hash
   FlatMap<std::string_view, std::uint64_t> listener_sets;  // exact, suffix_hash
-  std::vector<std::uint16_t> minute_class;                 // weekday * 1440 + minute -> class
-  std::vector<std::uint64_t> class_sets;                   // class -> schedule lists holding
+  Table<std::uint16_t> minute_class;                       // weekday * 1440 + minute -> class
+  Table<std::uint64_t> class_sets;                         // class -> schedule lists holding
   // Distinct lists of URL sets and of header filters that rules name (Info::url_list,
   // header_list): many rules share one, checked once per decision (Ctx::list_memo). A URL
   // list is kept as what checking it reads, side by side in one array (its checks from
@@ -969,9 +1004,39 @@ struct Prefilter {
       return {size <= kInline ? inline_keyword : static_cast<const char*>(ref), size};
     }
   };
-  std::vector<UrlCheck> url_checks;
-  std::vector<std::uint32_t> url_list_at;
+  Table<UrlCheck> url_checks;
+  Table<std::uint32_t> url_list_at;
   std::vector<std::vector<const HeaderFilter*>> header_lists;
+
+  template <class F>
+  void each_table(F&& f) {
+    for (Bits* b : {&request, &response, &bits}) f(*b);
+    for (Bits& b : anchored) f(b);
+    for (Pair& pr : pairs) f(pr.all);
+    f(pairs);
+    f(info);
+    f(infos);
+    f(ids);
+    f(entries);
+    pair_postings.each_table(f);
+    f(by_category);
+    user_names.each_table(f);
+    group_names.each_table(f);
+    by_port.each_table(f);
+    by_source.each_table(f);
+    by_method.each_table(f);
+    by_listener.each_table(f);
+    method_sets.each_table(f);
+    listener_sets.each_table(f);
+    for (auto* t : {&source_rank, &source_tree4, &source_rank4, &source_first, &source_nets}) f(*t);
+    f(source_tree);
+    f(source_groups);
+    f(by_schedule);
+    f(minute_class);
+    f(class_sets);
+    f(url_checks);
+    f(url_list_at);
+  }
 };
 
 // Every name a host is looked up under, policy-wide, with one record per name holding what
@@ -1063,6 +1128,12 @@ class HostTable {
   void lookup_names(const HostKeys& host, const std::uint32_t* slot,
                     const unsigned char** out) const;
   bool empty() const { return index_.empty(); }
+  template <class F>
+  void each_table(F&& f) {
+    index_.each_table(f);
+    f(arena_);
+    f(texts_);
+  }
 
  private:
   struct alignas(64) Line {
@@ -1070,9 +1141,9 @@ class HostTable {
   };
   const unsigned char* at(std::uint32_t rec) const { return arena_[rec - 1].bytes; }
   bool is(std::uint32_t rec, std::string_view name) const { return Record(at(rec)).key() == name; }
-  SlotIndex index_;                      // refs: 1 + the record's first line in arena_
-  std::vector<Line> arena_;              // the records, each from the start of a cache line
-  std::vector<std::string_view> texts_;  // domain entries as written, of every set
+  SlotIndex index_;                // refs: 1 + the record's first line in arena_
+  Table<Line> arena_;              // the records, each from the start of a cache line
+  Table<std::string_view> texts_;  // domain entries as written, of every set
 };
 
 template <class F>
@@ -1118,6 +1189,8 @@ void need_time(Ctx& ctx, const TimeZone& tz);  // fills weekday and minute once
 namespace pc::policy {
 
 struct Policy::Impl {
+  // Holds the tables decisions read once pack() has moved them in: first, so that it goes last.
+  base::Arena arena;
   Settings settings;
   TimeZone tz;
   std::uint64_t revision = 0;
@@ -1135,8 +1208,8 @@ struct Policy::Impl {
   detail::DomainSet approved_domains, blocked_domains;
   detail::UrlSet approved_urls, blocked_urls;
 
-  std::vector<detail::Rule> rules;
-  std::vector<detail::ExplainItem> explain;  // Rule::explain
+  detail::Table<detail::Rule> rules;
+  detail::Table<detail::ExplainItem> explain;  // Rule::explain
   Action default_action = Action::allow;
   detail::PhaseIndex request_index, response_index;
   detail::Prefilter prefilter;
@@ -1148,6 +1221,15 @@ struct Policy::Impl {
   std::vector<Reputation> reputation_of;          // reputation db category id -> level
 
   void build_indexes();
+  // Moves every table a decision reads into `arena` (build_indexes() does, last).
+  void pack();
+  template <class F>
+  void each_table(F&& f) {
+    f(rules);
+    f(explain);
+    prefilter.each_table(f);
+    hosts.each_table(f);
+  }
 };
 
 }  // namespace pc::policy

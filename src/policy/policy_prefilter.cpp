@@ -212,8 +212,7 @@ Prefilter::NetKey narrow(U128 v) {
 // order, an in-order walk of the implicit tree (children of k: 2k, 2k + 1), with each one's
 // place in sorted order in `rank`.
 template <class It, class T, class Convert>
-void breadth_first(It from, It to, std::vector<T>& tree, std::vector<std::uint32_t>& rank,
-                   Convert convert) {
+void breadth_first(It from, It to, Table<T>& tree, Table<std::uint32_t>& rank, Convert convert) {
   const auto n = static_cast<std::size_t>(to - from);
   tree.assign(n + 1, T{});
   rank.assign(n + 1, 0);
@@ -294,7 +293,7 @@ namespace {
 // above a key, at_most(node) telling whether node <= key; 0: none. It asks for the nodes that
 // fill one cache line, levels down, while it compares, and no branch depends on the key.
 template <class T, class AtMost>
-std::size_t first_above(const std::vector<T>& tree, AtMost at_most) {
+std::size_t first_above(const Table<T>& tree, AtMost at_most) {
   constexpr std::size_t kLine = 64 / sizeof(T);  // nodes a line holds, log2 of them levels down
   const T* t = tree.data();
   const std::size_t n = tree.size() - 1;

@@ -421,6 +421,7 @@ class Monitoring(MonitoringCase):
         self.assertRegex(st["policy"]["revision"], r"^[0-9a-f]{16}$")
         self.assertNotEqual(st["policy"]["revision"], "0" * 16)
         self.assertEqual(st["policy"]["rules"], 1)
+        self.assertGreater(st["policy"]["table_bytes"], 0)
         scan = st["scan"]
         self.assertIs(scan["loaded"], True)
         self.assertRegex(scan["clamav"]["version"], r"^\d+\.\d+")

@@ -1590,6 +1590,9 @@ TEST(PolicyScale, TenThousandRules) {
   auto p = load(doc.str());
   ASSERT_TRUE(p);
   EXPECT_EQ(p->rule_count(), static_cast<std::size_t>(kRules + 1));
+  // Its tables packed together once compiled (every decision below reads them there): a
+  // cache line or more per rule, and the indexes.
+  EXPECT_GE(p->table_bytes(), std::size_t{kRules} * 64);
 
   int traced = 0;
   auto expect = [&](Req& r, const std::string& rule) {
