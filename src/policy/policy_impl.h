@@ -197,19 +197,15 @@ class BlockedFilter {
   void prefetch(std::uint64_t h) const {
     if (!words_.empty()) __builtin_prefetch(&words_[h & (words_.size() - 1)]);
   }
-
- private:
-  static std::uint64_t bits(std::uint64_t h) {
-    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
-  }
-
- public:
   template <class F>
   void each_table(F&& f) {
     f(words_);
   }
 
  private:
+  static std::uint64_t bits(std::uint64_t h) {
+    return (std::uint64_t{1} << ((h >> 40) & 63)) | (std::uint64_t{1} << ((h >> 46) & 63));
+  }
   Table<std::uint64_t> words_;  // power of two
 };
 
