@@ -416,13 +416,17 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands) {
   // The candidates before the lists, though a list may decide (rarely): the lists read the
   // host's records, which arrive meanwhile (candidates() reads them last).
   need_candidates(p, ctx, cands);
-  if (auto e = list_match(p.approved_domains, p.approved_urls, ctx); !e.empty()) {
+  // The lists only when the host's records say it is in them: they hold domains and URL
+  // prefixes only (the loader refuses keywords and expressions there).
+  const bool lists = ctx.in_org_lists();
+  std::string_view e, b;
+  if (lists && !(e = list_match(p.approved_domains, p.approved_urls, ctx)).empty()) {
     d.action = Action::allow;
     d.rule = "approved list";
     d.condition = "list";
     d.detail = e;
     d.from_list = true;
-  } else if (auto b = list_match(p.blocked_domains, p.blocked_urls, ctx); !b.empty()) {
+  } else if (lists && !(b = list_match(p.blocked_domains, p.blocked_urls, ctx)).empty()) {
     d.action = Action::block;
     d.rule = "blocked list";
     d.condition = "list";

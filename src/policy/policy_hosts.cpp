@@ -135,6 +135,7 @@ void HostTable::build(Policy::Impl& p) {
   // The organisation's lists first: every decision looks for them in the records.
   add_domains(p.approved_domains);
   add_domains(p.blocked_domains);
+  const std::uint32_t org_domain_sets = next;
   for (auto& set : p.domain_sets) add_domains(set);
   next = 0;
   auto add_urls = [&](UrlSet& set) {
@@ -154,6 +155,7 @@ void HostTable::build(Policy::Impl& p) {
   };
   add_urls(p.approved_urls);
   add_urls(p.blocked_urls);
+  const std::uint32_t org_url_sets = next;
   for (auto& set : p.url_sets) add_urls(set);
   for (const auto& item : p.prefilter.by_domain.items()) rec(item.key).post = &item.value;
   for (Rule& r : p.rules) {
@@ -177,7 +179,11 @@ void HostTable::build(Policy::Impl& p) {
       bytes.insert(bytes.end(), c, c + n);
     };
     Head head{};
-    head.key_len = static_cast<std::uint32_t>(b.key.size());
+    head.key_len = static_cast<std::uint16_t>(b.key.size());
+    for (const Domains& d : b.domains)
+      if (d.set < org_domain_sets) head.flags = kOrgLists;
+    for (const Urls& u : b.urls)
+      if (u.set < org_url_sets) head.flags = kOrgLists;
     head.domain_refs = static_cast<std::uint32_t>(b.domains.size());
     head.url_refs = static_cast<std::uint32_t>(b.urls.size());
     const Prefilter::Posting* postings[kPostings] = {};
@@ -261,6 +267,14 @@ const unsigned char* const* Ctx::records() {
       for (std::size_t i = 0; i < host.size(); ++i) records_[i] = nullptr;
   }
   return records_;
+}
+
+bool Ctx::in_org_lists() {
+  if (!table || table->empty() || !host.complete()) return true;
+  const unsigned char* const* r = records();
+  for (std::size_t i = 0; i < host.size(); ++i)
+    if (r[i] && HostTable::Record(r[i]).in_org_lists()) return true;
+  return false;
 }
 
 const unsigned char* Ctx::own_record() {

@@ -651,6 +651,9 @@ struct Ctx {
   void fetch_records();
   // The record of the host itself, or null.
   const unsigned char* own_record();
+  // False when none of the host's names is in the organisation's lists (their records say
+  // so); true when one is, or when the names were not looked up in the table.
+  bool in_org_lists();
   // Calls f(record, own) for each of the host's names with a record, most specific first,
   // until f returns true; returns whether one did.
   template <class F>
@@ -1057,13 +1060,17 @@ class HostTable {
   static constexpr int kPostings = 8;  // per Prefilter::DomainPost: anchored of[0..2], url,
                                        // then all of[0..2], url
   struct Head {
-    std::uint32_t key_len;
+    std::uint16_t key_len;  // at most 253 (normalise_host)
+    std::uint16_t flags;    // kOrgLists
     std::uint32_t domain_refs, url_refs;
     std::uint32_t tail;          // where the entries start (from the record)
     std::uint32_t patterns_at;   // where the URL patterns start (from the record)
     std::uint16_t n[kPostings];  // rules; | kDense: a bitset (one u32: offset into bits)
   };
   static constexpr std::uint16_t kDense = 0x8000;
+  // Head::flags: the name is in the organisation's approved or blocked lists (an entry of
+  // their domains, or URL patterns on that host).
+  static constexpr std::uint16_t kOrgLists = 1;
   struct DomainRef {
     std::uint32_t set;    // DomainSet::id
     std::uint32_t kinds;  // bit per DomainSet::Kind present | (its first entry in the tail) << 3
@@ -1083,6 +1090,7 @@ class HostTable {
   class Record {
    public:
     explicit Record(const unsigned char* p) : p_(p) { std::memcpy(&head_, p, sizeof head_); }
+    bool in_org_lists() const { return (head_.flags & kOrgLists) != 0; }
     std::string_view key() const {
       return {reinterpret_cast<const char*>(p_ + sizeof(Head)), head_.key_len};
     }

@@ -37,6 +37,10 @@ bool normalise_host(std::string_view in, std::string& out, std::string* error) {
     *error = "empty host name";
     return false;
   }
+  if (out.size() > 253) {
+    *error = "host name longer than 253 bytes: '" + std::string(in.substr(0, 64)) + "...'";
+    return false;
+  }
   for (char c : out) {
     if (!valid_host_char(c)) {
       *error = "invalid character in host name '" + std::string(in) + "'";

@@ -1322,6 +1322,14 @@ const ErrorCase kErrors[] = {
     {"wrong type", "[[rules]]\nname = \"a\"\naction = \"block\"\nguest = \"yes\"\n", 4,
      "'guest' must be true or false"},
     {"bad domain", "[lists]\nblocked = [\"exa mple.com\"]\n", 2, "invalid character"},
+    {"host name over 253 bytes",  // 4 labels of 63 bytes
+     "[lists]\nblocked = [\""
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa."
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "\"]\n",
+     2, "longer than 253 bytes"},
     {"wildcard in lists", "[lists]\napproved = [\"*.example.com/x*\"]\n", 2,
      "domains and URL prefixes"},
     {"bad URL pattern", "[[url_lists]]\nname = \"u\"\nurls = [\"a.example/*.exe\"]\n", 3,
