@@ -345,9 +345,8 @@ detail::ExplainItem category_item(const Policy::Impl& p, std::uint16_t id) {
 // (Ctx::keys), categories by id (Rule::category, when it has room for them), source networks
 // by the prefilter's ids of those holding the client, all through the rule's ExplainItems: the
 // rule's lists, the sets and the names they point to are not read. eval() explains the other
-// conditions.
-Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
-  Decision d;
+// conditions. Written into d, a Decision as constructed.
+void from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx, Decision& d) {
   d.action = r.action;
   d.rule = r.name;
   const Facts& f = ctx.facts;
@@ -391,11 +390,10 @@ Decision from_rule(const Policy::Impl& p, const Rule& r, Ctx& ctx) {
     d.category = category->text;
     d.source = category->source;
   }
-  return d;
 }
 
+// How the request phase went, beside its Decision.
 struct Outcome {
-  Decision decision;
   std::uint32_t rule = kNone;  // deciding rule, kNone for a list or the default
   std::uint32_t limit = 0;     // response-phase rules before this one may still decide
 };
@@ -409,9 +407,9 @@ std::string_view list_match(const detail::DomainSet& d, const detail::UrlSet& u,
   return u.match(ctx.facts, ctx);
 }
 
-Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands) {
+// The request phase's decision, written into d (as constructed).
+Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands, Decision& d) {
   Outcome out;
-  Decision& d = out.decision;
   const Facts& f = ctx.facts;
   // The candidates before the lists, though a list may decide (rarely): the lists read the
   // host's records, which arrive meanwhile (candidates() reads them last).
@@ -440,7 +438,7 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands) {
       d.rule = "default";
       out.limit = count;
     } else {
-      d = from_rule(p, p.rules[out.rule], ctx);
+      from_rule(p, p.rules[out.rule], ctx, d);
       out.limit = out.rule;
     }
     d.final = !lets_through(d.action) || find_rule(p, true, ctx, cands, out.limit, true) == kNone;
@@ -449,22 +447,28 @@ Outcome request_phase(const Policy::Impl& p, Ctx& ctx, Finder& cands) {
   return out;
 }
 
+// *request: the request phase's Outcome and Decision.
 Decision decide_impl(const Policy::Impl& p, const Facts& facts, Phase phase,
-                     std::uint32_t* response_rule, Outcome* request, bool naive = false) {
+                     std::uint32_t* response_rule, std::pair<Outcome, Decision>* request,
+                     bool naive = false) {
   Ctx ctx(facts, &p.hosts);
   Finder cands;
   cands.naive = naive;
   if (!naive) detail::prefetch(p, ctx);
-  Outcome out = request_phase(p, ctx, cands);
-  if (request) *request = out;
-  if (phase == Phase::request || out.decision.final) return out.decision;
+  // Written field by field where the caller receives it, never copied: a copy would read
+  // back fields whose writes have not landed yet (a stall at each one).
+  Decision d;
+  const Outcome out = request_phase(p, ctx, cands, d);
+  if (request) *request = {out, d};
+  if (phase == Phase::request || d.final) return d;
   std::uint32_t r = find_rule(p, true, ctx, cands, out.limit, false);
   if (response_rule) *response_rule = r;
   if (r == kNone) {
-    out.decision.final = true;
-    return out.decision;
+    d.final = true;
+    return d;
   }
-  Decision d = from_rule(p, p.rules[r], ctx);
+  d = Decision();
+  from_rule(p, p.rules[r], ctx, d);
   if (d.category.empty() && facts.categories.count > 0) set_category(p, d, facts.categories.ids[0]);
   return d;
 }
@@ -642,8 +646,9 @@ std::string Policy::explain(const Facts& f, Phase phase) const {
   std::ostringstream o;
   Ctx ctx(f, &p.hosts);
   std::uint32_t response_rule = kNone;
-  Outcome req;
-  Decision final_decision = decide_impl(p, f, phase, &response_rule, &req);
+  std::pair<Outcome, Decision> request;
+  Decision final_decision = decide_impl(p, f, phase, &response_rule, &request);
+  const Outcome& req = request.first;
 
   o << "policy " << p.file << ", " << (phase == Phase::request ? "request" : "response")
     << " phase\n";
@@ -654,7 +659,7 @@ std::string Policy::explain(const Facts& f, Phase phase) const {
     o << ", content type '" << f.content_type << "', file type '" << f.file_type << "'";
   o << "\n";
 
-  const Decision& rd = req.decision;
+  const Decision& rd = request.second;
   auto list_line = [&](std::string_view what, const detail::DomainSet& d, const detail::UrlSet& u) {
     auto e = list_match(d, u, ctx);
     o << what << ": " << (e.empty() ? "no match" : "matches '" + std::string(e) + "'") << "\n";
