@@ -701,20 +701,31 @@ struct Ctx {
   // and expressions (UrlSet::Scan::memo), header filters (HeaderFilter::id).
   template <std::uint32_t kIds>
   class Memo {
+    static_assert(kIds / 64 <= 32);
+
    public:
     template <class F>
     bool get(std::uint32_t id, F&& check) {
       if (id >= kIds) return check();
+      const std::size_t w = id >> 6;
       const std::uint64_t b = std::uint64_t{1} << (id & 63);
-      if (known_[id >> 6] & b) return (value_[id >> 6] & b) != 0;
+      if (!((started_ >> w) & 1)) {  // the word's first result: its bits start cleared
+        started_ |= 1U << w;
+        known_[w] = value_[w] = 0;
+      } else if (known_[w] & b) {
+        return (value_[w] & b) != 0;
+      }
       const bool v = check();
-      known_[id >> 6] |= b;
-      if (v) value_[id >> 6] |= b;
+      known_[w] |= b;
+      if (v) value_[w] |= b;
       return v;
     }
 
    private:
-    std::uint64_t known_[kIds / 64] = {}, value_[kIds / 64] = {};
+    // A decision uses few of the words: each is cleared when first used, not up front.
+    std::uint32_t started_ = 0;  // bit per word of known_ and value_ in use
+    std::uint64_t known_[kIds / 64];
+    std::uint64_t value_[kIds / 64];
   };
   Memo<256> url_memo, header_memo;
   // The URL and header conditions of rules, by list (Prefilter::url_list_at, header_lists).
