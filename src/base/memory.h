@@ -48,8 +48,8 @@ class Arena {
   Arena(Arena&& o) noexcept;
   Arena& operator=(Arena&& o) noexcept;
   ~Arena();
-  // Where an allocation of `bytes` (alignment `align`, at most 64) made after `used` bytes
-  // ends: sum the allocations to come with it to size an Arena.
+  // Where an allocation of `bytes` (of any alignment up to 64: it starts a cache line) made
+  // after `used` bytes ends: sum the allocations to come with it to size an Arena.
   static std::size_t place(std::size_t used, std::size_t bytes);
   // Throws std::bad_alloc beyond the room it was made with.
   void* take(std::size_t bytes);
