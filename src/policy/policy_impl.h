@@ -798,7 +798,7 @@ struct Prefilter {
   static constexpr std::size_t kMaxWords = 256;  // 16,384 rules
   static constexpr std::size_t kMaxHits = 256;   // postings one decision may hit; beyond, the
                                                  // kind is not filtered (and checked in full)
-  static constexpr std::size_t kMaxSets = 64;    // distinct method, listener or schedule lists
+  static constexpr std::size_t kMaxSets = 63;    // distinct method, listener or schedule lists
                                                  // checked per rule; beyond, through postings
   using Bits = Table<std::uint64_t>;
   // Rules under one key, ascending: in `ids` (or `entries` for anchored postings), or a bitset
@@ -992,6 +992,7 @@ struct Prefilter {
   Post by_guest[2];                             // guest = false, true
   Post by_reputation[5];                        // per Reputation level of the facts
   Table<std::pair<const Schedule*, Post>> by_schedule;
+  // Bit 1 + id per list (Info's numbering; bit 0 stays clear: the decision sets it).
   FlatMap<std::string_view, std::uint64_t> method_sets;    // lower-case, nocase_hash
   FlatMap<std::string_view, std::uint64_t> listener_sets;  // exact, suffix_hash
   Table<std::uint16_t> minute_class;                       // weekday * 1440 + minute -> class

@@ -564,7 +564,7 @@ void build_prefilter(Policy::Impl& p) {
     for (const auto& [set, id] : method_ids.all())
       for (const auto& m : set) {
         auto [h, key] = lower_key(f.method_sets, m, buf, p.strings);
-        f.method_sets.insert(h, key) |= std::uint64_t{1} << id;
+        f.method_sets.insert(h, key) |= std::uint64_t{2} << id;
       }
   }
   if (listener_ids.size() <= Prefilter::kMaxSets) {
@@ -572,7 +572,7 @@ void build_prefilter(Policy::Impl& p) {
     for (const auto& [set, id] : listener_ids.all())
       for (const auto& l : set) {
         std::string_view key = p.strings.add(l);
-        f.listener_sets.insert(suffix_hash(key), key) |= std::uint64_t{1} << id;
+        f.listener_sets.insert(suffix_hash(key), key) |= std::uint64_t{2} << id;
       }
   }
   if (schedule_ids.size() <= Prefilter::kMaxSets) {
@@ -586,7 +586,7 @@ void build_prefilter(Policy::Impl& p) {
         for (const auto& [set, id] : schedule_ids.all())
           for (const auto* s : set)
             if (s->match(m / 1440, m % 1440)) {
-              holding |= std::uint64_t{1} << id;
+              holding |= std::uint64_t{2} << id;
               break;
             }
         auto [it, fresh] =
@@ -936,35 +936,32 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   };
 
   // Context kinds, per rule, against the lists of methods, listeners and schedules the facts
-  // satisfy (computed on first use).
+  // satisfy (computed on first use): bit v of a mask holds when the Info's field v does,
+  // bit 0 (a field of 0: not checked here) always.
   struct {
     bool ready = false;
-    std::uint64_t method = 0, listener = 0, schedule = 0;
-    std::uint32_t reputation = 0;
+    std::uint64_t method = 1, listener = 1, schedule = 1, reputation = 1, guest = 1;
   } ok;
   auto context_init = [&]() __attribute__((noinline)) {
     ok.ready = true;
-    if (const auto* m = f.method_sets.find(keys.method, facts.method, nocase_equal)) ok.method = *m;
-    if (const auto* l = f.listener_sets.find(keys.listener, facts.listener)) ok.listener = *l;
+    if (const auto* m = f.method_sets.find(keys.method, facts.method, nocase_equal))
+      ok.method |= *m;
+    if (const auto* l = f.listener_sets.find(keys.listener, facts.listener)) ok.listener |= *l;
     if (!f.minute_class.empty()) {
       need_time(ctx, p.tz);
-      ok.schedule =
+      ok.schedule |=
           f.class_sets[f.minute_class[static_cast<std::size_t>(ctx.weekday * 1440 + ctx.minute)]];
     }
     for (auto s : {Sensitivity::low, Sensitivity::medium, Sensitivity::high})
-      if (reputation_matches(facts.reputation, s)) ok.reputation |= 1U << static_cast<int>(s);
+      if (reputation_matches(facts.reputation, s)) ok.reputation |= 2U << static_cast<int>(s);
+    ok.guest |= facts.guest ? 4 : 2;
   };
-  // Inlined in the candidates' loops (a call per candidate costs more than the check).
+  // Inlined in the candidates' loops (a call per candidate costs more than the check), and
+  // without a branch on the Info (which rules hold is unpredictable).
   auto context_holds = [&](const Prefilter::Info& in) __attribute__((always_inline))->bool {
     if (!ok.ready && in.context) context_init();
-    // Without a branch on the Info (which rules hold is unpredictable): a field of 0 (not
-    // checked here) reads bit 63 and holds anyway; an Info without context holds.
-    auto in_set = [](std::uint64_t set, std::uint8_t v) {
-      return (v == 0) | static_cast<bool>((set >> ((v - 1U) & 63U)) & 1U);
-    };
-    return ((in.guest == 0) | ((in.guest == 2) == facts.guest)) &
-           in_set(ok.reputation, in.reputation) & in_set(ok.method, in.method) &
-           in_set(ok.listener, in.listener) & in_set(ok.schedule, in.schedule);
+    return ((ok.guest >> in.guest) & (ok.reputation >> in.reputation) & (ok.method >> in.method) &
+            (ok.listener >> in.listener) & (ok.schedule >> in.schedule) & 1U) != 0;
   };
   // 1. The union of the anchored postings hit: every rule that may match is in it. Sparse
   //    postings hold each rule with its Info: those whose context holds are collected
