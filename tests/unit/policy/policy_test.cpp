@@ -1221,6 +1221,34 @@ TEST(PolicyTimeZone, TzifAndPosixFooter) {
   EXPECT_FALSE(TimeZone::load("No/Such_Zone", err));
 }
 
+// Every second either side of each whole hour over the years a zone's transitions list covers
+// and its current rule already applies: the lookup in the list agrees with the rule.
+TEST(PolicyTimeZone, TransitionsAgreeWithTheRule) {
+  auto secs = [](system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  };
+  struct Zone {
+    const char* zone;
+    const char* rule;
+    int from, to;  // years
+  };
+  for (const Zone& c : {Zone{"America/New_York", "EST5EDT,M3.2.0,M11.1.0", 2008, 2037},
+                        Zone{"Europe/Berlin", "CET-1CEST,M3.5.0,M10.5.0/3", 1997, 2037}}) {
+    std::string err;
+    auto tz = TimeZone::load(c.zone, err);
+    ASSERT_TRUE(tz) << err;
+    auto rule = PosixTz::parse(c.rule);
+    ASSERT_TRUE(rule);
+    int wrong = 0;
+    for (std::int64_t t = secs(utc(c.from, 1, 1, 0, 0)); t < secs(utc(c.to, 1, 1, 0, 0)); t += 3600)
+      for (std::int64_t at : {t - 1, t})
+        if (tz->utc_offset(at) != rule->utc_offset(at) && ++wrong < 5)
+          ADD_FAILURE() << c.zone << " at " << at << ": " << tz->utc_offset(at) << " vs "
+                        << rule->utc_offset(at);
+    EXPECT_EQ(wrong, 0) << c.zone;
+  }
+}
+
 TEST(PolicyTimeZone, PosixRules) {
   auto secs = [](system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
