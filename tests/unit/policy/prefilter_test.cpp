@@ -15,6 +15,7 @@
 
 #include "base/cidr.h"
 #include "policy/policy.h"
+#include "policy/policy_impl.h"
 #include "policy/policy_tz.h"
 #include "wire/http.h"
 
@@ -680,6 +681,48 @@ TEST(PolicyPrefilter, KeywordsAnywhere) {
       }
     }
   }
+}
+
+// The names of a host and their hashes, taken in one pass, are those of each name hashed
+// alone, for labels of every length from 0 to 19.
+TEST(PolicyPrefilter, HostKeysHashEachName) {
+  std::vector<std::string> hosts = {"",
+                                    ".",
+                                    "..",
+                                    "a",
+                                    "a.",
+                                    "com",
+                                    "example.com",
+                                    "a.b.example.co.uk",
+                                    "a..b",
+                                    "xn--bcher-kva.example."};
+  for (int a = 0; a < 20; ++a)
+    for (int b = 0; b < 20; ++b) {
+      hosts.push_back(std::string(a, 'a') + "." + std::string(b, 'b') + ".com");
+      hosts.push_back(std::string(a, 'x') + "." + std::string(b, 'y') + ".");
+    }
+  for (const std::string& host : hosts) {
+    const detail::HostKeys keys(host);
+    ASSERT_TRUE(keys.complete()) << host;
+    EXPECT_EQ(keys.own_hash(), detail::suffix_hash(host)) << host;
+    std::vector<std::string_view> names;  // most specific first
+    keys.each([&](std::string_view name, std::uint64_t h, bool own) {
+      EXPECT_EQ(h, detail::suffix_hash(name)) << host << ": " << name;
+      EXPECT_EQ(own, name.size() == host.size()) << host << ": " << name;
+      names.push_back(name);
+      return false;
+    });
+    std::vector<std::string_view> want;  // none for an empty host
+    if (!host.empty()) want.push_back(host);
+    for (std::size_t i = 0; i < host.size(); ++i)
+      if (host[i] == '.') want.push_back(std::string_view(host).substr(i + 1));
+    EXPECT_EQ(names, want) << host;
+  }
+  // Names that differ only in length, zero bytes or order hash apart.
+  const std::string zero("a\0", 2);
+  EXPECT_NE(detail::suffix_hash("a"), detail::suffix_hash(zero));
+  EXPECT_NE(detail::suffix_hash(""), detail::suffix_hash(std::string(8, '\0')));
+  EXPECT_NE(detail::suffix_hash("aaaaaaaabbbbbbbb"), detail::suffix_hash("bbbbbbbbaaaaaaaa"));
 }
 
 // A host of more labels than the per-decision table holds (128) still matches by suffix.
