@@ -1125,10 +1125,12 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
 
   if (!dense && taken <= kMaxList) {
     // The usual case: the entries collected, sorted.
+    // The words of their rules, cleared from the entries as taken: the sorted ones are the
+    // sort's last stores, which loads right behind them would wait for.
+    for (std::size_t x = 0; x < taken; ++x) keyed[took[x] >> 22] = 0;
     std::uint32_t sorted[kMaxList];
     sort_distinct(took, taken, sorted);
     std::size_t listed = 0;
-    for (std::size_t x = 0; x < taken; ++x) keyed[sorted[x] >> 22] = 0;  // the rule's word
     for (std::size_t x = 0; x < taken; ++x) {
       const Prefilter::Info& in = f.infos[sorted[x] & 0xffff];
       if (!in.keys) continue;
