@@ -1124,9 +1124,9 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   };
 
   if (!dense && taken <= kMaxList) {
-    // The usual case: the entries collected, sorted.
-    // The words of their rules, cleared from the entries as taken: the sorted ones are the
-    // sort's last stores, which loads right behind them would wait for.
+    // The usual case: the entries collected, sorted. The words of their rules are cleared
+    // from the entries as taken: the sorted ones are the sort's last stores, which loads
+    // right behind them would wait for.
     for (std::size_t x = 0; x < taken; ++x) keyed[took[x] >> 22] = 0;
     std::uint32_t sorted[kMaxList];
     sort_distinct(took, taken, sorted);
