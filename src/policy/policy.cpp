@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <span>
 #include <sstream>
 
@@ -826,10 +827,8 @@ void Policy::Impl::pack() {
   arena = base::Arena(bytes);
   each_table([&](auto& t) {
     using T = typename std::decay_t<decltype(t)>::value_type;
-    detail::Table<T> packed{base::ArenaAllocator<T>(&arena)};
-    packed.reserve(t.size());
-    for (auto& x : t) packed.push_back(std::move(x));
-    t = std::move(packed);
+    t = detail::Table<T>(std::make_move_iterator(t.begin()), std::make_move_iterator(t.end()),
+                         base::ArenaAllocator<T>(&arena));
   });
 }
 
