@@ -1076,7 +1076,6 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   unknown |= pairs_unknown;
   take_pairs();
   take(rules(f.unanchored, true));
-  out.unverified = unknown;
 
   auto drop = [&](std::uint32_t i) { cand[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); };
 
@@ -1155,6 +1154,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       kept += keep;
     }
     if (sure != kMaxList) __builtin_prefetch(&p.rules[cl[sure].rule]);
+    out.unverified = unknown;  // with the kinds verify() gathered
     out.listed = true;
     out.count = kept;
     return;
@@ -1218,6 +1218,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     nz[kept] = nz[t];
     kept += cand[nz[t]] != 0;
   }
+  out.unverified = unknown;
   out.listed = false;
   out.words = kept;
 }

@@ -369,6 +369,32 @@ TEST(PolicyPrefilter, ManyPostingsHit) {
   }
 }
 
+// The same when the kind that overflows is only checked on rules anchored on another (here
+// groups, on rules anchored on their domain): a rule whose group is missing never matches.
+TEST(PolicyPrefilter, ManyPostingsHitOnKeyKind) {
+  std::ostringstream o;
+  for (int g = 0; g < 300; ++g)
+    o << "[[rules]]\nname = \"d" << g << "\"\ndomains = [\"d" << g << ".test\"]\ngroups = [\"grp"
+      << g << "\"]\naction = \"block\"\n\n";
+  o << "[[rules]]\nname = \"other\"\ndomains = [\"example.com\"]\ngroups = [\"grp-none\"]\n"
+    << "action = \"block\"\n";
+  auto p = load(o.str());
+  ASSERT_TRUE(p);
+  Rng rng(6);
+  Txn t;
+  t.make(rng);
+  t.method = "GET";
+  for (int g = 0; g < 300; ++g) t.groups.push_back("grp" + std::to_string(g));
+  for (const char* host : {"example.com", "d7.test"}) {
+    t.host = host;
+    t.url = t.scheme + "://" + t.host + t.path;
+    Facts f = t.facts(*p);
+    expect_same(*p, f, Phase::request, host);
+    Decision d = p->decide(f, Phase::request);
+    EXPECT_EQ(d.rule, std::string(host) == "example.com" ? "default" : "d7");
+  }
+}
+
 // Many source networks, nested and disjoint, IPv4 and IPv6: every client, including those on
 // an interval's edges, gets the rules of exactly the networks holding it.
 TEST(PolicyPrefilter, ManySourceNetworks) {
