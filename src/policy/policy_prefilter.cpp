@@ -973,6 +973,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   std::uint32_t took[kMaxList + 4];  // rule << 16 | its Info in `infos`, in the order taken
                                      // (room for sort_distinct())
   std::size_t taken = 0;
+  // The first rule taken whose context holds with nothing left to check: it matches, so no
+  // rule after it can decide, in either phase (the response phase looks below the request's
+  // rule). Rules after it are left out from then on.
+  constexpr std::uint32_t kNoRule = 0xffff;
+  std::uint32_t first_sure = kNoRule;
   bool dense = false;
   std::memset(cand, 0, words * sizeof cand[0]);
   using V = std::uint64_t __attribute__((vector_size(16)));
@@ -995,14 +1000,19 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
          at += sizeof(Prefilter::Entry)) {
       Prefilter::Entry e;
       std::memcpy(&e, at, sizeof e);
+      if (e.rule > first_sure) break;  // postings are ascending
       std::uint64_t& word = cand[e.rule >> 6];
       if ((word >> (e.rule & 63)) & 1) continue;
       // Without a branch on whether its context holds (unpredictable): one that does not is
       // left out of the bitset and overwritten in `took`.
-      const bool holds = context_holds(f.infos[e.info]);
+      const Prefilter::Info& in = f.infos[e.info];
+      const bool holds = context_holds(in);
       word |= std::uint64_t{holds} << (e.rule & 63);
       if (taken < kMaxList) took[taken] = (std::uint32_t{e.rule} << 16) | e.info;
       taken += holds;
+      const bool sure = holds & !(in.rest | in.url_list | in.header_list | in.keys);
+      const std::uint32_t sure_rule = sure ? e.rule : kNoRule;
+      first_sure = std::min(first_sure, sure_rule);
     }
   };
   // Pair anchors: the key pairs the facts hit, every pair's, looked up together, in steps:
@@ -1123,9 +1133,17 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   };
 
   if (!dense && taken <= kMaxList) {
-    // The usual case: the entries collected, sorted. The words of their rules are cleared
-    // from the entries as taken: the sorted ones are the sort's last stores, which loads
-    // right behind them would wait for.
+    // The usual case: the entries collected (those taken before first_sure was known and
+    // after it left out), sorted. The words of their rules are cleared from the entries as
+    // taken: the sorted ones are the sort's last stores, which loads right behind them would
+    // wait for.
+    const std::uint64_t above = std::uint64_t{first_sure + 1} << 16;
+    std::size_t left = 0;
+    for (std::size_t x = 0; x < taken; ++x) {
+      took[left] = took[x];
+      left += took[x] < above;
+    }
+    taken = left;
     for (std::size_t x = 0; x < taken; ++x) keyed[took[x] >> 22] = 0;
     std::uint32_t sorted[kMaxList];
     sort_distinct(took, taken, sorted);
@@ -1160,9 +1178,14 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     return;
   }
 
-  // Else from the bitset, with each rule's Info from `info`.
+  // Else from the bitset, with each rule's Info from `info`, up to first_sure.
+  std::size_t live = words;
+  if (first_sure != kNoRule) {
+    live = first_sure / 64 + 1;
+    cand[live - 1] &= ~std::uint64_t{0} >> (63 - first_sure % 64);
+  }
   std::size_t count = 0;
-  for (std::size_t w = 0; w < words; ++w) {
+  for (std::size_t w = 0; w < live; ++w) {
     nz[count] = static_cast<std::uint16_t>(w);
     count += cand[w] != 0;
   }
