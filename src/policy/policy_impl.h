@@ -918,14 +918,15 @@ struct Prefilter {
 
   bool usable = false;  // rule count fits kMaxWords
   std::size_t words = 0;
-  Bits request, response;     // enabled rules of each phase
-  std::uint32_t active = 0;   // bit(Cond) per kind with at least one indexed rule
-  std::uint32_t anchors = 0;  // bit(Cond) per kind at least one rule is anchored on
-  Table<Info> info;           // per rule
-  Table<Info> infos;          // distinct values of `info`
-  Table<std::uint16_t> ids;   // posting pools: rules of `all` postings,
-  Table<Entry> entries;       // of anchored postings,
-  Bits bits;                  // bitsets of either
+  Bits request, response;        // enabled rules of each phase
+  std::uint32_t active = 0;      // bit(Cond) per kind with at least one indexed rule
+  std::uint32_t anchors = 0;     // bit(Cond) per kind at least one rule is anchored on
+  Table<Info> info;              // per rule
+  Table<Info> infos;             // distinct values of `info`, those with nothing to check first
+  std::uint16_t sure_infos = 0;  // infos[0, sure_infos): nothing to check beyond the context
+  Table<std::uint16_t> ids;      // posting pools: rules of `all` postings,
+  Table<Entry> entries;          // of anchored postings,
+  Bits bits;                     // bitsets of either
   Bits anchored[static_cast<int>(Cond::count)];  // every rule anchored on a kind
   Table<Pair> pairs;
   PairIndex pair_postings;

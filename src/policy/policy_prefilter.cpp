@@ -674,12 +674,20 @@ void build_prefilter(Policy::Impl& p) {
           .push_back(i);
     std::vector<const std::vector<std::uint32_t>*> by_use;
     for (const auto& [bytes, rules] : rules_of) by_use.push_back(&rules);
-    std::stable_sort(by_use.begin(), by_use.end(),
-                     [](const auto* a, const auto* b) { return a->size() > b->size(); });
+    // Those with nothing to check beyond the context first, so that a candidate's number
+    // tells whether it matches once its context holds.
+    auto sure = [&](const std::vector<std::uint32_t>* rules) {
+      const Prefilter::Info& in = f.info[rules->front()];
+      return !(in.rest | in.url_list | in.header_list | in.keys);
+    };
+    std::stable_sort(by_use.begin(), by_use.end(), [&](const auto* a, const auto* b) {
+      return sure(a) != sure(b) ? sure(a) : a->size() > b->size();
+    });
     for (const auto* rules : by_use) {
       const auto id = static_cast<std::uint16_t>(f.infos.size());
       f.infos.push_back(f.info[rules->front()]);
       for (const auto i : *rules) info_id[i] = id;
+      if (sure(rules)) f.sure_infos = static_cast<std::uint16_t>(id + 1);
     }
   }
 
@@ -1010,8 +1018,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       word |= std::uint64_t{holds} << (e.rule & 63);
       if (taken < kMaxList) took[taken] = (std::uint32_t{e.rule} << 16) | e.info;
       taken += holds;
-      const bool sure = holds & !(in.rest | in.url_list | in.header_list | in.keys);
-      const std::uint32_t sure_rule = sure ? e.rule : kNoRule;
+      const std::uint32_t sure_rule = holds & (e.info < f.sure_infos) ? e.rule : kNoRule;
       first_sure = std::min(first_sure, sure_rule);
     }
   };
