@@ -1018,7 +1018,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       word |= std::uint64_t{holds} << (e.rule & 63);
       if (taken < kMaxList) took[taken] = (std::uint32_t{e.rule} << 16) | e.info;
       taken += holds;
-      const std::uint32_t sure_rule = holds & (e.info < f.sure_infos) ? e.rule : kNoRule;
+      const std::uint32_t sure_rule = (holds & (e.info < f.sure_infos)) ? e.rule : kNoRule;
       first_sure = std::min(first_sure, sure_rule);
     }
   };
@@ -1140,10 +1140,11 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
   };
 
   if (!dense && taken <= kMaxList) {
-    // The usual case: the entries collected (those taken before first_sure was known and
-    // after it left out), sorted. The words of their rules are cleared from the entries as
-    // taken: the sorted ones are the sort's last stores, which loads right behind them would
-    // wait for.
+    // The usual case: the entries collected, sorted, those after first_sure (taken before it
+    // was known) left out. The words of every rule taken (whose bits are set) are cleared
+    // from the entries as taken: the sorted ones are the sort's last stores, which loads
+    // right behind them would wait for.
+    for (std::size_t x = 0; x < taken; ++x) keyed[took[x] >> 22] = 0;
     const std::uint64_t above = std::uint64_t{first_sure + 1} << 16;
     std::size_t left = 0;
     for (std::size_t x = 0; x < taken; ++x) {
@@ -1151,7 +1152,6 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       left += took[x] < above;
     }
     taken = left;
-    for (std::size_t x = 0; x < taken; ++x) keyed[took[x] >> 22] = 0;
     std::uint32_t sorted[kMaxList];
     sort_distinct(took, taken, sorted);
     std::size_t listed = 0;
@@ -1222,7 +1222,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     keyed[w] = kb;
   }
   if (listed > 0 && listed <= kMaxList) {
-    verify(listed, 0, words * 64);
+    verify(listed, 0, live * 64);
   } else if (listed > kMaxList) {
     // Too many for one list: runs of words holding at most kMaxList listed candidates each.
     for (std::size_t from = 0; from < count;) {
