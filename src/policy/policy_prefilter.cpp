@@ -1013,8 +1013,7 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
       if ((word >> (e.rule & 63)) & 1) continue;
       // Without a branch on whether its context holds (unpredictable): one that does not is
       // left out of the bitset and overwritten in `took`.
-      const Prefilter::Info& in = f.infos[e.info];
-      const bool holds = context_holds(in);
+      const bool holds = context_holds(f.infos[e.info]);
       word |= std::uint64_t{holds} << (e.rule & 63);
       if (taken < kMaxList) took[taken] = (std::uint32_t{e.rule} << 16) | e.info;
       taken += holds;
