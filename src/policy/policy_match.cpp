@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #ifdef __SSE2__
@@ -106,6 +107,97 @@ bool field_may_match(const Regex& re, Ctx& ctx, std::size_t i) {
   return false;
 }
 
+// literal_form()'s parser: each part of the pattern gives the set of strings it matches,
+// sequences their products.
+class LiteralParser {
+ public:
+  static constexpr std::size_t kMaxTexts = 32, kMaxLength = 1024;
+  using Texts = std::vector<std::string>;
+
+  explicit LiteralParser(std::string_view p) : p_(p) {}
+  // The alternatives up to ')' or the end; *branches: how many.
+  bool alternatives(Texts& out, int* branches) {
+    *branches = 0;
+    out.clear();
+    for (;;) {
+      Texts one;
+      if (!sequence(one)) return false;
+      out.insert(out.end(), one.begin(), one.end());
+      ++*branches;
+      if (out.size() > kMaxTexts) return false;
+      if (at_end() || p_[i_] != '|') return true;
+      ++i_;
+    }
+  }
+  bool at_end() const { return i_ == p_.size(); }
+  bool take(char c) {
+    if (at_end() || p_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+
+ private:
+  bool sequence(Texts& out) {
+    out.assign(1, std::string());
+    while (!at_end() && p_[i_] != '|' && p_[i_] != ')') {
+      Texts part;
+      if (!atom(part)) return false;
+      if (take('?')) {
+        if (!at_end() && (p_[i_] == '?' || p_[i_] == '+')) return false;
+        part.emplace_back();
+      }
+      Texts product;
+      if (out.size() * part.size() > kMaxTexts) return false;
+      for (const auto& a : out)
+        for (const auto& b : part) {
+          if (a.size() + b.size() > kMaxLength) return false;
+          product.push_back(a + b);
+        }
+      out = std::move(product);
+    }
+    return true;
+  }
+  // A literal character: printable ASCII that is not an operator, or escaped punctuation.
+  bool literal(bool in_class, char* c) {
+    if (at_end()) return false;
+    const char x = p_[i_++];
+    if (x == '\\') {
+      if (at_end()) return false;
+      const char e = p_[i_++];
+      *c = e;
+      return std::ispunct(static_cast<unsigned char>(e)) != 0;
+    }
+    *c = x;
+    if (x < 0x20 || x > 0x7e) return false;
+    const std::string_view ops = in_class ? "[]^-" : ".*+?()[]{}|^$";
+    return ops.find(x) == std::string_view::npos;
+  }
+  bool atom(Texts& out) {
+    if (take('(')) {
+      if (take('?') && !take(':')) return false;  // flags, names and the like
+      int branches = 0;
+      return alternatives(out, &branches) && take(')');
+    }
+    if (take('[')) {
+      std::string chars;
+      do {
+        char c = 0;
+        if (!literal(true, &c)) return false;
+        if (chars.find(c) == std::string::npos) chars += c;
+      } while (!take(']'));
+      for (char c : chars) out.emplace_back(1, c);
+      return true;
+    }
+    char c = 0;
+    if (!literal(false, &c)) return false;
+    out.emplace_back(1, c);
+    return true;
+  }
+
+  std::string_view p_;
+  std::size_t i_ = 0;
+};
+
 RE2::Options re_options() {
   RE2::Options o;
   o.set_log_errors(false);
@@ -161,7 +253,60 @@ Regex compile_regex(std::string_view pattern, std::string* error, std::string_vi
     return r;
   }
   if (auto atoms = required_atoms({pattern}, re_options(), given)) r.needs = std::move(*atoms);
+  r.literals = literal_form(pattern);
   return r;
+}
+
+std::optional<Literals> literal_form(std::string_view pattern) {
+  Literals out;
+  if (pattern.starts_with("(?i)")) {
+    out.icase = true;
+    pattern.remove_prefix(4);
+  }
+  if (pattern.starts_with('^')) {
+    out.at_start = true;
+    pattern.remove_prefix(1);
+  }
+  if (pattern.ends_with('$')) {  // not escaped: an odd number of backslashes before it
+    std::size_t slashes = 0;
+    while (slashes + 1 < pattern.size() && pattern[pattern.size() - 2 - slashes] == '\\') ++slashes;
+    if (slashes % 2 == 0) {
+      out.at_end = true;
+      pattern.remove_suffix(1);
+    }
+  }
+  LiteralParser parser(pattern);
+  int branches = 0;
+  if (!parser.alternatives(out.texts, &branches) || !parser.at_end()) return std::nullopt;
+  if (branches > 1 && (out.at_start || out.at_end)) return std::nullopt;  // "^a|b$"
+  if (out.icase)
+    for (auto& t : out.texts) t = base::to_lower(t);
+  return out;
+}
+
+int Literals::match(std::string_view text) const {
+  if (icase) {
+    unsigned char bytes = 0;
+    for (char c : text) bytes |= static_cast<unsigned char>(c);
+    if (bytes & 0x80) return -1;
+  }
+  auto equal = [&](std::string_view a, std::string_view b) {
+    return icase ? base::iequals(a, b) : a == b;
+  };
+  for (const auto& t : texts) {
+    if (t.size() > text.size()) continue;
+    bool hit;
+    if (at_start && at_end)
+      hit = equal(text, t);
+    else if (at_start)
+      hit = equal(text.substr(0, t.size()), t);
+    else if (at_end)
+      hit = equal(text.substr(text.size() - t.size()), t);
+    else
+      hit = icase ? icontains(text, t) : text.find(t) != std::string_view::npos;
+    if (hit) return 1;
+  }
+  return 0;
 }
 
 bool DomainSet::add(std::string_view text, Strings& strings, std::string* error) {
