@@ -112,6 +112,7 @@ bool field_may_match(const Regex& re, Ctx& ctx, std::size_t i) {
 class LiteralParser {
  public:
   static constexpr std::size_t kMaxTexts = 32, kMaxLength = 1024;
+  static constexpr int kMaxDepth = 8;  // groups in groups
   using Texts = std::vector<std::string>;
 
   explicit LiteralParser(std::string_view p) : p_(p) {}
@@ -175,8 +176,11 @@ class LiteralParser {
   bool atom(Texts& out) {
     if (take('(')) {
       if (take('?') && !take(':')) return false;  // flags, names and the like
+      if (++depth_ > kMaxDepth) return false;
       int branches = 0;
-      return alternatives(out, &branches) && take(')');
+      const bool ok = alternatives(out, &branches) && take(')');
+      --depth_;
+      return ok;
     }
     if (take('[')) {
       std::string chars;
@@ -196,6 +200,7 @@ class LiteralParser {
 
   std::string_view p_;
   std::size_t i_ = 0;
+  int depth_ = 0;
 };
 
 RE2::Options re_options() {

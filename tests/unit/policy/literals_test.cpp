@@ -53,6 +53,11 @@ TEST(LiteralForm, Recognised) {
       {"(a|b)c(d|e)f(g|h)i(j|k)l(m|n)o(p|q)", {}},  // 64 strings
       {"caf\xC3\xA9", {}},
   };
+  // Groups in groups: eight levels at most, never a deep recursion.
+  const std::string deep = std::string(3000, '(') + "a" + std::string(3000, ')');
+  EXPECT_FALSE(literal_form(deep));
+  EXPECT_TRUE(literal_form("((((((((a))))))))"));
+  EXPECT_FALSE(literal_form("(((((((((a)))))))))"));
   for (const auto& c : cases) {
     const auto got = literal_form(c.pattern);
     if (c.texts.empty()) {
