@@ -21,7 +21,7 @@ failed=0
 targets=(
   fuzz_request_head fuzz_response_head fuzz_chunked fuzz_icap fuzz_icap_identity
   fuzz_accept_language fuzz_templates
-  fuzz_warn_token fuzz_catdb_import fuzz_policy_load
+  fuzz_warn_token fuzz_catdb_import fuzz_policy_load fuzz_regex_literals
   fuzz_filetype fuzz_file_name fuzz_store_query fuzz_syslog_frames fuzz_hosts
 )
 max_jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
