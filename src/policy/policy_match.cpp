@@ -272,7 +272,7 @@ std::optional<Literals> literal_form(std::string_view pattern) {
     out.at_start = true;
     pattern.remove_prefix(1);
   }
-  if (pattern.ends_with('$')) {  // not escaped: an odd number of backslashes before it
+  if (pattern.ends_with('$')) {  // unless escaped (an odd number of backslashes before it)
     std::size_t slashes = 0;
     while (slashes + 1 < pattern.size() && pattern[pattern.size() - 2 - slashes] == '\\') ++slashes;
     if (slashes % 2 == 0) {
