@@ -1,6 +1,8 @@
 #include "app/server.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -848,6 +850,15 @@ void Server::register_collectors() {
 }
 
 int run_main(const std::string& config_path) {
+  // The signals the control loop below handles wait, blocked, until it is set up: one that
+  // arrives while the gateway starts is acted on once it has started rather than taking its
+  // default action (ending the process half-started, without draining). Threads started
+  // meanwhile keep them blocked, so they reach this thread.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT, SIGUSR1}) sigaddset(&handled, sig);
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+
   auto loaded = config::load_file(config_path);
   if (!loaded.config) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", config::format(e).c_str());
@@ -896,6 +907,7 @@ int run_main(const std::string& config_path) {
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
+  pthread_sigmask(SIG_UNBLOCK, &handled, nullptr);  // the loop below takes them from here on
 
   // The policy also reloads when its file or a database it names changes.
   asio::steady_timer watch(control);

@@ -298,6 +298,33 @@ class Signals(h.PortcullisTestCase):
         self.assertTrue(h.wait_until(lambda: self.fresh_xff(p, o) == [], 5, 0.2),
                         "a valid config after a broken one was not applied")
 
+    def test_sigterm_while_starting_is_acted_on_once_started(self):
+        """A SIGTERM sent while the gateway starts ends it cleanly once it has started (exit 0,
+        after draining), never by the signal's default action. The test holds the signal back
+        with a blocked mask the gateway inherits, so it arrives before the gateway has even
+        read its configuration, whatever the timing."""
+        p = self.proxy(start=False)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            with open(p.stderr_path, "wb") as err:
+                proc = subprocess.Popen([h.portcullis_bin(), "run", "-c", p.config_path],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=err, cwd=p.dir)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        with open(p.stderr_path, encoding="utf-8", errors="replace") as f:
+            err = f.read()
+        self.assertIsNotNone(rc, "the SIGTERM was never acted on\n" + err)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("portcullis started", err)
+        self.assertIn("draining (signal %d)" % signal.SIGTERM, err)
+
     def test_sigterm_drains_in_flight_download(self):
         o = self.origin()
         p = self.proxy({"timeouts": {"drain": 15}})
