@@ -252,8 +252,11 @@ bool url_list_holds(const Policy::Impl& p, std::uint32_t id, Ctx& ctx) {
 
 bool header_list_holds(const Policy::Impl& p, std::uint32_t id, Ctx& ctx) {
   return ctx.list_memo.get(Ctx::kMaxLists + id, [&] {
-    for (const auto* h : p.prefilter.header_lists[id])
-      if (ctx.header_memo.get(h->id, [&] { return h->match(ctx); })) return true;
+    const auto& f = p.prefilter;
+    for (std::uint32_t k = f.header_list_at[id]; k < f.header_list_at[id + 1]; ++k) {
+      const detail::Prefilter::HeaderCheck& c = f.header_checks[k];
+      if (ctx.header_memo.get(c.memo, [&] { return c.match(ctx); })) return true;
+    }
     return false;
   });
 }

@@ -561,6 +561,10 @@ struct HeaderFilter {
   Regex re;
   bool match(Ctx& ctx) const;  // on the decision's request head
 };
+// Whether a field of the decision's request head named `header` holds for op: text is the
+// value (lower-cased for contains), re the expression (regex only; may be null otherwise).
+bool header_matches(Ctx& ctx, HeaderFilter::Op op, std::string_view header, std::string_view text,
+                    std::int64_t number, const Regex* re);
 
 struct Schedule {
   std::string_view name;
@@ -750,7 +754,7 @@ struct Ctx {
     std::uint64_t value_[kIds / 64];
   };
   Memo<256> url_memo, header_memo;
-  // The URL and header conditions of rules, by list (Prefilter::url_list_at, header_lists).
+  // The URL and header conditions of rules, by list (Prefilter::url_list_at, header_list_at).
   static constexpr std::uint32_t kMaxLists = 512;  // of each
   Memo<2 * kMaxLists> list_memo;
 
@@ -908,7 +912,7 @@ struct Prefilter {
     std::uint32_t rest;  // bit(Cond): other conditions, checked in full on the Rule
     std::uint16_t url_list, header_list;      // 0: none; else 1 + the rule's URL sets (not
                                               // host-bound) / header filters, in url_list_at /
-                                              // header_lists
+                                              // header_list_at
     std::uint16_t keys;                       // bit(Cond): key kinds to check through postings
     std::uint8_t context;                     // non-zero when one of the following is set
     std::uint8_t guest;                       // 0: not checked here; else 1 + the value wanted
@@ -1040,7 +1044,23 @@ struct Prefilter {
   };
   Table<UrlCheck> url_checks;
   Table<std::uint32_t> url_list_at;
-  std::vector<std::vector<const HeaderFilter*>> header_lists;
+  // A header list likewise (its checks from header_list_at[id] to header_list_at[id + 1]):
+  // each filter's header name and value in one line; the filter itself is read only for an
+  // expression, or when name and value do not fit in the line.
+  struct alignas(64) HeaderCheck {
+    static constexpr std::size_t kInline = 40;
+    const HeaderFilter* filter;
+    std::int64_t number;
+    std::uint32_t memo;  // HeaderFilter::id (Ctx::header_memo)
+    HeaderFilter::Op op;
+    bool fits;  // name and value are in bytes
+    std::uint8_t name_len, value_len;
+    char bytes[kInline];  // the header's name, then the value (lower-cased for contains)
+    bool match(Ctx& ctx) const;
+  };
+  static_assert(sizeof(HeaderCheck) == 64);
+  Table<HeaderCheck> header_checks;
+  Table<std::uint32_t> header_list_at;
 
   template <class F>
   void each_table(F&& f) {
@@ -1070,6 +1090,8 @@ struct Prefilter {
     f(class_sets);
     f(url_checks);
     f(url_list_at);
+    f(header_checks);
+    f(header_list_at);
   }
 };
 

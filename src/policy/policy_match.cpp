@@ -618,6 +618,19 @@ void HeaderFilter::prepare() {
 }
 
 bool HeaderFilter::match(Ctx& ctx) const {
+  return header_matches(ctx, op, header, op == Op::contains ? std::string_view(lower) : value,
+                        number, &re);
+}
+
+bool Prefilter::HeaderCheck::match(Ctx& ctx) const {
+  if (!fits) return filter->match(ctx);
+  return header_matches(ctx, op, {bytes, name_len}, {bytes + name_len, value_len}, number,
+                        op == HeaderFilter::Op::regex ? &filter->re : nullptr);
+}
+
+bool header_matches(Ctx& ctx, HeaderFilter::Op op, std::string_view header, std::string_view text,
+                    std::int64_t number, const Regex* re) {
+  using Op = HeaderFilter::Op;
   const wire::Head* head = ctx.facts.request_head;
   if (!head) return false;
   for (std::size_t i = 0; i < head->fields.size(); ++i) {
@@ -627,14 +640,14 @@ bool HeaderFilter::match(Ctx& ctx) const {
       case Op::contains: {
         bool ascii = false;
         const std::string_view v = ctx.lower_field(i, &ascii);
-        if (v.data() ? contains(v, lower) : icontains(fld.value, value)) return true;
+        if (v.data() ? contains(v, text) : icontains(fld.value, text)) return true;
         break;
       }
       case Op::equals:
-        if (base::iequals(fld.value, value)) return true;
+        if (base::iequals(fld.value, text)) return true;
         break;
       case Op::regex:
-        if (field_may_match(re, ctx, i) && re.search(fld.value)) return true;
+        if (field_may_match(*re, ctx, i) && re->search(fld.value)) return true;
         break;
       case Op::greater_than:
       case Op::less_than: {

@@ -599,6 +599,7 @@ void build_prefilter(Policy::Impl& p) {
 
   std::vector<std::vector<const UrlSet*>> url_lists;
   std::map<std::vector<const UrlSet*>, std::uint16_t> url_list_ids;
+  std::vector<std::vector<const HeaderFilter*>> header_lists;
   std::map<std::vector<const HeaderFilter*>, std::uint16_t> header_list_ids;
   for (const Rule& r : p.rules) {
     if (!r.enabled) continue;
@@ -624,8 +625,8 @@ void build_prefilter(Policy::Impl& p) {
       std::sort(filters.begin(), filters.end());
       filters.erase(std::unique(filters.begin(), filters.end()), filters.end());
       auto [it, fresh] =
-          header_list_ids.emplace(filters, static_cast<std::uint16_t>(f.header_lists.size()));
-      if (fresh && f.header_lists.size() < Ctx::kMaxLists) f.header_lists.push_back(filters);
+          header_list_ids.emplace(filters, static_cast<std::uint16_t>(header_lists.size()));
+      if (fresh && header_lists.size() < Ctx::kMaxLists) header_lists.push_back(filters);
       if (it->second < Ctx::kMaxLists) {
         in.header_list = static_cast<std::uint16_t>(1 + it->second);
         in.rest &= ~bit(Cond::header);
@@ -663,6 +664,22 @@ void build_prefilter(Policy::Impl& p) {
     }
   }
   f.url_list_at.push_back(static_cast<std::uint32_t>(f.url_checks.size()));
+  for (const auto& filters : header_lists) {
+    f.header_list_at.push_back(static_cast<std::uint32_t>(f.header_checks.size()));
+    for (const HeaderFilter* h : filters) {
+      Prefilter::HeaderCheck c{h, h->number, h->id, h->op, false, 0, 0, {}};
+      const std::string_view value = h->op == HeaderFilter::Op::contains ? h->lower : h->value;
+      if (h->header.size() + value.size() <= Prefilter::HeaderCheck::kInline) {
+        c.fits = true;
+        c.name_len = static_cast<std::uint8_t>(h->header.size());
+        c.value_len = static_cast<std::uint8_t>(value.size());
+        std::memcpy(c.bytes, h->header.data(), h->header.size());
+        std::memcpy(c.bytes + h->header.size(), value.data(), value.size());
+      }
+      f.header_checks.push_back(c);
+    }
+  }
+  f.header_list_at.push_back(static_cast<std::uint32_t>(f.header_checks.size()));
 
   // Distinct Info values, numbered for the anchored postings: those of the most rules first,
   // so that the few lines of `infos` most candidates read stay in the cache.

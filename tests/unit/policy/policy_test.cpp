@@ -938,13 +938,24 @@ action = "block"
 // searched.
 // Header filters read each field's value lower-cased once per decision: several filters on
 // one field, values too long for that copy and fields past the ones it keeps (compared in
-// place then) all decide alike.
+// place then) all decide alike. The prefilter keeps a filter's name and value beside it when
+// together they fit in 40 bytes ("fits", exactly 40), else reads the filter ("long").
 TEST(PolicyRules, HeaderFiltersOnLongValuesAndManyFields) {
   auto p = load(R"(
 [[header_filters]]
 name = "none"
 header = "User-Agent"
 contains = "zzz"
+
+[[header_filters]]
+name = "fits"
+header = "X-Device-Tag"
+contains = "ABCdefghijklmnopqrstuvwxyz01"
+
+[[header_filters]]
+name = "long"
+header = "X-Corporate-Device-Compliance"
+equals = "Compliant-2026-11"
 
 [[header_filters]]
 name = "bot"
@@ -980,6 +991,11 @@ action = "block"
 name = "late"
 headers = ["late"]
 action = "block"
+
+[[rules]]
+name = "device"
+headers = ["fits", "long"]
+action = "block"
 )");
   ASSERT_TRUE(p);
   const std::string pad(5000, 'a');
@@ -997,6 +1013,10 @@ action = "block"
       {{{"User-Agent", pad}}, "default"},
       {{{"User-Agent", "Mozilla"}, {"X-Late", "yes"}}, "late"},  // two fields lowered
       {{{"X-A", std::string(3000, 'b')}, {"User-Agent", std::string(3000, 'c') + "BOT"}}, "bot"},
+      {{{"X-Device-Tag", "x-abcDEFGHIJKLMNOPQRSTUVWXYZ01"}}, "device"},
+      {{{"X-Device-Tag", "abcdefghijklmnopqrstuvwxyz0"}}, "default"},
+      {{{"x-corporate-device-compliance", "COMPLIANT-2026-11"}}, "device"},
+      {{{"X-Corporate-Device-Compliance", "Compliant-2026-1"}}, "default"},
   };
   for (const char* late : {"YES", "no"}) {
     HeaderCase c{many, late[0] == 'Y' ? "late" : "default"};
