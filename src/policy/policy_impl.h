@@ -1234,6 +1234,7 @@ struct Candidates {
   std::size_t words = 0;  // non-zero words in word[] (not listed)
   std::uint16_t word[Prefilter::kMaxWords];
   std::uint64_t bits[Prefilter::kMaxWords];  // only the words in word[] are meaningful
+  std::uint64_t has[Prefilter::kMaxWords];   // candidates()'s scratch
 };
 
 void build_prefilter(Policy::Impl& p);  // policy_prefilter.cpp

@@ -1112,92 +1112,86 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
 
   auto drop = [&](std::uint32_t i) { cand[i >> 6] &= ~(std::uint64_t{1} << (i & 63)); };
 
-  // 2. Key kinds: the candidates that need them are listed (rule, kinds wanted, got) in rule
-  //    order; a posting hit marks those it holds: a rule's place in the list is base[word] +
-  //    the popcount of keyed[word] below it. Those missing a kind are dropped. verify() takes
-  //    the listed rules, all in [lo, hi).
-  std::uint32_t list[kMaxList];
-  std::uint16_t want[kMaxList], got[kMaxList];
-  std::uint16_t base[Prefilter::kMaxWords];
-  std::uint64_t keyed[Prefilter::kMaxWords];
-  std::uint32_t need = 0;
-  auto verify = [&](std::size_t in_list, std::size_t lo, std::size_t hi) {
+  // 2. Key kinds: for each kind some candidate needs, the rules of the postings hit of that
+  //    kind are marked in `has`; each candidate needing the kind and not marked is dropped
+  //    (drop_missing(b, marked)). `has` is clear between kinds.
+  std::uint64_t* const has = out.has;
+  auto verify = [&](std::uint32_t need, auto&& drop_missing) {
+    std::memset(has, 0, words * sizeof has[0]);
     for (std::uint32_t kinds = need; kinds; kinds &= kinds - 1) {
       const auto c = static_cast<Cond>(__builtin_ctz(kinds));
       const int k = kind(c);
       const auto b = static_cast<std::uint16_t>(bit(c));
       if (!(gathered & b)) gather(c);
-      if (unknown & b) {  // not filtered: checked in full
-        for (std::size_t x = 0; x < in_list; ++x) got[x] |= b;
-        continue;
-      }
-      for (std::size_t j = begin[k]; j < end[k]; ++j) {
-        const Rules v = all_of(hits[j]);
-        if (v.dense) {
-          const auto* bits = reinterpret_cast<const std::uint64_t*>(v.data);
-          for (std::size_t x = 0; x < in_list; ++x)
-            if ((want[x] & b) && ((bits[list[x] >> 6] >> (list[x] & 63)) & 1)) got[x] |= b;
-          continue;
-        }
+      if (unknown & b) continue;  // not filtered: checked in full
+      bool dense_hit = false;
+      auto each_rule = [&](const Rules& v, auto&& fn) {
         for (const unsigned char *at = v.data, *stop = at + v.n * sizeof(std::uint16_t); at != stop;
              at += sizeof(std::uint16_t)) {
           std::uint16_t rule;
           std::memcpy(&rule, at, sizeof rule);
-          if (rule < lo || rule >= hi) continue;
-          const std::size_t w = rule >> 6;
-          const std::uint64_t m = std::uint64_t{1} << (rule & 63);
-          if ((cand[w] & m) && (keyed[w] & m))  // a non-zero word in [lo, hi) is listed
-            got[base[w] + static_cast<unsigned>(std::popcount(keyed[w] & (m - 1)))] |= b;
+          fn(rule);
+        }
+      };
+      for (std::size_t j = begin[k]; j < end[k]; ++j) {
+        const Rules v = all_of(hits[j]);
+        if (v.dense) {
+          const auto* bits = reinterpret_cast<const std::uint64_t*>(v.data);
+          for (std::size_t w = 0; w < words; ++w) has[w] |= bits[w];
+          dense_hit = true;
+        } else {
+          each_rule(v, [&](std::uint16_t r) { has[r >> 6] |= std::uint64_t{1} << (r & 63); });
         }
       }
+      drop_missing(b, [&](std::uint32_t i) { return (has[i >> 6] >> (i & 63)) & 1; });
+      if (dense_hit) {
+        std::memset(has, 0, words * sizeof has[0]);
+      } else {
+        for (std::size_t j = begin[k]; j < end[k]; ++j)
+          each_rule(all_of(hits[j]), [&](std::uint16_t r) { has[r >> 6] = 0; });
+      }
     }
-    for (std::size_t x = 0; x < in_list; ++x)
-      if ((got[x] & want[x]) != want[x]) drop(list[x]);
   };
 
   if (!dense && taken <= kMaxList) {
-    // The usual case: the entries collected, sorted, those after first_sure (taken before it
-    // was known) left out. The words of every rule taken (whose bits are set) are cleared
-    // from the entries as taken: the sorted ones are the sort's last stores, which loads
-    // right behind them would wait for.
-    for (std::size_t x = 0; x < taken; ++x) keyed[took[x] >> 22] = 0;
+    // The usual case: the entries collected, those after first_sure (taken before it was
+    // known) left out, those missing a key kind dropped, then the rest sorted.
     const std::uint64_t above = std::uint64_t{first_sure + 1} << 16;
     std::size_t left = 0;
+    std::uint32_t need = 0;
     for (std::size_t x = 0; x < taken; ++x) {
       took[left] = took[x];
-      left += took[x] < above;
+      const bool in = took[x] < above;
+      need |= in ? f.infos[took[x] & 0xffff].keys : 0U;
+      left += in;
     }
     taken = left;
+    if (need) {
+      verify(need, [&](std::uint16_t b, auto&& marked) {
+        for (std::size_t x = 0; x < taken; ++x)
+          if ((f.infos[took[x] & 0xffff].keys & b) && !marked(took[x] >> 16)) drop(took[x] >> 16);
+      });
+      left = 0;
+      for (std::size_t x = 0; x < taken; ++x) {
+        took[left] = took[x];
+        left += (cand[took[x] >> 22] >> ((took[x] >> 16) & 63)) & 1;
+      }
+      taken = left;
+    }
     std::uint32_t sorted[kMaxList];
     sort_distinct(took, taken, sorted);
-    std::size_t listed = 0;
+    // The first with nothing left to check decides unless one before it does: its rule,
+    // which the decision then reads, is asked for now.
+    std::size_t sure = kMaxList;
     for (std::size_t x = 0; x < taken; ++x) {
       const Prefilter::Info& in = f.infos[sorted[x] & 0xffff];
-      if (!in.keys) continue;
-      const std::uint32_t i = sorted[x] >> 16;
-      if (!keyed[i >> 6]) base[i >> 6] = static_cast<std::uint16_t>(listed);
-      keyed[i >> 6] |= std::uint64_t{1} << (i & 63);
-      need |= in.keys;
-      list[listed] = i;
-      want[listed] = in.keys;
-      got[listed++] = 0;
-    }
-    if (listed) verify(listed, 0, words * 64);
-    // Each entry written once, not copied back. The first with nothing left to check decides
-    // unless one before it does: its rule, which the decision then reads, is asked for now.
-    std::size_t kept = 0, sure = kMaxList;
-    for (std::size_t x = 0; x < taken; ++x) {
-      const std::uint32_t i = sorted[x] >> 16;
-      const Prefilter::Info& in = f.infos[sorted[x] & 0xffff];
-      cl[kept] = {i, in};
-      const bool keep = (cand[i >> 6] >> (i & 63)) & 1;
-      if (sure == kMaxList && keep && !(in.rest | in.url_list | in.header_list)) sure = kept;
-      kept += keep;
+      cl[x] = {sorted[x] >> 16, in};
+      if (sure == kMaxList && !(in.rest | in.url_list | in.header_list)) sure = x;
     }
     if (sure != kMaxList) __builtin_prefetch(&p.rules[cl[sure].rule]);
     out.unverified = unknown;  // with the kinds verify() gathered
     out.listed = true;
-    out.count = kept;
+    out.count = taken;
     return;
   }
 
@@ -1212,52 +1206,29 @@ void candidates(const Policy::Impl& p, Ctx& ctx, Candidates& out) {
     nz[count] = static_cast<std::uint16_t>(w);
     count += cand[w] != 0;
   }
-  std::size_t listed = 0;
+  std::uint32_t need = 0;
   for (std::size_t t = 0; t < count; ++t) {
     const std::size_t w = nz[t];
-    base[w] = static_cast<std::uint16_t>(std::min(listed, kMaxList));
-    std::uint64_t kb = 0;
     for (std::uint64_t b = cand[w]; b; b &= b - 1) {
-      const auto bitpos = static_cast<unsigned>(__builtin_ctzll(b));
-      const auto i = static_cast<std::uint32_t>(w * 64 + bitpos);
+      const auto i = static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(b)));
       const Prefilter::Info& in = f.info[i];
-      if (in.context && !context_holds(in)) {
+      if (in.context && !context_holds(in))
         drop(i);
-        continue;
-      }
-      if (!in.keys) continue;
-      need |= in.keys;
-      kb |= std::uint64_t{1} << bitpos;
-      if (listed < kMaxList) {
-        list[listed] = i;
-        want[listed] = in.keys;
-        got[listed] = 0;
-      }
-      ++listed;
+      else
+        need |= in.keys;
     }
-    keyed[w] = kb;
   }
-  if (listed > 0 && listed <= kMaxList) {
-    verify(listed, 0, live * 64);
-  } else if (listed > kMaxList) {
-    // Too many for one list: runs of words holding at most kMaxList listed candidates each.
-    for (std::size_t from = 0; from < count;) {
-      std::size_t to = from, in_list = 0;
-      for (; to < count; ++to) {
-        const std::size_t w = nz[to];
-        if (in_list + static_cast<std::size_t>(std::popcount(keyed[w])) > kMaxList) break;
-        base[w] = static_cast<std::uint16_t>(in_list);
-        for (std::uint64_t kb = keyed[w]; kb; kb &= kb - 1) {
+  if (need) {
+    verify(need, [&](std::uint16_t kb, auto&& marked) {
+      for (std::size_t t = 0; t < count; ++t) {
+        const std::size_t w = nz[t];
+        for (std::uint64_t b = cand[w]; b; b &= b - 1) {
           const auto i =
-              static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(kb)));
-          list[in_list] = i;
-          want[in_list] = f.info[i].keys;
-          got[in_list++] = 0;
+              static_cast<std::uint32_t>(w * 64 + static_cast<unsigned>(__builtin_ctzll(b)));
+          if ((f.info[i].keys & kb) && !marked(i)) drop(i);
         }
       }
-      verify(in_list, nz[from] * std::size_t{64}, nz[to - 1] * std::size_t{64} + 64);
-      from = to;
-    }
+    });
   }
   std::size_t kept = 0;
   for (std::size_t t = 0; t < count; ++t) {
