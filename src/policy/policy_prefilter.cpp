@@ -673,8 +673,8 @@ void build_prefilter(Policy::Impl& p) {
         c.fits = true;
         c.name_len = static_cast<std::uint8_t>(h->header.size());
         c.value_len = static_cast<std::uint8_t>(value.size());
-        std::memcpy(c.bytes, h->header.data(), h->header.size());
-        std::memcpy(c.bytes + h->header.size(), value.data(), value.size());
+        std::copy(h->header.begin(), h->header.end(), c.bytes);
+        std::copy(value.begin(), value.end(), c.bytes + h->header.size());
       }
       f.header_checks.push_back(c);
     }
