@@ -4,7 +4,6 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-#include <bit>
 #include <cstring>
 #include <map>
 #include <unordered_map>
