@@ -57,6 +57,17 @@ def free_port(host="127.0.0.1"):
             return port
 
 
+def complete_lines(path):
+    """The non-blank lines of a file another process is appending to. A last line
+    without its newline is still being written and is left for the next read."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return []
+    return [l for l in text[: text.rfind("\n") + 1].splitlines() if l.strip()]
+
+
 def wait_until(pred, timeout=5.0, interval=0.05):
     """Polls pred() until it is truthy or timeout passes; returns its last value."""
     deadline = time.monotonic() + timeout
@@ -361,12 +372,7 @@ class Proxy:
 
     # -- access log ----------------------------------------------------------------
     def access_lines(self, path=None):
-        path = path or self.access_log_path()
-        try:
-            with open(path, "r", encoding="utf-8", errors="replace") as f:
-                return [l for l in f.read().splitlines() if l.strip()]
-        except OSError:
-            return []
+        return complete_lines(path or self.access_log_path())
 
     def access_records(self, path=None):
         recs = []
@@ -1705,13 +1711,8 @@ ruleset(name="r") {{
 
     def records(self):
         """The messages received so far (parsed; sd decoded), in the order written."""
-        try:
-            with open(self.out, "r", encoding="utf-8", errors="replace") as f:
-                lines = [l for l in f.read().splitlines() if l.strip()]
-        except OSError:
-            return []
         recs = []
-        for line in lines:
+        for line in complete_lines(self.out):
             r = json.loads(line)
             r["sd"] = json.loads(r["sd"]) if r.get("sd") else {}
             recs.append(r)

@@ -287,8 +287,7 @@ class FormatsAndTransports(SyslogCase):
         self.assertEqual([m["msgid"] for m in got], ["block", "threat"])
 
         # -- the security log file: the same two.
-        with open(os.path.join(p.state_dir, "security.log")) as f:
-            sec_lines = [json.loads(l) for l in f.read().splitlines() if l.strip()]
+        sec_lines = [json.loads(l) for l in h.complete_lines(os.path.join(p.state_dir, "security.log"))]
         self.assertEqual([r["request_id"] for r in sec_lines], [order[2], order[3]])
         self.assertEqual(sec_lines[1]["threat"], by_id[order[3]]["threat"])
 
