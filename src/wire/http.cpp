@@ -698,4 +698,30 @@ Error analyze_response(const ResponseHead& head, std::string_view request_method
   return Error::none;
 }
 
+namespace {
+// Whether an Upgrade field of head lists "websocket" (any version; RFC 9110 7.8).
+bool upgrade_lists_websocket(const Head& head) {
+  bool found = false;
+  for (const Field& field : head.fields) {
+    if (!iequals(field.name, "upgrade")) continue;
+    for_each_element(field.value, [&](std::string_view protocol) {
+      found = found || iequals(protocol.substr(0, protocol.find('/')), "websocket");
+      return !found;
+    });
+  }
+  return found;
+}
+}  // namespace
+
+bool websocket_upgrade(const RequestHead& head, const MessageInfo& info) {
+  return info.upgrade && head.method == "GET" && head.version_minor >= 1 &&
+         (info.body == BodyKind::none ||
+          (info.body == BodyKind::length && info.content_length == 0)) &&
+         upgrade_lists_websocket(head);
+}
+
+bool websocket_accepted(const ResponseHead& head, const MessageInfo& info) {
+  return head.status == 101 && info.upgrade && upgrade_lists_websocket(head);
+}
+
 }  // namespace pc::wire

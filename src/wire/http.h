@@ -188,6 +188,15 @@ Error analyze_request(const RequestHead& head, const Target& target, MessageInfo
 // that a Transfer-Encoding whose last coding is not chunked means until_close (RFC 9112 6.3).
 Error analyze_response(const ResponseHead& head, std::string_view request_method, MessageInfo& out);
 
+// A request the proxy passes on as a WebSocket opening handshake (RFC 6455 4.1): GET over
+// HTTP/1.1 without a body, "upgrade" in Connection and "websocket" among the Upgrade field's
+// protocols. Other upgrades (h2c, TLS/1.0) are never forwarded. info: from analyze_request.
+bool websocket_upgrade(const RequestHead& head, const MessageInfo& info);
+
+// A response that switches to WebSocket: 101 with "upgrade" in Connection and "websocket" in
+// Upgrade. info: from analyze_response.
+bool websocket_accepted(const ResponseHead& head, const MessageInfo& info);
+
 // True for the hop-by-hop fields a proxy never forwards: Connection, Proxy-Connection,
 // Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authorization,
 // Proxy-Authenticate. (Fields named in Connection are found with MessageInfo.)

@@ -282,6 +282,52 @@ TEST(RequestSemantics, Info) {
   EXPECT_FALSE(info.upgrade);
 }
 
+// Which requests are passed on as WebSocket handshakes (RFC 6455 4.1, RFC 9110 7.8).
+TEST(RequestSemantics, WebSocketUpgrade) {
+  auto websocket = [](const std::string& fields, const std::string& line = "GET / HTTP/1.1") {
+    const std::string text = req(H + fields, line);  // head's views point into it
+    RequestHead head;
+    MessageInfo info;
+    EXPECT_EQ(test::analyze(text, &info, &head), Error::none) << fields;
+    return websocket_upgrade(head, info);
+  };
+  EXPECT_TRUE(websocket("Connection: Upgrade\r\nUpgrade: websocket\r\n"));
+  EXPECT_TRUE(websocket("Connection: keep-alive, upgrade\r\nUpgrade: h2c, WebSocket/13\r\n"));
+  EXPECT_TRUE(websocket("Connection: Upgrade\r\nUpgrade: h2c\r\nUpgrade: websocket\r\n"));
+  EXPECT_TRUE(websocket("Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n"));
+  // Not asked: no "upgrade" in Connection, no websocket in Upgrade, or no Upgrade at all.
+  EXPECT_FALSE(websocket("Upgrade: websocket\r\n"));
+  EXPECT_FALSE(websocket("Connection: Upgrade\r\nUpgrade: h2c\r\n"));
+  EXPECT_FALSE(websocket("Connection: Upgrade\r\nUpgrade: websockets\r\n"));
+  EXPECT_FALSE(websocket("Connection: Upgrade\r\n"));
+  // Only GET over HTTP/1.1 without a body.
+  EXPECT_FALSE(websocket("Connection: Upgrade\r\nUpgrade: websocket\r\n", "POST / HTTP/1.1"));
+  EXPECT_FALSE(websocket("Connection: Upgrade\r\nUpgrade: websocket\r\n", "GET / HTTP/1.0"));
+  EXPECT_FALSE(websocket("Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 1\r\n"));
+  EXPECT_FALSE(
+      websocket("Connection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n"));
+}
+
+TEST(ResponseSemantics, WebSocketAccepted) {
+  auto accepted = [](const std::string& text) {
+    ResponseHead head;
+    EXPECT_EQ(parse_response_head(text, Limits{}, head).status, Status::complete) << text;
+    MessageInfo info;
+    EXPECT_EQ(analyze_response(head, "GET", info), Error::none) << text;
+    return websocket_accepted(head, info);
+  };
+  EXPECT_TRUE(
+      accepted("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+               "Upgrade: WebSocket\r\n\r\n"));
+  EXPECT_FALSE(accepted("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"));
+  EXPECT_FALSE(
+      accepted("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+               "Upgrade: h2c\r\n\r\n"));
+  EXPECT_FALSE(
+      accepted("HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               "Content-Length: 0\r\n\r\n"));
+}
+
 TEST(HopByHop, Names) {
   for (const char* n :
        {"Connection", "proxy-connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding",
