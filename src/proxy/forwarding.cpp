@@ -205,6 +205,10 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
     append_field(out, "Content-Length", std::to_string(info.content_length));
   else if (info.body == wire::BodyKind::chunked)
     append_field(out, "Transfer-Encoding", "chunked");
+  if (wire::websocket_upgrade(req, info)) {
+    append_field(out, "Connection", "Upgrade");
+    append_field(out, "Upgrade", "websocket");
+  }
   if (parent) append_parent_auth(out, *parent);
   out += "\r\n";
   return out;
@@ -241,6 +245,17 @@ std::string response_head_for_client(const wire::ResponseHead& head, const wire:
     append_field(out, "Connection", "close");
   else if (client10)
     append_field(out, "Connection", "keep-alive");
+  out += "\r\n";
+  return out;
+}
+
+std::string switching_head_for_client(const wire::ResponseHead& head, const wire::MessageInfo& info,
+                                      std::string_view name) {
+  std::string out = response_head_for_client(head, info, false, true, name, true);
+  out.resize(out.size() - 2);  // the end of the head, restated below
+  append_field(out, "Via", via_value(head, head.version_minor, name));
+  append_field(out, "Connection", "Upgrade");
+  append_field(out, "Upgrade", "websocket");
   out += "\r\n";
   return out;
 }

@@ -32,7 +32,8 @@ std::string connect_request(std::string_view authority, const config::Parent& pa
 
 // The request head sent upstream: origin-form to an origin, absolute-form to a parent;
 // hop-by-hop fields removed, Via and X-Forwarded-For applied, Max-Forwards decremented,
-// framing re-stated (Content-Length or chunked), the gateway's warn cookie removed.
+// framing re-stated (Content-Length or chunked), the gateway's warn cookie removed; a
+// WebSocket opening handshake (wire::websocket_upgrade) keeps Connection/Upgrade: websocket.
 // drop_expect: leave out Expect (the gateway answered 100-continue itself and has the body).
 std::string upstream_request_head(const wire::RequestHead& req, const wire::Target& target,
                                   const wire::MessageInfo& info, const config::Config& cfg,
@@ -45,6 +46,11 @@ std::string upstream_request_head(const wire::RequestHead& req, const wire::Targ
 std::string response_head_for_client(const wire::ResponseHead& head, const wire::MessageInfo& info,
                                      bool rechunk, bool keep_alive, std::string_view name,
                                      bool interim, bool client10 = false);
+
+// The 101 response that switches the client's connection to WebSocket: the server's fields
+// without the hop-by-hop ones, Via, and Connection: Upgrade with Upgrade: websocket.
+std::string switching_head_for_client(const wire::ResponseHead& head, const wire::MessageInfo& info,
+                                      std::string_view name);
 
 std::string base64(std::string_view in);
 

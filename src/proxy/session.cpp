@@ -216,6 +216,7 @@ awaitable<Session::Outcome> Session::transaction() {
     co_return co_await send_reply(t);
   }
   t.keep_client = t.info.keep_alive && !t.info.upgrade;
+  t.websocket = wire::websocket_upgrade(t.req, t.info);
   t.host = base::to_lower(t.target.host);
 
   // classify + decide (no policy engine yet: protocol and safety rules only).
@@ -507,23 +508,29 @@ awaitable<bool> Session::connect_parent(Txn& t) {
 // ---- CONNECT tunnels ----
 
 awaitable<Session::Outcome> Session::tunnel(Txn& t) {
-  const auto& cfg = t.cfg();
-  if (!(co_await open_upstream(t, true))) co_return t.outcome;  // a reply was sent
+  // Awaited on its own line: g++ 12 at -O0 resumed this coroutine at a corrupt point when the
+  // await was the condition of its first statement.
+  const bool open = co_await open_upstream(t, true);
+  if (!open) co_return t.outcome;  // a reply was sent
   t.rec.status = 200;
   if (!(co_await write_client("HTTP/1.1 200 Connection established\r\n\r\n", t))) {
     finish(t);
     co_return Outcome::close;
   }
   t.response_started = true;
-  watchdog_.arm(cfg.timeouts.tunnel_idle);
+  co_await relay_both_ways(t);
+  finish(t);
+  co_return Outcome::close;
+}
+
+awaitable<void> Session::relay_both_ways(Txn& t) {
+  watchdog_.arm(t.cfg().timeouts.tunnel_idle);
   std::uint64_t up = 0, down = 0;
   bool e1 = false, e2 = false;
   co_await (pump(client_, upstream_, cbuf_, up, e1) && pump(upstream_, client_, ubuf_, down, e2));
   t.rec.bytes_in += up;
   t.rec.bytes_out += down;
   if (watchdog_.expired()) t.rec.reason = "tunnel idle timeout";
-  finish(t);
-  co_return Outcome::close;
 }
 
 awaitable<void> Session::pump(tcp::socket& from, tcp::socket& to, base::Buffer& buf,
@@ -778,7 +785,11 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
     upstream_reused_ = false;  // a response arrived: the connection was good
     if (head.status >= 200) break;
     if (head.status == 101) {
-      t.rec.reason = "upstream switched protocols without being asked";
+      if (t.websocket && wire::analyze_response(head, t.req.method, rinfo) == wire::Error::none &&
+          wire::websocket_accepted(head, rinfo))
+        break;
+      t.rec.reason = t.websocket ? "upstream switched to a protocol other than websocket"
+                                 : "upstream switched protocols without being asked";
       t.upstream_malformed = true;
       w_.metrics().upstream_error(txn::UpstreamError::malformed);
       boost::system::error_code ignore;
@@ -806,6 +817,21 @@ awaitable<void> Session::relay_response(Txn& t, bool& upload_done, bool& upload_
   }
   if (!t.decision.final && !txn::decide_response(t, head)) {
     boost::system::error_code ignore;  // the response is refused: never relay any of it
+    upstream_.close(ignore);
+    co_return;
+  }
+  if (head.status == 101) {
+    // The server took the WebSocket handshake: the connection now carries frames both ways,
+    // relayed unscanned like a CONNECT tunnel, and is never reused.
+    t.rec.status = 101;
+    t.rec.reason = "switched to websocket";
+    t.keep_client = false;
+    const std::string out = switching_head_for_client(head, rinfo, cfg.name);
+    if (co_await write_client(out, t)) {
+      t.response_started = true;
+      co_await relay_both_ways(t);
+    }
+    boost::system::error_code ignore;
     upstream_.close(ignore);
     co_return;
   }

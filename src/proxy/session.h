@@ -85,6 +85,9 @@ class Session : public txn::Connection, public std::enable_shared_from_this<Sess
   net::asio::awaitable<void> pass_unscanned(Txn& t, const wire::ResponseHead& head,
                                             const wire::MessageInfo& rinfo, Download& dl,
                                             std::string_view pending, bool& body_ok);
+  // Relays bytes both ways between client and upstream until both sides have finished, or
+  // until timeouts.tunnel_idle passes without any (a CONNECT tunnel, a WebSocket).
+  net::asio::awaitable<void> relay_both_ways(Txn& t);
   net::asio::awaitable<void> pump(net::tcp::socket& from, net::tcp::socket& to, base::Buffer& buf,
                                   std::uint64_t& counter, bool& eof);
   // Local replies are prepared by a plain function and sent by a coroutine with no

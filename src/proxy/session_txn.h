@@ -38,6 +38,7 @@ struct Session::Txn : txn::Exchange {
   Outcome outcome = Outcome::close;  // after a local reply: whether the connection goes on
   net::Clock::time_point sent_at;    // the request head went upstream (first_byte phase)
   bool upstream_malformed = false;   // the response broke the framing rules (counted)
+  bool websocket = false;            // a WebSocket handshake, passed on (wire::websocket_upgrade)
 
   // Scanning (scan_delivery.cpp)
   bool scan_blocked = false;   // a scan refused the response: ex.reply is prepared

@@ -464,6 +464,44 @@ class ConnReader:
         return b"".join(parts)
 
 
+# ---- WebSocket framing (RFC 6455 5.2), for tests that relay it ----
+
+def websocket_accept(key):
+    guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    return base64.b64encode(hashlib.sha1((key + guid).encode()).digest()).decode()
+
+
+def ws_frame(opcode, data, mask=None):
+    """One final frame; mask: 4 bytes for a client's frame, None for a server's."""
+    n = len(data)
+    head = bytes([0x80 | opcode])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([mbit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + data
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def read_ws_frame(reader):
+    """(opcode, payload unmasked) of one frame."""
+    b0, b1 = reader.read_exact(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", reader.read_exact(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", reader.read_exact(8))[0]
+    mask = reader.read_exact(4) if b1 & 0x80 else None
+    data = reader.read_exact(n)
+    if mask:
+        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return b0 & 0x0F, data
+
+
 def parse_head(raw):
     """raw head bytes (ending CRLFCRLF) -> (start line, [(name, value)])."""
     text = raw.decode("latin-1")
@@ -876,6 +914,8 @@ class OriginServer(_TCPServerBase):
                 except socket.timeout:
                     continue
             return False
+        if path == "/websocket":
+            return self.websocket(sock, reader, req, q, ka)
         if path == "/garbage":
             sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
             return False
@@ -889,6 +929,27 @@ class OriginServer(_TCPServerBase):
         body = b"not found"
         sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n%s\r\n" % (len(body), ka) + body)
         return True
+
+    def websocket(self, sock, reader, req, q, ka):
+        """/websocket: an echo server after the opening handshake (RFC 6455 4.2.2); without
+        one, 426 with the request as JSON. q: proto=P answers 101 with Upgrade: P instead;
+        force=1 answers 101 even without a handshake."""
+        key = req.header("Sec-WebSocket-Key", "")
+        asked = ("upgrade" in (req.header("Connection") or "").lower()
+                 and "websocket" in (req.header("Upgrade") or "").lower() and key)
+        if not asked and q.get("force") != "1":
+            body = json.dumps(req.as_json()).encode()
+            sock.sendall(b"HTTP/1.1 426 Upgrade Required\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n%s\r\n" % (len(body), ka) + body)
+            return True
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Accept: %s\r\n\r\n"
+                     % (q.get("proto", "websocket").encode(), websocket_accept(key).encode()))
+        while True:
+            opcode, data = read_ws_frame(reader)
+            sock.sendall(ws_frame(opcode, data))  # echoed unmasked, as a server sends
+            if opcode == 8:  # close
+                return False
 
     def complete_requests(self):
         with self.lock:

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """CONNECT tunnels: TLS through curl -p and http.client set_tunnel, IPv6 clients, port
-policy (proxy.connect_ports), unreachable destinations."""
+policy (proxy.connect_ports), unreachable destinations. WebSocket handshakes sent to the
+proxy as plain http:// requests, relayed the same way once the server switches."""
 
+import base64
 import http.client
 import json
 import os
@@ -120,6 +122,108 @@ class Connect(h.PortcullisTestCase):
                                 method="CONNECT")
                 self.assertIsNotNone(resp)
                 self.assertEqual(resp.status, 400)
+
+
+
+WS_POLICY = """
+[[header_filters]]
+name = "websocket"
+header = "Upgrade"
+contains = "websocket"
+
+[[rules]]
+name = "no websockets to /websocket?blocked"
+headers = ["websocket"]
+urls = ["*/websocket?blocked*"]
+action = "block"
+
+[default]
+action = "allow"
+"""
+
+
+class WebSocket(h.PortcullisTestCase):
+    """A WebSocket client that sends its handshake to the proxy (absolute-form GET with
+    Connection: Upgrade), as proxy agents of non-browser clients do."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.o = cls.class_origin()
+        policy = os.path.join(cls.workdir, "ws-policy.toml")
+        with open(policy, "w") as f:
+            f.write(WS_POLICY)
+        cls.p = cls.class_proxy({"policy": {"file": policy}})
+
+    def setUp(self):
+        self.p.revive()
+
+    def record_for(self, url_end):
+        rec = h.wait_until(lambda: next((r for r in self.p.access_records()
+                                         if r["url"].endswith(url_end)), None), timeout=10)
+        self.assertIsNotNone(rec, "no access record for %s" % url_end)
+        return rec
+
+    def handshake(self, path, upgrade="websocket", version="HTTP/1.1"):
+        """Sends an opening handshake through the proxy; returns (socket, reader, status line,
+        fields, key)."""
+        key = base64.b64encode(os.urandom(16)).decode()
+        s = h.connect(self.p.port)
+        self.addCleanup(s.close)
+        s.sendall(("GET %s %s\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: %s\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                   % (self.o.url(path), version, self.o.authority, upgrade, key)).encode())
+        rd = h.ConnReader(s, timeout=20)
+        start, fields = h.parse_head(rd.read_until(b"\r\n\r\n"))
+        return s, rd, start, fields, key
+
+    def test_messages_both_ways_after_the_switch(self):
+        s, rd, start, fields, key = self.handshake("/websocket?echo")
+        self.assertEqual(start, "HTTP/1.1 101 Switching Protocols")
+        self.assertEqual(h.get_field(fields, "Sec-WebSocket-Accept"), h.websocket_accept(key))
+        self.assertEqual(h.get_field(fields, "Upgrade").lower(), "websocket")
+        self.assertEqual(h.get_field(fields, "Connection").lower(), "upgrade")
+        self.assertEqual(h.get_field(fields, "Via"), "1.1 " + h.GATEWAY_NAME)
+        big = h.payload(300000)  # a 64-bit length frame
+        for opcode, data in ((1, "hello, ウェブソケット".encode()), (2, big), (9, b"ping")):
+            s.sendall(h.ws_frame(opcode, data, mask=os.urandom(4)))
+            self.assertEqual(h.read_ws_frame(rd), (opcode, data))
+        s.sendall(h.ws_frame(8, b"\x03\xe8", mask=os.urandom(4)))  # close, 1000
+        self.assertEqual(h.read_ws_frame(rd), (8, b"\x03\xe8"))
+        self.assertEqual(rd.read_all(), b"")  # the server closed: so does the gateway
+        s.close()  # the client's half: the exchange is over and logged
+        seen = self.o.last()
+        self.assertEqual(seen.target, "/websocket?echo")
+        self.assertEqual(seen.header("Sec-WebSocket-Key"), key)
+        rec = self.record_for("/websocket?echo")
+        self.assertEqual((rec["status"], rec["result"], rec["reason"]),
+                         (101, "allowed", "switched to websocket"))
+        self.assertGreater(rec["bytes_in"], len(big))
+        self.assertGreater(rec["bytes_out"], len(big))
+
+    def test_policy_decides_before_the_handshake_goes_on(self):
+        n = len(self.o.heads)
+        s, rd, start, fields, key = self.handshake("/websocket?blocked")
+        self.assertEqual(start.split(" ")[1], "403")
+        self.assertEqual(len(self.o.heads), n, "the blocked handshake reached the server")
+
+    def test_other_upgrades_are_not_passed_on(self):
+        # h2c, and websocket asked for over HTTP/1.0 (RFC 9110 7.8): the server sees a plain GET.
+        for upgrade, version in (("h2c", "HTTP/1.1"), ("websocket", "HTTP/1.0")):
+            s, rd, start, fields, key = self.handshake("/websocket?plain", upgrade, version)
+            self.assertEqual(start.split(" ")[1], "426", (upgrade, version))
+            names = {n.lower() for n, _ in self.o.last().fields}
+            self.assertNotIn("upgrade", names)
+            self.assertNotIn("connection", names)
+
+    def test_a_switch_not_asked_for_is_refused(self):
+        s, rd, start, fields, key = self.handshake("/websocket?proto=h2c")
+        self.assertEqual(start.split(" ")[1], "502")
+        self.assertIn("other than websocket", self.record_for("/websocket?proto=h2c")["reason"])
+        r = self.curl("-x", self.p.url, "-o", "/dev/null", "-w", "%{http_code}",
+                      self.o.url("/websocket?force=1"))
+        self.assertEqual(r.stdout, b"502")
+        self.assertIn("without being asked", self.record_for("/websocket?force=1")["reason"])
 
 
 if __name__ == "__main__":

@@ -253,6 +253,26 @@ TEST(UpstreamRequest, HopByHopAndConnectionNamedFieldsRemoved) {
             "X-Forwarded-For: 192.0.2.9\r\n\r\n");
 }
 
+TEST(UpstreamRequest, WebSocketHandshakeKeepsItsUpgrade) {
+  // Only "websocket" is asked for upstream; the other fields Connection names still go.
+  auto out = upstream(
+      "GET http://example.com/chat HTTP/1.1\r\nHost: example.com\r\n"
+      "Connection: keep-alive, Upgrade, X-Secret\r\nUpgrade: h2c, websocket\r\nX-Secret: 1\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  EXPECT_EQ(out,
+            "GET /chat HTTP/1.1\r\nHost: example.com\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            "Via: 1.1 portcullis\r\nX-Forwarded-For: 192.0.2.9\r\n"
+            "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  // Any other upgrade is dropped like every hop-by-hop field.
+  auto h2c = lines(
+      upstream("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade, "
+               "HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"));
+  EXPECT_EQ(count_prefix(h2c, "Upgrade:"), 0u);
+  EXPECT_EQ(count_prefix(h2c, "Connection:"), 0u);
+  EXPECT_EQ(count_prefix(h2c, "HTTP2-Settings:"), 0u);
+}
+
 TEST(UpstreamRequest, ViaAppendedWithTheReceivedVersion) {
   auto ls11 =
       lines(upstream("GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nVia: 1.0 a\r\n"
@@ -476,6 +496,16 @@ TEST(ClientResponse, ViaMergedWithUpstreamVia) {
   EXPECT_EQ(count_prefix(ls, "Via:"), 1u);
   EXPECT_NE(std::find(ls.begin(), ls.end(), "Via: 1.1 cache1, 1.0 cache2, 1.1 portcullis"),
             ls.end());
+}
+
+TEST(ClientResponse, SwitchingToWebSocket) {
+  auto r = resp(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: WebSocket\r\nConnection: Upgrade, X-In\r\n"
+      "X-In: 1\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nVia: 1.1 cache1\r\n\r\n");
+  EXPECT_EQ(switching_head_for_client(r->head, r->info, "portcullis"),
+            "HTTP/1.1 101 Switching Protocols\r\n"
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            "Via: 1.1 cache1, 1.1 portcullis\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
 }
 
 TEST(ClientResponse, ReasonPhraseKept) {
