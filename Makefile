@@ -3,7 +3,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test unit fuzz asan bench format clean
+.PHONY: all deps build run test unit fuzz asan e2e-release bench format clean
 
 all: build
 
@@ -38,6 +38,13 @@ asan: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build --preset asan -j $(JOBS)
 	@ctest --preset asan -j $(JOBS)
+
+# The end-to-end tests against the optimised build that `make run` starts (`make test` builds
+# with g++ -O0 and `make asan` with clang -O1; optimised code can fail differently).
+e2e-release: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release -j $(JOBS) --target portcullis
+	@ctest --preset release -L e2e -j $(JOBS)
 
 bench:
 	@scripts/bootstrap.sh bench
