@@ -49,6 +49,10 @@ void check(std::string_view in, const Limits& lim) {
         if (e == Error::none) {
           FUZZ_CHECK(info.body != BodyKind::until_close);
           for (std::string_view opt : info.connection_options) FUZZ_CHECK(inside(opt, bytes));
+          // A handshake passed on is a bodiless HTTP/1.1 GET asking for an upgrade.
+          if (websocket_upgrade(head, info))
+            FUZZ_CHECK(info.upgrade && head.method == "GET" && head.version_minor == 1 &&
+                       info.content_length == 0 && info.body != BodyKind::chunked);
         }
       }
       // The same bytes alone parse identically.

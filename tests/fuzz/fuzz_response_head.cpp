@@ -42,6 +42,8 @@ void check(std::string_view in, const Limits& lim) {
           FUZZ_CHECK(info.body == BodyKind::none);
         if (info.body == BodyKind::until_close) FUZZ_CHECK(!info.keep_alive);
         for (std::string_view opt : info.connection_options) FUZZ_CHECK(inside(opt, bytes));
+        if (websocket_accepted(head, info))
+          FUZZ_CHECK(head.status == 101 && info.upgrade && info.body == BodyKind::none);
       }
       break;
     }
