@@ -380,6 +380,18 @@ class Proxy:
             recs.append(json.loads(line))
         return recs
 
+    def access_matching(self, pred, n=1, timeout=5.0):
+        """The access-log records pred accepts, once there are at least n of them (waits,
+        bounded); fails with the log's last lines when there are fewer."""
+        def find():
+            recs = [r for r in self.access_records() if pred(r)]
+            return recs if len(recs) >= n else None
+        recs = wait_until(find, timeout)
+        if not recs:
+            raise AssertionError("fewer than %d matching access-log records; last records:\n%s"
+                                 % (n, "\n".join(self.access_lines()[-12:])))
+        return recs
+
     def wait_access_records(self, n, timeout=5.0, path=None):
         """Waits until at least n JSON lines exist; returns the parsed records."""
         wait_until(lambda: len(self.access_lines(path)) >= n, timeout)
@@ -471,6 +483,11 @@ def websocket_accept(key):
     return base64.b64encode(hashlib.sha1((key + guid).encode()).digest()).decode()
 
 
+def ws_masked(data, mask):
+    """data XOR the 4-byte mask, repeated (masking and unmasking alike)."""
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
 def ws_frame(opcode, data, mask=None):
     """One final frame; mask: 4 bytes for a client's frame, None for a server's."""
     n = len(data)
@@ -484,7 +501,7 @@ def ws_frame(opcode, data, mask=None):
         head += bytes([mbit | 127]) + struct.pack("!Q", n)
     if not mask:
         return head + data
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    return head + mask + ws_masked(data, mask)
 
 
 def read_ws_frame(reader):
@@ -497,9 +514,7 @@ def read_ws_frame(reader):
         n = struct.unpack("!Q", reader.read_exact(8))[0]
     mask = reader.read_exact(4) if b1 & 0x80 else None
     data = reader.read_exact(n)
-    if mask:
-        data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-    return b0 & 0x0F, data
+    return b0 & 0x0F, ws_masked(data, mask) if mask else data
 
 
 def parse_head(raw):

@@ -159,10 +159,7 @@ class WebSocket(h.PortcullisTestCase):
         self.p.revive()
 
     def record_for(self, url_end):
-        rec = h.wait_until(lambda: next((r for r in self.p.access_records()
-                                         if r["url"].endswith(url_end)), None), timeout=10)
-        self.assertIsNotNone(rec, "no access record for %s" % url_end)
-        return rec
+        return self.p.access_matching(lambda r: r["url"].endswith(url_end), timeout=10)[0]
 
     def handshake(self, path, upgrade="websocket", version="HTTP/1.1"):
         """Sends an opening handshake through the proxy; returns (socket, reader, status line,

@@ -289,14 +289,7 @@ class IcapCase(h.PortcullisTestCase):
 
     # -- access log ------------------------------------------------------------------
     def records(self, pred, n=1, timeout=5.0):
-        def find():
-            recs = [r for r in self.p.access_records() if pred(r)]
-            return recs if len(recs) >= n else None
-        recs = h.wait_until(find, timeout)
-        if not recs:
-            self.fail("fewer than %d matching access-log records; last records:\n%s"
-                      % (n, "\n".join(self.p.access_lines()[-12:])))
-        return recs
+        return self.p.access_matching(pred, n, timeout)
 
     def record_for(self, url, mode=None, timeout=5.0):
         return self.records(lambda r: r.get("url") == url and (mode is None or r.get("icap_mode") == mode),

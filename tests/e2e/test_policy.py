@@ -102,15 +102,8 @@ def continue_link(body):
 class PolicyCase(h.PortcullisTestCase):
     def record_for(self, p, url, n=1, timeout=5.0, pred=None):
         """The n-th access-log record for url (waits, bounded)."""
-        def find():
-            recs = [r for r in p.access_records()
-                    if (url is None or r.get("url") == url) and (pred is None or pred(r))]
-            return recs if len(recs) >= n else None
-        recs = h.wait_until(find, timeout)
-        if not recs:
-            self.fail("no access-log record #%d for %s; records:\n%s"
-                      % (n, url, "\n".join(p.access_lines()[-10:])))
-        return recs[n - 1]
+        return p.access_matching(lambda r: (url is None or r.get("url") == url)
+                                 and (pred is None or pred(r)), n, timeout)[n - 1]
 
     def get(self, port, url, headers=None, method="GET", host="127.0.0.1", source=None):
         """One request through the proxy with http.client (headers exactly as given)."""

@@ -106,15 +106,10 @@ class ScanCase(h.PortcullisTestCase):
     def record_for(self, p, marker, n=1, timeout=10.0, contains=False):
         """The access records whose URL ends with marker (contains: has it anywhere); waits
         for n of them."""
-        def match(url):
+        def match(r):
+            url = r.get("url", "")
             return marker in url if contains else url.endswith(marker)
-
-        def found():
-            recs = [r for r in p.access_records() if match(r.get("url", ""))]
-            return recs if len(recs) >= n else None
-        recs = h.wait_until(found, timeout)
-        self.assertTrue(recs, "no access record for %s in %r" % (marker, p.access_lines()[-5:]))
-        return recs
+        return p.access_matching(match, n, timeout)
 
     def get(self, p, url, *args, timeout=60):
         return self.curl_status("-x", p.url, *args, url, timeout=timeout)
